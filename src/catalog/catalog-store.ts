@@ -1,0 +1,239 @@
+import type { Knex } from 'knex'
+import type { CredentialCipher } from './credential-cipher.js'
+
+export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
+export type TenantStatus = typeof TENANT_STATUSES[number]
+
+/** Where a tenant's data lives and how to log in to it (password decrypted, kept in memory only). */
+export interface TenantDatabase {
+  host: string | null
+  port: number | null
+  name: string
+  user: string
+  password: string
+}
+
+export interface TenantRecord {
+  id: string
+  slug: string
+  name: string
+  status: TenantStatus
+  schemaVersion: string | null
+  database: TenantDatabase
+}
+
+export interface TenantSummary {
+  id: string
+  slug: string
+  name: string
+  status: TenantStatus
+  schemaVersion: string | null
+  databaseName: string
+  domains: string[]
+  primaryDomain: string | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface NewTenant {
+  slug: string
+  name: string
+  databaseName: string
+  databaseUser: string
+  password: string
+  domains: string[]
+}
+
+interface TenantRow {
+  id: string
+  slug: string
+  name: string
+  status: TenantStatus
+  db_host: string | null
+  db_port: number | null
+  db_name: string
+  db_user: string
+  db_password: string
+  schema_version: string | null
+  created_at: Date
+  updated_at: Date
+}
+
+/** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
+export class CatalogConflict extends Error {
+  constructor (readonly what: 'slug' | 'domain' | 'database', readonly value: string) {
+    super(`${what} already taken: ${value}`)
+  }
+}
+
+/** Every query Silo makes of the catalog database. */
+export class CatalogStore {
+  readonly #knex: Knex
+  readonly #cipher: CredentialCipher
+
+  constructor (knex: Knex, cipher: CredentialCipher) {
+    this.#knex = knex
+    this.#cipher = cipher
+  }
+
+  get knex (): Knex {
+    return this.#knex
+  }
+
+  /**
+   * Runs `fn` while holding a catalog advisory lock on the slug, so two processes (CLI, admin
+   * API, several instances) never provision or drop one tenant at once. The lock lives in a
+   * transaction's session: a process that dies mid-way releases it with its connection.
+   * Returns `undefined` without running `fn` when another holder has it.
+   */
+  async withTenantLock<T> (slug: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+    return await this.#knex.transaction(async (trx) => {
+      const { rows } = await trx.raw<{ rows: Array<{ locked: boolean }> }>(
+        'select pg_try_advisory_xact_lock(hashtextextended(?, 0)) as locked', [`silo:tenant:${slug}`]
+      )
+      if (rows[0]?.locked !== true) return undefined
+      return { value: await fn() }
+    })
+  }
+
+  async ping (): Promise<void> {
+    await this.#knex.raw('select 1')
+  }
+
+  async tenantByHost (host: string): Promise<TenantRecord | null> {
+    const row = await this.#knex<TenantRow>('tenants')
+      .join('domains', 'domains.tenant_id', 'tenants.id')
+      .where('domains.host', host)
+      .first('tenants.*')
+    return row === undefined ? null : this.#toRecord(row)
+  }
+
+  async tenantBySlug (slug: string): Promise<TenantRecord | null> {
+    const row = await this.#knex<TenantRow>('tenants').where({ slug }).first()
+    return row === undefined ? null : this.#toRecord(row)
+  }
+
+  async listTenants (slugs?: string[]): Promise<TenantSummary[]> {
+    const query = this.#knex<TenantRow>('tenants')
+      .leftJoin('domains', 'domains.tenant_id', 'tenants.id')
+      .groupBy('tenants.id')
+      .orderBy('tenants.slug')
+      .select(
+        'tenants.*',
+        this.#knex.raw('coalesce(array_agg(domains.host order by domains.is_primary desc, domains.host) filter (where domains.host is not null), \'{}\') as domains'),
+        this.#knex.raw('max(domains.host) filter (where domains.is_primary) as primary_domain')
+      )
+    if (slugs !== undefined) query.whereIn('tenants.slug', slugs)
+    const rows = await query as Array<TenantRow & { domains: string[], primary_domain: string | null }>
+    return rows.map((row) => ({
+      id: row.id,
+      slug: row.slug,
+      name: row.name,
+      status: row.status,
+      schemaVersion: row.schema_version,
+      databaseName: row.db_name,
+      domains: row.domains,
+      primaryDomain: row.primary_domain,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at
+    }))
+  }
+
+  async domainsOf (tenantId: string): Promise<string[]> {
+    return await this.#knex('domains').where({ tenant_id: tenantId }).orderBy([{ column: 'is_primary', order: 'desc' }, 'host']).pluck('host')
+  }
+
+  /** Inserts the tenant (status provisioning) and its domains, the first one primary, atomically. */
+  async insertTenant (tenant: NewTenant): Promise<TenantRecord> {
+    try {
+      return await this.#knex.transaction(async (trx) => {
+        const [row] = await trx<TenantRow>('tenants').insert({
+          slug: tenant.slug,
+          name: tenant.name,
+          status: 'provisioning',
+          db_name: tenant.databaseName,
+          db_user: tenant.databaseUser,
+          db_password: this.#cipher.encrypt(tenant.password)
+        }).returning('*')
+        if (row === undefined) throw new Error('insert returned no row')
+        if (tenant.domains.length > 0) {
+          await trx('domains').insert(tenant.domains.map((host, index) => ({ host, tenant_id: row.id, is_primary: index === 0 })))
+        }
+        return this.#toRecord(row)
+      })
+    } catch (error) {
+      throw toConflict(error, tenant)
+    }
+  }
+
+  async setStatus (slug: string, status: TenantStatus): Promise<void> {
+    await this.#knex('tenants').where({ slug }).update({ status, updated_at: this.#knex.fn.now() })
+  }
+
+  async setSchemaVersion (slug: string, version: string | null): Promise<void> {
+    await this.#knex('tenants').where({ slug }).update({ schema_version: version, updated_at: this.#knex.fn.now() })
+  }
+
+  async deleteTenant (slug: string): Promise<void> {
+    await this.#knex('tenants').where({ slug }).delete()
+  }
+
+  /** Adds a domain; the tenant's first domain becomes its primary. */
+  async addDomain (tenantId: string, host: string): Promise<void> {
+    try {
+      await this.#knex.transaction(async (trx) => {
+        const hasPrimary = await trx('domains').where({ tenant_id: tenantId, is_primary: true }).first('host')
+        await trx('domains').insert({ host, tenant_id: tenantId, is_primary: hasPrimary === undefined })
+      })
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new CatalogConflict('domain', host)
+      throw error
+    }
+  }
+
+  /** Removes a domain; when it was the primary, the next one (alphabetically) takes over. */
+  async removeDomain (host: string): Promise<string | null> {
+    return await this.#knex.transaction(async (trx) => {
+      const [removed] = await trx('domains').where({ host }).delete().returning(['tenant_id', 'is_primary'])
+      if (removed === undefined) return null
+      if (removed.is_primary === true) {
+        const next = await trx('domains').where({ tenant_id: removed.tenant_id }).orderBy('host').first('host')
+        if (next !== undefined) await trx('domains').where({ host: next.host }).update({ is_primary: true })
+      }
+      return removed.tenant_id as string
+    })
+  }
+
+  #toRecord (row: TenantRow): TenantRecord {
+    return {
+      id: row.id,
+      slug: row.slug,
+      name: row.name,
+      status: row.status,
+      schemaVersion: row.schema_version,
+      database: {
+        host: row.db_host,
+        port: row.db_port,
+        name: row.db_name,
+        user: row.db_user,
+        password: this.#cipher.decrypt(row.db_password)
+      }
+    }
+  }
+}
+
+function isUniqueViolation (error: unknown): boolean {
+  return (error as { code?: string }).code === '23505'
+}
+
+function toConflict (error: unknown, tenant: NewTenant): unknown {
+  if (!isUniqueViolation(error)) return error
+  const constraint = (error as { constraint?: string }).constraint ?? ''
+  if (constraint.startsWith('domains')) {
+    const detail = (error as { detail?: string }).detail ?? ''
+    const host = tenant.domains.find((domain) => detail.includes(`(${domain})`)) ?? tenant.domains.join(', ')
+    return new CatalogConflict('domain', host)
+  }
+  if (constraint === 'tenants_slug_unique') return new CatalogConflict('slug', tenant.slug)
+  return new CatalogConflict('database', tenant.databaseName)
+}

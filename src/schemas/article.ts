@@ -1,0 +1,45 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+const Title = Type.String({ minLength: 1, maxLength: 200 })
+const Body = Type.String({ maxLength: 100000 })
+
+export const Article = Type.Object({
+  id: Type.Integer({ minimum: 1 }),
+  title: Title,
+  body: Body,
+  published: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' })
+}, { title: 'Article' })
+export type Article = Static<typeof Article>
+
+export const ArticleCreate = Type.Object({
+  title: Title,
+  body: Body,
+  published: Type.Optional(Type.Boolean({ default: false }))
+}, { additionalProperties: false, title: 'ArticleCreate' })
+export type ArticleCreate = Static<typeof ArticleCreate>
+
+export const ArticleUpdate = Type.Object({
+  title: Type.Optional(Title),
+  body: Type.Optional(Body),
+  published: Type.Optional(Type.Boolean())
+}, { additionalProperties: false, minProperties: 1, title: 'ArticleUpdate' })
+export type ArticleUpdate = Static<typeof ArticleUpdate>
+
+export const ArticleParams = Type.Object({
+  id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
+})
+export type ArticleParams = Static<typeof ArticleParams>
+
+export const ArticleListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'nextCursor of the previous page' }))
+}, { additionalProperties: false })
+export type ArticleListQuery = Static<typeof ArticleListQuery>
+
+export const ArticleList = Type.Object({
+  items: Type.Array(Article),
+  nextCursor: Type.Union([Type.String(), Type.Null()])
+}, { title: 'ArticleList' })
+export type ArticleList = Static<typeof ArticleList>

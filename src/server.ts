@@ -1,0 +1,69 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { loadConfig, type Config } from './config.js'
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js'
+import { ensureDemoTenants, DEMO_TENANTS } from './demo-tenants.js'
+import { loadDevSecrets } from './dev-secrets.js'
+import { createLogger } from './logger.js'
+import { openSilo } from './silo.js'
+
+function devBanner (config: Config, address: string): string {
+  const port = new URL(address).port
+  const lines = [
+    '',
+    `Silo is running (embedded PostgreSQL, data in ${config.dataDir}).`,
+    '',
+    'Try the demo tenants:'
+  ]
+  for (const tenant of DEMO_TENANTS) {
+    lines.push(`  curl -H 'Host: ${tenant.domains[0] ?? ''}' http://127.0.0.1:${port}/articles`)
+  }
+  lines.push(
+    `  curl -H 'Host: acme.localhost' -H 'content-type: application/json' -d '{"title":"Hello","body":"From acme"}' http://127.0.0.1:${port}/articles`,
+    '',
+    `Admin host ${config.adminHost}, token (dev mode only): ${config.adminToken ?? ''}`,
+    'Provision more tenants: npm run tenants -- create <slug> --domain <host> --seed',
+    ''
+  )
+  return lines.join('\n')
+}
+
+async function main (): Promise<void> {
+  let config = loadConfig()
+  const logger = createLogger(config.logLevel)
+  let embedded: EmbeddedPostgres | undefined
+  if (config.databaseUrl === undefined) {
+    const secrets = await loadDevSecrets(config.dataDir)
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      password: secrets.postgresPassword,
+      log: (message) => { logger.debug({ postgres: message.trim() }, 'embedded postgres') }
+    })
+    config = {
+      ...config,
+      databaseUrl: embedded.url,
+      adminToken: config.adminToken ?? secrets.adminToken,
+      secretKey: config.secretKey ?? secrets.secretKey
+    }
+  }
+
+  const silo = await openSilo(config)
+  if (embedded !== undefined && await ensureDemoTenants(silo)) logger.info('created demo tenants acme and globex')
+  const app = await buildApp(silo, { logger })
+
+  closeWithGrace({ delay: 10000 }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down')
+    await app.close()
+    await silo.close()
+    await embedded?.stop()
+  })
+
+  const address = await app.listen({ host: config.host, port: config.port })
+  if (embedded !== undefined) process.stdout.write(devBanner(config, address) + '\n')
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`silo: ${(error as Error).message}\n`)
+  process.exit(1)
+})

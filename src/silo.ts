@@ -1,0 +1,82 @@
+import knex, { type Knex } from 'knex'
+import type { Config } from './config.js'
+import { CatalogStore } from './catalog/catalog-store.js'
+import { openCatalog } from './catalog/catalog-setup.js'
+import { CredentialCipher } from './catalog/credential-cipher.js'
+import { HostResolver } from './catalog/host-resolver.js'
+import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-config.js'
+import { ServerAdmin } from './db/server-admin.js'
+import { SiloError } from './errors.js'
+import { PoolCache } from './tenancy/pool-cache.js'
+import { Provisioner } from './tenancy/provisioner.js'
+import { TenantMigrator } from './tenancy/tenant-migrator.js'
+
+/** The tenancy core, wired: what the HTTP app and the CLI both stand on. */
+export interface Silo {
+  config: Config
+  /** Connection settings of the admin URL (tenant pools take host, port and TLS from it). */
+  server: PgConnection
+  serverVersion: string
+  admin: ServerAdmin
+  catalog: CatalogStore
+  resolver: HostResolver
+  pools: PoolCache
+  migrator: TenantMigrator
+  provisioner: Provisioner
+  close: () => Promise<void>
+}
+
+/**
+ * Connects to the server of `config.databaseUrl`, makes sure the catalog exists and is
+ * migrated, and builds the core's parts. Requires `databaseUrl` and `secretKey` (the server
+ * entry point fills both in embedded dev mode).
+ */
+export async function openSilo (config: Config): Promise<Silo> {
+  if (config.databaseUrl === undefined) {
+    throw new SiloError('CONFIG_INVALID', 500, 'DATABASE_URL is required here (only `npm start` and `npm test` start an embedded PostgreSQL)')
+  }
+  if (config.secretKey === undefined) {
+    throw new SiloError('CONFIG_INVALID', 500, 'SECRET_KEY is required: it encrypts tenant credentials in the catalog (at least 16 characters)')
+  }
+  const server = connectionFromUrl(config.databaseUrl)
+  const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 2 } }))
+  let catalogDb: Knex | undefined
+  try {
+    const admin = new ServerAdmin(adminDb)
+    const serverVersion = await admin.serverVersion()
+    catalogDb = await openCatalog(admin, { ...server, database: config.catalogDatabase }, serverVersion)
+    const catalog = new CatalogStore(catalogDb, new CredentialCipher(config.secretKey))
+    const resolver = new HostResolver(catalog, { ttlMs: config.hostCacheTtlMs, max: config.hostCacheMax })
+    const pools = new PoolCache({
+      server,
+      poolMax: config.tenantPoolMax,
+      poolsMax: config.tenantPoolsMax,
+      idleTimeoutMs: config.tenantIdleTimeoutMs,
+      acquireTimeoutMs: config.tenantAcquireTimeoutMs,
+      version: serverVersion
+    })
+    const migrator = new TenantMigrator(server, serverVersion)
+    const provisioner = new Provisioner({ admin, catalog, migrator, prefix: config.tenantDbPrefix, resolver, pools })
+    const openedCatalog = catalogDb
+    return {
+      config,
+      server,
+      serverVersion,
+      admin,
+      catalog,
+      resolver,
+      pools,
+      migrator,
+      provisioner,
+      close: async () => {
+        await pools.close()
+        await openedCatalog.destroy()
+        await adminDb.destroy()
+      }
+    }
+  } catch (error) {
+    await catalogDb?.destroy()
+    await adminDb.destroy()
+    throw error
+  }
+}

@@ -1,0 +1,30 @@
+import { SiloError, tenantBusy, tenantUnavailable } from '../errors.js'
+
+/** Network errors of the driver: the database server cannot be reached. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN'])
+
+/**
+ * SQLSTATEs that mean "this tenant's database cannot serve now", not "this request is wrong":
+ * connection exceptions (08), too many connections (53300), shutdown and recovery (57P01–57P03),
+ * database gone (3D000), login refused (28000, 28P01).
+ */
+function isUnavailableState (code: string): boolean {
+  return code.startsWith('08') || ['53300', '57P01', '57P02', '57P03', '3D000', '28000', '28P01'].includes(code)
+}
+
+/**
+ * Turns an error from a tenant's database into the contract's 503s, or returns null when it is
+ * not about availability. Messages never carry SQL, host names or credentials.
+ */
+export function classifyDatabaseError (error: unknown): SiloError | null {
+  if (error instanceof SiloError) return error
+  const { name, code, message } = error as { name?: string, code?: string, message?: string }
+  if (name === 'KnexTimeoutError') return tenantBusy()
+  if (typeof code === 'string' && (NETWORK_CODES.has(code) || isUnavailableState(code))) {
+    return tenantUnavailable('The tenant database is unavailable', error)
+  }
+  if (typeof message === 'string' && /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message)) {
+    return tenantUnavailable('The tenant database is unavailable', error)
+  }
+  return null
+}

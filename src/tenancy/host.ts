@@ -1,0 +1,38 @@
+/**
+ * Host names as Silo stores and compares them: lowercase, no trailing dot, no port, and a valid
+ * DNS name (RFC 1123 labels, at most 253 characters). Anything else is not a tenant host.
+ */
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
+const MAX_HOST_HEADER = 300
+
+function isDnsName (host: string): boolean {
+  if (host.length === 0 || host.length > 253) return false
+  const labels = host.split('.')
+  // An all-numeric last label would make an IPv4 literal look like a name.
+  if (/^[0-9]+$/.test(labels.at(-1) ?? '')) return false
+  return labels.every((label) => LABEL.test(label))
+}
+
+/** A domain given by an operator (CLI, admin API): normalized, or null when it is not a host name. */
+export function normalizeDomain (input: string): string | null {
+  let host = input.trim().toLowerCase()
+  if (host.endsWith('.')) host = host.slice(0, -1)
+  return isDnsName(host) ? host : null
+}
+
+/**
+ * The host of a request's Host header: lowercased, port and trailing dot removed. Null when the
+ * header is missing or malformed (bad characters, bad port, IP literal, not a DNS name).
+ */
+export function hostFromHeader (header: string | undefined): string | null {
+  if (header === undefined || header.length === 0 || header.length > MAX_HOST_HEADER) return null
+  let host = header.toLowerCase()
+  const colon = host.lastIndexOf(':')
+  if (colon !== -1) {
+    const port = host.slice(colon + 1)
+    if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) return null
+    host = host.slice(0, colon)
+  }
+  if (host.endsWith('.')) host = host.slice(0, -1)
+  return isDnsName(host) ? host : null
+}

@@ -1,0 +1,174 @@
+import { randomBytes } from 'node:crypto'
+import { CatalogConflict, type CatalogStore, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
+import type { HostResolver } from '../catalog/host-resolver.js'
+import type { ServerAdmin } from '../db/server-admin.js'
+import { SiloError, validationFailed } from '../errors.js'
+import type { PoolCache } from './pool-cache.js'
+import type { TenantMigrator } from './tenant-migrator.js'
+import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
+
+export interface ProvisionerDeps {
+  admin: ServerAdmin
+  catalog: CatalogStore
+  migrator: TenantMigrator
+  /** Prefix of every tenant database and role name. */
+  prefix: string
+  /** When the provisioner runs inside a server, the caches to keep in step. */
+  resolver?: HostResolver
+  pools?: PoolCache
+}
+
+export interface CreateTenantInput {
+  slug: string
+  name?: string
+  domains: string[]
+  seed?: boolean
+}
+
+export const tenantNotFoundBySlug = (slug: string) => new SiloError('TENANT_NOT_FOUND', 404, `No tenant with slug ${slug}`)
+
+/**
+ * Creates, changes and drops tenants: catalog rows, the role and database on the server, and
+ * the tenant schema. Used by the CLI and the admin API alike. Every operation on one tenant
+ * holds that tenant's catalog lock, so concurrent calls get a clear 409 instead of a race.
+ */
+export class Provisioner {
+  readonly #deps: ProvisionerDeps
+
+  constructor (deps: ProvisionerDeps) {
+    this.#deps = deps
+  }
+
+  /**
+   * Catalog row (provisioning) → role → database (CONNECT for its owner only) → migrations →
+   * seeds → active. On failure everything made is undone. A tenant left in provisioning or
+   * failed by a crash is cleaned up and created afresh by the next create of the same slug.
+   */
+  async create (input: CreateTenantInput): Promise<TenantSummary> {
+    const slug = assertSlug(input.slug)
+    const domains = [...new Set(input.domains.map(assertDomain))]
+    if (domains.length === 0) throw validationFailed('A tenant needs at least one domain')
+    const name = (input.name ?? slug).trim()
+    if (name.length === 0 || name.length > 200) throw validationFailed('Name must be 1-200 characters')
+    const databaseName = tenantDatabaseName(this.#deps.prefix, slug)
+    const { catalog, admin, migrator } = this.#deps
+
+    return await this.#locked(slug, async () => {
+      const existing = await catalog.tenantBySlug(slug)
+      if (existing !== null) {
+        if (existing.status !== 'provisioning' && existing.status !== 'failed') {
+          throw new SiloError('SLUG_TAKEN', 409, `Slug ${slug} is taken`)
+        }
+        await this.#removeEverything(existing)
+      }
+      // Never adopt a database or role this catalog did not make (another catalog's tenant).
+      if (await admin.databaseExists(databaseName) || await admin.roleExists(databaseName)) {
+        throw new SiloError('SLUG_TAKEN', 409, `A database or role named ${databaseName} already exists on the server outside this catalog`)
+      }
+      let tenant: TenantRecord
+      try {
+        tenant = await catalog.insertTenant({
+          slug, name, databaseName, databaseUser: databaseName, password: randomBytes(24).toString('base64url'), domains
+        })
+      } catch (error) {
+        throw conflictError(error)
+      }
+      try {
+        await admin.ensureRole(tenant.database.user, tenant.database.password)
+        await admin.ensureDatabase(tenant.database.name, tenant.database.user)
+        const outcome = await migrator.migrate(tenant, { seed: input.seed === true })
+        await catalog.setSchemaVersion(slug, outcome.after)
+        await catalog.setStatus(slug, 'active')
+      } catch (error) {
+        await this.#removeEverything(tenant).catch(async () => { await catalog.setStatus(slug, 'failed') })
+        throw new SiloError('PROVISIONING_FAILED', 500, `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
+      }
+      for (const host of domains) this.#deps.resolver?.invalidateHost(host)
+      return await this.#summary(slug)
+    })
+  }
+
+  /** Drops the tenant's database (closing its connections), its role and its catalog rows. */
+  async drop (slug: string): Promise<void> {
+    assertSlug(slug)
+    await this.#locked(slug, async () => {
+      const tenant = await this.#deps.catalog.tenantBySlug(slug)
+      if (tenant === null) throw tenantNotFoundBySlug(slug)
+      await this.#deps.catalog.setStatus(slug, 'dropping')
+      this.#forget(tenant)
+      await this.#removeEverything(tenant)
+    })
+  }
+
+  async setStatus (slug: string, status: Extract<TenantStatus, 'active' | 'suspended'>): Promise<TenantSummary> {
+    assertSlug(slug)
+    return await this.#locked(slug, async () => {
+      const tenant = await this.#deps.catalog.tenantBySlug(slug)
+      if (tenant === null) throw tenantNotFoundBySlug(slug)
+      if (tenant.status !== 'active' && tenant.status !== 'suspended') {
+        throw new SiloError('TENANT_UNAVAILABLE', 409, `Tenant ${slug} is ${tenant.status}`)
+      }
+      await this.#deps.catalog.setStatus(slug, status)
+      this.#forget(tenant)
+      return await this.#summary(slug)
+    })
+  }
+
+  async addDomain (slug: string, domain: string): Promise<TenantSummary> {
+    assertSlug(slug)
+    const host = assertDomain(domain)
+    const tenant = await this.#deps.catalog.tenantBySlug(slug)
+    if (tenant === null) throw tenantNotFoundBySlug(slug)
+    try {
+      await this.#deps.catalog.addDomain(tenant.id, host)
+    } catch (error) {
+      throw conflictError(error)
+    }
+    this.#deps.resolver?.invalidateHost(host)
+    return await this.#summary(slug)
+  }
+
+  async removeDomain (domain: string, slug?: string): Promise<void> {
+    const host = assertDomain(domain)
+    if (slug !== undefined) {
+      const tenant = await this.#deps.catalog.tenantBySlug(assertSlug(slug))
+      if (tenant === null) throw tenantNotFoundBySlug(slug)
+      const domains = await this.#deps.catalog.domainsOf(tenant.id)
+      if (!domains.includes(host)) throw new SiloError('NOT_FOUND', 404, `Domain ${host} does not belong to ${slug}`)
+    }
+    const removed = await this.#deps.catalog.removeDomain(host)
+    if (removed === null) throw new SiloError('NOT_FOUND', 404, `Domain ${host} is not in the catalog`)
+    this.#deps.resolver?.invalidateHost(host)
+  }
+
+  async #summary (slug: string): Promise<TenantSummary> {
+    const [summary] = await this.#deps.catalog.listTenants([slug])
+    if (summary === undefined) throw tenantNotFoundBySlug(slug)
+    return summary
+  }
+
+  async #locked<T> (slug: string, fn: () => Promise<T>): Promise<T> {
+    const result = await this.#deps.catalog.withTenantLock(slug, fn)
+    if (result === undefined) throw new SiloError('TENANT_LOCKED', 409, `Another operation on tenant ${slug} is in progress`)
+    return result.value
+  }
+
+  #forget (tenant: TenantRecord): void {
+    this.#deps.resolver?.invalidateTenant(tenant.id)
+    this.#deps.pools?.evict(tenant.id)
+  }
+
+  /** Database, role, catalog rows: each step tolerates what is already gone. */
+  async #removeEverything (tenant: TenantRecord): Promise<void> {
+    await this.#deps.admin.dropDatabase(tenant.database.name)
+    await this.#deps.admin.dropRole(tenant.database.user)
+    await this.#deps.catalog.deleteTenant(tenant.slug)
+  }
+}
+
+function conflictError (error: unknown): unknown {
+  if (!(error instanceof CatalogConflict)) return error
+  if (error.what === 'domain') return new SiloError('DOMAIN_TAKEN', 409, `Domain ${error.value} is taken`)
+  if (error.what === 'slug') return new SiloError('SLUG_TAKEN', 409, `Slug ${error.value} is taken`)
+  return new SiloError('SLUG_TAKEN', 409, `Database ${error.value} is taken`)
+}

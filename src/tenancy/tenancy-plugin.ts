@@ -1,0 +1,74 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Knex } from 'knex'
+import type { HostResolver } from '../catalog/host-resolver.js'
+import type { TenantRecord } from '../catalog/catalog-store.js'
+import type { PoolCache, PoolLease } from './pool-cache.js'
+import { hostFromHeader } from './host.js'
+import { hostInvalid, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
+
+/** What a route may know of the tenant it serves; credentials stay inside the core. */
+export interface TenantContext {
+  id: string
+  slug: string
+  name: string
+  host: string
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The tenant of this request's Host. Null only on routes with `config: { tenancy: false }`. */
+    tenant: TenantContext
+    /** Knex bound to this tenant's database only. Null only on routes that opt out of tenancy. */
+    db: Knex
+  }
+  interface FastifyContextConfig {
+    /** `false` serves the route without resolving a tenant (health, admin). */
+    tenancy?: boolean
+  }
+}
+
+export interface TenancyPluginOptions {
+  resolver: HostResolver
+  pools: PoolCache
+}
+
+const leaseKey = Symbol('silo.lease')
+type LeasedRequest = FastifyRequest & { [leaseKey]?: PoolLease }
+
+/** Checks that a resolved tenant may be served now; throws the contract's error otherwise. */
+export function assertServable (tenant: TenantRecord): void {
+  switch (tenant.status) {
+    case 'active': return
+    case 'suspended': throw tenantSuspended()
+    default: throw tenantUnavailable(`This tenant is ${tenant.status}`)
+  }
+}
+
+async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
+  const { resolver, pools } = options
+  app.decorateRequest('tenant', null as unknown as TenantContext)
+  app.decorateRequest('db', null as unknown as Knex)
+
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.tenancy === false) return
+    const host = hostFromHeader(request.headers.host)
+    if (host === null) throw hostInvalid()
+    const tenant = await resolver.resolve(host)
+    if (tenant === null) throw tenantNotFound(host)
+    assertServable(tenant)
+    const lease = pools.acquire(tenant)
+    ;(request as LeasedRequest)[leaseKey] = lease
+    request.db = lease.db
+    request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, host }
+    request.log = request.log.child({ tenant: tenant.slug })
+  })
+
+  const release = async (request: FastifyRequest): Promise<void> => {
+    (request as LeasedRequest)[leaseKey]?.release()
+  }
+  app.addHook('onResponse', release)
+  app.addHook('onRequestAbort', release)
+}
+
+export const tenancyPlugin = fp(tenancy, { name: 'silo-tenancy', fastify: '5.x' })

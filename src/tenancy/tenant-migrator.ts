@@ -1,0 +1,74 @@
+import knex, { type Knex } from 'knex'
+import type { TenantRecord } from '../catalog/catalog-store.js'
+import { knexConfig, tenantMigrations, type PgConnection } from '../db/knex-config.js'
+
+export interface MigrationOutcome {
+  before: string | null
+  after: string | null
+  /** Migrations applied (or rolled back) by this call. */
+  applied: string[]
+}
+
+/**
+ * Runs `migrations/tenant` (and `seeds/tenant`) in one tenant's database, logged in as the
+ * tenant's own role so every object it creates is owned by that role. Each call uses a
+ * short-lived single-connection Knex, separate from the request pools.
+ */
+export class TenantMigrator {
+  readonly #server: PgConnection
+  readonly #version: string | undefined
+
+  constructor (server: PgConnection, version?: string) {
+    this.#server = server
+    this.#version = version
+  }
+
+  /** The newest migration the code knows: the schema version every tenant should be on. */
+  async latestVersion (): Promise<string | null> {
+    return await tenantMigrations.latestName()
+  }
+
+  async migrate (tenant: TenantRecord, options: { seed?: boolean } = {}): Promise<MigrationOutcome> {
+    return await this.withDatabase(tenant, async (db) => {
+      const before = await currentVersion(db)
+      const [, applied] = await db.migrate.latest() as [number, string[]]
+      if (options.seed === true) await db.seed.run()
+      return { before, after: await currentVersion(db), applied }
+    })
+  }
+
+  async rollback (tenant: TenantRecord): Promise<MigrationOutcome> {
+    return await this.withDatabase(tenant, async (db) => {
+      const before = await currentVersion(db)
+      const [, applied] = await db.migrate.rollback() as [number, string[]]
+      return { before, after: await currentVersion(db), applied }
+    })
+  }
+
+  async withDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>): Promise<T> {
+    const db = knex(knexConfig({
+      schema: 'tenant',
+      connection: {
+        ...this.#server,
+        host: tenant.database.host ?? this.#server.host,
+        port: tenant.database.port ?? this.#server.port,
+        database: tenant.database.name,
+        user: tenant.database.user,
+        password: tenant.database.password,
+        application_name: `silo-migrate:${tenant.slug}`
+      },
+      pool: { min: 0, max: 1 },
+      ...(this.#version === undefined ? {} : { version: this.#version })
+    }))
+    try {
+      return await fn(db)
+    } finally {
+      await db.destroy()
+    }
+  }
+}
+
+async function currentVersion (db: Knex): Promise<string | null> {
+  const [completed] = await db.migrate.list() as [Array<{ name: string }>, unknown[]]
+  return completed.at(-1)?.name ?? null
+}

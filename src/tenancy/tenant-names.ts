@@ -1,0 +1,23 @@
+import { assertIdentifier } from '../db/identifiers.js'
+import { normalizeDomain } from './host.js'
+import { validationFailed } from '../errors.js'
+
+export const SLUG_PATTERN = /^[a-z][a-z0-9-]{1,39}$/
+
+export function assertSlug (slug: string): string {
+  if (!SLUG_PATTERN.test(slug)) {
+    throw validationFailed(`Invalid slug ${JSON.stringify(slug.slice(0, 60))}: use 2-40 characters a-z, 0-9 and -, starting with a letter`)
+  }
+  return slug
+}
+
+export function assertDomain (domain: string): string {
+  const host = normalizeDomain(domain)
+  if (host === null) throw validationFailed(`Invalid domain ${JSON.stringify(domain.slice(0, 80))}: expected a DNS host name without port`)
+  return host
+}
+
+/** Database and role name of a tenant: the prefix plus the slug, `-` becoming `_` (slugs have no `_`). */
+export function tenantDatabaseName (prefix: string, slug: string): string {
+  return assertIdentifier(`${prefix}${assertSlug(slug).replaceAll('-', '_')}`, 'database name')
+}

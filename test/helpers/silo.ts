@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto'
+import knex from 'knex'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { connectionFromUrl, knexConfig } from '../../src/db/knex-config.js'
+import { ServerAdmin } from '../../src/db/server-admin.js'
+import { openSilo, type Silo } from '../../src/silo.js'
+import type { TenantSummary } from '../../src/catalog/catalog-store.js'
+
+/** The subset of tap's Test a helper needs (teardown), so helpers do not depend on tap's types. */
+export interface Teardown {
+  teardown: (fn: () => unknown) => void
+}
+
+export function databaseUrl (): string {
+  const url = process.env.DATABASE_URL
+  if (url === undefined || url === '') {
+    throw new Error('DATABASE_URL is not set: run the tests through `npm test`, which starts an embedded PostgreSQL when needed')
+  }
+  return url
+}
+
+export const TEST_SECRET_KEY = 'test-secret-key-not-for-production'
+
+/**
+ * Environment of a test's own Silo: a catalog database and a tenant database prefix of its
+ * own, so test files run in parallel on one server without seeing each other.
+ */
+export function testEnv (overrides: Record<string, string | number> = {}): Record<string, string | number> {
+  const id = randomBytes(4).toString('hex')
+  return {
+    DATABASE_URL: databaseUrl(),
+    CATALOG_DATABASE: `silo_test_${id}`,
+    TENANT_DB_PREFIX: `st${id}_`,
+    SECRET_KEY: TEST_SECRET_KEY,
+    LOG_LEVEL: 'silent',
+    ...overrides
+  }
+}
+
+export function testConfig (overrides: Record<string, string | number> = {}): Config {
+  return loadConfig(testEnv(overrides), { env: false, dotenv: false })
+}
+
+/** Drops everything a test config may have created: tenant databases and roles, then the catalog. */
+export async function dropTestDatabases (config: Pick<Config, 'catalogDatabase' | 'tenantDbPrefix'>): Promise<void> {
+  const db = knex(knexConfig({ connection: connectionFromUrl(databaseUrl()), pool: { min: 0, max: 1 } }))
+  try {
+    const admin = new ServerAdmin(db)
+    for (const name of await admin.listDatabases(config.tenantDbPrefix)) await admin.dropDatabase(name)
+    for (const name of await admin.listRoles(config.tenantDbPrefix)) await admin.dropRole(name)
+    await admin.dropDatabase(config.catalogDatabase)
+  } finally {
+    await db.destroy()
+  }
+}
+
+/** An opened Silo core on a catalog of its own, removed with all its tenants in teardown. */
+export async function testSilo (t: Teardown, overrides: Record<string, string | number> = {}): Promise<Silo> {
+  const config = testConfig(overrides)
+  t.teardown(async () => { await dropTestDatabases(config) })
+  const silo = await openSilo(config)
+  t.teardown(async () => { await silo.close() })
+  return silo
+}
+
+/** A Silo core plus its HTTP app (not listening; use app.inject), both closed in teardown. */
+export async function testApp (t: Teardown, overrides: Record<string, string | number> = {}): Promise<{ silo: Silo, app: FastifyInstance }> {
+  const silo = await testSilo(t, overrides)
+  const app = await buildApp(silo)
+  t.teardown(async () => { await app.close() })
+  return { silo, app }
+}
+
+/** Provisions a tenant whose domain is `<slug>.test` unless domains are given. */
+export async function createTenant (silo: Silo, slug: string, options: { domains?: string[], seed?: boolean } = {}): Promise<TenantSummary> {
+  return await silo.provisioner.create({ slug, domains: options.domains ?? [`${slug}.test`], seed: options.seed ?? false })
+}
