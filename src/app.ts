@@ -31,6 +31,8 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   const app = Fastify({
     loggerInstance: options.logger ?? createLogger(silo.config.logLevel),
     bodyLimit: 1024 * 1024,
+    // A request without Host must reach Silo, to get its JSON 400 HOST_INVALID instead of Node's bare 400.
+    http: { requireHostHeader: false },
     return503OnClosing: true,
     forceCloseConnections: 'idle'
   }).withTypeProvider<TypeBoxTypeProvider>()

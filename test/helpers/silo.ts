@@ -58,18 +58,34 @@ export async function dropTestDatabases (config: Pick<Config, 'catalogDatabase' 
 
 /** An opened Silo core on a catalog of its own, removed with all its tenants in teardown. */
 export async function testSilo (t: Teardown, overrides: Record<string, string | number> = {}): Promise<Silo> {
-  const config = testConfig(overrides)
-  t.teardown(async () => { await dropTestDatabases(config) })
-  const silo = await openSilo(config)
-  t.teardown(async () => { await silo.close() })
-  return silo
+  return (await open(t, overrides, false)).silo
 }
 
-/** A Silo core plus its HTTP app (not listening; use app.inject), both closed in teardown. */
-export async function testApp (t: Teardown, overrides: Record<string, string | number> = {}): Promise<{ silo: Silo, app: FastifyInstance }> {
-  const silo = await testSilo(t, overrides)
-  const app = await buildApp(silo)
-  t.teardown(async () => { await app.close() })
+/** A Silo core plus its HTTP app (not listening; use app.inject), all closed in teardown. */
+export async function testApp (
+  t: Teardown,
+  overrides: Record<string, string | number> = {},
+  /** Registers test-only routes before the app is first used. */
+  extend?: (app: FastifyInstance) => void
+): Promise<{ silo: Silo, app: FastifyInstance }> {
+  const opened = await open(t, overrides, true)
+  const app = opened.app as FastifyInstance
+  extend?.(app)
+  return { silo: opened.silo, app }
+}
+
+/** One teardown, in order: HTTP app, then the core's pools and catalog, then the databases. */
+async function open (t: Teardown, overrides: Record<string, string | number>, withApp: boolean): Promise<{ silo: Silo, app: FastifyInstance | undefined }> {
+  const config = testConfig(overrides)
+  let silo: Silo | undefined
+  let app: FastifyInstance | undefined
+  t.teardown(async () => {
+    await app?.close()
+    await silo?.close()
+    await dropTestDatabases(config)
+  })
+  silo = await openSilo(config)
+  if (withApp) app = await buildApp(silo)
   return { silo, app }
 }
 

@@ -1,0 +1,116 @@
+import t from 'tap'
+import type { Knex } from 'knex'
+import type { Silo } from '../src/silo.js'
+import { createTenant, testApp } from './helpers/silo.js'
+
+/** Backends PostgreSQL has open to one tenant database, as it sees them. */
+const backends = async (silo: Silo, slug: string): Promise<number> => {
+  const rows = await silo.admin.knex('pg_stat_activity').where({ datname: `${silo.config.tenantDbPrefix}${slug}` }).count<Array<{ count: string }>>('* as count')
+  return Number(rows[0]?.count ?? 0)
+}
+
+const eventually = async (check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> => {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return await check()
+}
+
+/** A route that holds its tenant connection for `ms`, optionally inside a transaction. */
+const slowRoutes = (app: { get: (path: string, handler: (request: { db: Knex, query: unknown }) => Promise<unknown>) => unknown }): void => {
+  app.get('/slow', async (request) => {
+    const { ms, trx } = request.query as { ms?: string, trx?: string }
+    const seconds = Number(ms ?? '300') / 1000
+    if (trx === '1') {
+      return await request.db.transaction(async (tx) => {
+        await tx('articles').insert({ title: 'in trx', body: '' })
+        await tx.raw('select pg_sleep(?)', [seconds])
+        const rows = await tx('articles').where({ title: 'in trx' }).count<Array<{ count: string }>>('* as count')
+        return { db: (await tx.raw('select current_database() as db')).rows[0].db, count: Number(rows[0]?.count) }
+      })
+    }
+    await request.db.raw('select pg_sleep(?)', [seconds])
+    return { db: (await request.db.raw('select current_database() as db')).rows[0].db }
+  })
+}
+
+t.test('with one pool and requests alternating over three tenants, every answer is right', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOLS_MAX: 1 })
+  const slugs = ['acme', 'globex', 'initech']
+  for (const slug of slugs) {
+    await createTenant(silo, slug)
+    await app.inject({ method: 'POST', url: '/articles', headers: { host: `${slug}.test` }, payload: { title: `${slug} article`, body: slug } })
+  }
+  let wrong = 0
+  for (let round = 0; round < 10; round++) {
+    for (const slug of slugs) {
+      const res = await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })
+      const titles = (res.json().items as Array<{ title: string }>).map((a) => a.title)
+      if (res.statusCode !== 200 || titles.length !== 1 || titles[0] !== `${slug} article`) wrong++
+    }
+  }
+  t.equal(wrong, 0)
+  const stats = silo.pools.stats()
+  t.equal(stats.pools, 1, 'never more than one pool cached')
+  t.ok(stats.evicted >= 29, `pools were evicted as tenants alternated (${stats.evicted})`)
+  t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'every evicted pool was destroyed')
+  t.ok(await eventually(async () => (await backends(silo, 'acme')) + (await backends(silo, 'globex')) <= silo.config.tenantPoolMax),
+    'evicted pools closed their connections')
+})
+
+t.test('50 concurrent first requests to one tenant open one pool within its connection limit', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 3 }, slowRoutes)
+  await createTenant(silo, 'acme')
+  const before = silo.pools.stats().opened
+  let peak = 0
+  const sampling = setInterval(() => { void backends(silo, 'acme').then((n) => { peak = Math.max(peak, n) }) }, 20)
+  const responses = await Promise.all(Array.from({ length: 50 }, async () =>
+    await app.inject({ url: '/slow?ms=20', headers: { host: 'acme.test' } })))
+  clearInterval(sampling)
+  t.equal(responses.filter((res) => res.statusCode !== 200).length, 0, 'all answered')
+  t.equal(silo.pools.stats().opened - before, 1, 'one pool was created')
+  t.equal(silo.pools.stats().pools, 1)
+  t.ok(peak <= 3, `backends stayed within TENANT_POOL_MAX (peak ${peak})`)
+  t.ok(peak >= 1, 'the sampler saw the pool at work')
+})
+
+t.test('evicting a pool while a slow query and a transaction run on it fails neither', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOLS_MAX: 1 }, slowRoutes)
+  await createTenant(silo, 'acme')
+  await createTenant(silo, 'globex')
+  const acme = await silo.catalog.tenantBySlug('acme')
+
+  const slow = app.inject({ url: '/slow?ms=600', headers: { host: 'acme.test' } })
+  const inTrx = app.inject({ url: '/slow?ms=600&trx=1', headers: { host: 'acme.test' } })
+  t.ok(await eventually(async () => (await backends(silo, 'acme')) >= 2), 'both queries are running')
+  // Serving globex with room for one pool pushes acme's pool out while its queries run.
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'globex.test' } })).statusCode, 200)
+  t.notOk(silo.pools.has(acme?.id ?? ''), 'acme pool was evicted')
+  t.equal(silo.pools.stats().retiring, 1, 'and is retiring, not destroyed')
+
+  const [slowRes, trxRes] = await Promise.all([slow, inTrx])
+  t.equal(slowRes.statusCode, 200)
+  t.same(slowRes.json(), { db: `${silo.config.tenantDbPrefix}acme` })
+  t.equal(trxRes.statusCode, 200)
+  t.same(trxRes.json(), { db: `${silo.config.tenantDbPrefix}acme`, count: 1 })
+  t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'the retired pool is destroyed once its requests finished')
+  t.ok(await eventually(async () => (await backends(silo, 'acme')) === 0), 'and it left no connection behind')
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'acme.test' } })).json().items.length, 1, 'the transaction committed')
+})
+
+t.test('closing the cache waits for in-flight requests, then closes every pool', async (t) => {
+  const { silo, app } = await testApp(t, {}, slowRoutes)
+  await createTenant(silo, 'acme')
+  const slow = app.inject({ url: '/slow?ms=300', headers: { host: 'acme.test' } })
+  t.ok(await eventually(async () => (await backends(silo, 'acme')) >= 1))
+  const closing = silo.pools.close()
+  t.equal((await slow).statusCode, 200, 'in-flight request finished')
+  await closing
+  t.same(silo.pools.stats().pools, 0)
+  t.ok(await eventually(async () => (await backends(silo, 'acme')) === 0))
+  const refused = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
+  t.equal(refused.statusCode, 503)
+  t.equal(refused.json().code, 'TENANT_UNAVAILABLE')
+})
