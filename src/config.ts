@@ -1,3 +1,4 @@
+import dotenv from 'dotenv'
 import envSchema from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
 import { SiloError } from './errors.js'
@@ -57,15 +58,19 @@ export interface LoadConfigOptions {
   dotenv?: boolean
 }
 
+/** An empty variable counts as unset (`ADMIN_TOKEN=` in a compose file or a .env). */
+const withoutEmpty = (values: Record<string, string | number | undefined>): Record<string, string | number> =>
+  Object.fromEntries(Object.entries(values).filter((entry): entry is [string, string | number] => entry[1] !== undefined && entry[1] !== ''))
+
 /** Reads and validates the configuration; `overrides` win over the environment. */
 export function loadConfig (overrides: Record<string, string | number | undefined> = {}, options: LoadConfigOptions = {}): Config {
+  if (options.dotenv ?? true) dotenv.config({ quiet: true })
   let env: Env
   try {
     env = envSchema<Env>({
       schema: structuredClone(EnvSchema),
-      data: Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
-      env: options.env ?? true,
-      dotenv: (options.dotenv ?? true) ? { quiet: true } : false
+      data: [(options.env ?? true) ? withoutEmpty(process.env) : {}, withoutEmpty(overrides)],
+      env: false
     })
   } catch (error) {
     throw new SiloError('CONFIG_INVALID', 500, `Invalid configuration: ${(error as Error).message}`)

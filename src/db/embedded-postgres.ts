@@ -40,13 +40,13 @@ async function exists (path: string): Promise<boolean> {
 }
 
 async function freePort (): Promise<number> {
-  return await new Promise((resolvePort, reject) => {
+  return await new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
     server.on('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => { resolvePort(typeof address === 'object' && address !== null ? address.port : 0) })
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
     })
   })
 }

@@ -77,16 +77,15 @@ export async function testApp (
 /** One teardown, in order: HTTP app, then the core's pools and catalog, then the databases. */
 async function open (t: Teardown, overrides: Record<string, string | number>, withApp: boolean): Promise<{ silo: Silo, app: FastifyInstance | undefined }> {
   const config = testConfig(overrides)
-  let silo: Silo | undefined
-  let app: FastifyInstance | undefined
+  const opened: { silo?: Silo, app?: FastifyInstance } = {}
   t.teardown(async () => {
-    await app?.close()
-    await silo?.close()
+    await opened.app?.close()
+    await opened.silo?.close()
     await dropTestDatabases(config)
   })
-  silo = await openSilo(config)
-  if (withApp) app = await buildApp(silo)
-  return { silo, app }
+  const silo = opened.silo = await openSilo(config)
+  if (withApp) opened.app = await buildApp(silo)
+  return { silo, app: opened.app }
 }
 
 /** Provisions a tenant whose domain is `<slug>.test` unless domains are given. */

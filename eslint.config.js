@@ -1,0 +1,19 @@
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({
+    ts: true,
+    ignores: ['dist/**', 'node_modules/**', '.data/**', '.tap/**']
+  }),
+  {
+    rules: {
+      // `void promise` marks a deliberately unawaited promise.
+      'no-void': ['error', { allowAsStatement: true }]
+    }
+  },
+  {
+    // TypeBox idiom: a schema constant and its Static<> type share one name.
+    files: ['src/schemas/**/*.ts'],
+    rules: { '@typescript-eslint/no-redeclare': 'off' }
+  }
+]
