@@ -56,7 +56,9 @@ export async function openSilo (config: Config): Promise<Silo> {
       version: serverVersion
     })
     const migrator = new TenantMigrator(server, serverVersion)
-    const provisioner = new Provisioner({ admin, catalog, migrator, prefix: config.tenantDbPrefix, resolver, pools })
+    const provisioner = new Provisioner({
+      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools
+    })
     const openedCatalog = catalogDb
     return {
       config,

@@ -13,10 +13,19 @@ export interface ProvisionerDeps {
   migrator: TenantMigrator
   /** Prefix of every tenant database and role name. */
   prefix: string
+  /** Hosts no tenant may claim (the admin host). */
+  reservedHosts?: string[]
+  /**
+   * Called before each step of create and drop; a fault-injection seam for tests (a throw here
+   * behaves like that step failing) and a progress hook for callers.
+   */
+  beforeStep?: (step: ProvisioningStep, slug: string) => Promise<void> | void
   /** When the provisioner runs inside a server, the caches to keep in step. */
   resolver?: HostResolver
   pools?: PoolCache
 }
+
+export type ProvisioningStep = 'catalog' | 'role' | 'database' | 'migrate' | 'activate' | 'drop-database' | 'drop-role' | 'drop-catalog'
 
 export interface CreateTenantInput {
   slug: string
@@ -46,7 +55,7 @@ export class Provisioner {
    */
   async create (input: CreateTenantInput): Promise<TenantSummary> {
     const slug = assertSlug(input.slug)
-    const domains = [...new Set(input.domains.map(assertDomain))]
+    const domains = [...new Set(input.domains.map((domain) => this.#claimable(domain)))]
     if (domains.length === 0) throw validationFailed('A tenant needs at least one domain')
     const name = (input.name ?? slug).trim()
     if (name.length === 0 || name.length > 200) throw validationFailed('Name must be 1-200 characters')
@@ -65,6 +74,7 @@ export class Provisioner {
       if (await admin.databaseExists(databaseName) || await admin.roleExists(databaseName)) {
         throw new SiloError('SLUG_TAKEN', 409, `A database or role named ${databaseName} already exists on the server outside this catalog`)
       }
+      await this.#step('catalog', slug)
       let tenant: TenantRecord
       try {
         tenant = await catalog.insertTenant({
@@ -74,9 +84,13 @@ export class Provisioner {
         throw conflictError(error)
       }
       try {
+        await this.#step('role', slug)
         await admin.ensureRole(tenant.database.user, tenant.database.password)
+        await this.#step('database', slug)
         await admin.ensureDatabase(tenant.database.name, tenant.database.user)
+        await this.#step('migrate', slug)
         const outcome = await migrator.migrate(tenant, { seed: input.seed === true })
+        await this.#step('activate', slug)
         await catalog.setSchemaVersion(slug, outcome.after)
         await catalog.setStatus(slug, 'active')
       } catch (error) {
@@ -116,7 +130,7 @@ export class Provisioner {
 
   async addDomain (slug: string, domain: string): Promise<TenantSummary> {
     assertSlug(slug)
-    const host = assertDomain(domain)
+    const host = this.#claimable(domain)
     const tenant = await this.#deps.catalog.tenantBySlug(slug)
     if (tenant === null) throw tenantNotFoundBySlug(slug)
     try {
@@ -141,6 +155,12 @@ export class Provisioner {
     this.#deps.resolver?.invalidateHost(host)
   }
 
+  #claimable (domain: string): string {
+    const host = assertDomain(domain)
+    if (this.#deps.reservedHosts?.includes(host) === true) throw validationFailed(`Domain ${host} is reserved`)
+    return host
+  }
+
   async #summary (slug: string): Promise<TenantSummary> {
     const [summary] = await this.#deps.catalog.listTenants([slug])
     if (summary === undefined) throw tenantNotFoundBySlug(slug)
@@ -158,10 +178,20 @@ export class Provisioner {
     this.#deps.pools?.evict(tenant.id)
   }
 
-  /** Database, role, catalog rows: each step tolerates what is already gone. */
+  async #step (step: ProvisioningStep, slug: string): Promise<void> {
+    await this.#deps.beforeStep?.(step, slug)
+  }
+
+  /**
+   * Database, role, catalog rows, in that order, each tolerating what is already gone: the
+   * catalog row goes last, so an interrupted removal is still known and a re-run finishes it.
+   */
   async #removeEverything (tenant: TenantRecord): Promise<void> {
+    await this.#step('drop-database', tenant.slug)
     await this.#deps.admin.dropDatabase(tenant.database.name)
+    await this.#step('drop-role', tenant.slug)
     await this.#deps.admin.dropRole(tenant.database.user)
+    await this.#step('drop-catalog', tenant.slug)
     await this.#deps.catalog.deleteTenant(tenant.slug)
   }
 }

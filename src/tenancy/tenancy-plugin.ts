@@ -50,7 +50,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.tenancy === false) return
     const host = hostFromHeader(request.headers.host)
     if (host === null) throw hostInvalid()
@@ -61,7 +61,9 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     ;(request as LeasedRequest)[leaseKey] = lease
     request.db = lease.db
     request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, host }
+    // Every later log line of this request, including Fastify's "request completed", names the tenant.
     request.log = request.log.child({ tenant: tenant.slug })
+    reply.log = request.log
   })
 
   const release = async (request: FastifyRequest): Promise<void> => {
