@@ -16,6 +16,7 @@ const EnvSchema = Type.Object({
   TENANT_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
   TENANT_POOLS_MAX: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
   CONNECTION_BUDGET: Type.Optional(Type.Integer({ minimum: 1 })),
+  CONNECTION_QUEUE_MAX: Type.Integer({ minimum: 0, default: 1000 }),
   TENANT_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   TENANT_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
   HOST_CACHE_TTL_MS: Type.Integer({ minimum: 0, default: 5000 }),
@@ -42,6 +43,7 @@ export interface Config {
   tenantPoolMax: number
   tenantPoolsMax: number
   connectionBudget: number
+  connectionQueueMax: number
   tenantIdleTimeoutMs: number
   tenantAcquireTimeoutMs: number
   hostCacheTtlMs: number
@@ -87,6 +89,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     tenantPoolMax: env.TENANT_POOL_MAX,
     tenantPoolsMax: env.TENANT_POOLS_MAX,
     connectionBudget: env.CONNECTION_BUDGET ?? env.TENANT_POOL_MAX * env.TENANT_POOLS_MAX,
+    connectionQueueMax: env.CONNECTION_QUEUE_MAX,
     tenantIdleTimeoutMs: env.TENANT_IDLE_TIMEOUT_MS,
     tenantAcquireTimeoutMs: env.TENANT_ACQUIRE_TIMEOUT_MS,
     hostCacheTtlMs: env.HOST_CACHE_TTL_MS,

@@ -7,6 +7,7 @@ import { HostResolver } from './catalog/host-resolver.js'
 import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-config.js'
 import { ServerAdmin } from './db/server-admin.js'
 import { SiloError } from './errors.js'
+import { SiloEvents } from './tenancy/events.js'
 import { PoolCache } from './tenancy/pool-cache.js'
 import { Provisioner } from './tenancy/provisioner.js'
 import { TenantMigrator } from './tenancy/tenant-migrator.js'
@@ -23,6 +24,8 @@ export interface Silo {
   pools: PoolCache
   migrator: TenantMigrator
   provisioner: Provisioner
+  /** Lifecycle events (tenants, pools, connections, request outcomes). */
+  events: SiloEvents
   close: () => Promise<void>
 }
 
@@ -47,8 +50,12 @@ export async function openSilo (config: Config): Promise<Silo> {
     catalogDb = await openCatalog(admin, { ...server, database: config.catalogDatabase }, serverVersion)
     const catalog = new CatalogStore(catalogDb, new CredentialCipher(config.secretKey))
     const resolver = new HostResolver(catalog, { ttlMs: config.hostCacheTtlMs, max: config.hostCacheMax })
+    const events = new SiloEvents()
     const pools = new PoolCache({
       server,
+      events,
+      connectionBudget: config.connectionBudget,
+      queueMax: config.connectionQueueMax,
       poolMax: config.tenantPoolMax,
       poolsMax: config.tenantPoolsMax,
       idleTimeoutMs: config.tenantIdleTimeoutMs,
@@ -57,7 +64,7 @@ export async function openSilo (config: Config): Promise<Silo> {
     })
     const migrator = new TenantMigrator(server, serverVersion)
     const provisioner = new Provisioner({
-      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools
+      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events
     })
     const openedCatalog = catalogDb
     return {
@@ -70,6 +77,7 @@ export async function openSilo (config: Config): Promise<Silo> {
       pools,
       migrator,
       provisioner,
+      events,
       close: async () => {
         await pools.close()
         await openedCatalog.destroy()

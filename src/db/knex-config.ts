@@ -44,7 +44,11 @@ export interface KnexConfigOptions {
   version?: string
   /** A knex client class, e.g. one that counts connections against a budget. */
   client?: Knex.Config['client']
+  /** Mute knex's console warnings and errors (the caller reports failures itself). */
+  quiet?: boolean
 }
+
+const silent = (): void => {}
 
 /** The one knex-config factory: knexfile.ts, the catalog, the pool cache and the CLI all use it. */
 export function knexConfig (options: KnexConfigOptions): Knex.Config {
@@ -55,6 +59,7 @@ export function knexConfig (options: KnexConfigOptions): Knex.Config {
     acquireConnectionTimeout: options.pool?.acquireTimeoutMillis ?? 10000
   }
   if (options.version !== undefined) config.version = options.version
+  if (options.quiet === true) config.log = { warn: silent, error: silent, debug: silent, deprecate: silent }
   if (options.schema === 'catalog') {
     config.migrations = { migrationSource: catalogMigrations }
   } else if (options.schema === 'tenant') {

@@ -3,6 +3,9 @@ import { LRUCache } from 'lru-cache'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
+import { budgetedPgClient } from './budgeted-pg-client.js'
+import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
+import { SiloEvents } from './events.js'
 
 export interface PoolCacheOptions {
   /** Host, port and TLS of the server holding tenant databases (a tenant row may override host/port). */
@@ -11,10 +14,16 @@ export interface PoolCacheOptions {
   poolMax: number
   /** Tenant pools kept open at once; the least recently used is evicted past this. */
   poolsMax: number
+  /** Connections open to tenant databases at once, across all pools (retiring ones included). */
+  connectionBudget: number
+  /** Openers waiting for a budget slot at once; more get TENANT_BUSY straight away. */
+  queueMax?: number
   idleTimeoutMs: number
+  /** Longest wait for a connection (pool slot or budget slot) before TENANT_BUSY. */
   acquireTimeoutMs: number
   /** PostgreSQL version, so knex does not probe it on every new connection. */
   version?: string
+  events?: SiloEvents
 }
 
 export interface PoolLease {
@@ -29,34 +38,52 @@ export interface PoolCacheStats {
   leases: number
   opened: number
   evicted: number
+  connections: { used: number, free: number, pendingAcquires: number, pendingCreates: number }
+  budget: BudgetStats
 }
 
 interface PoolEntry {
   readonly tenantId: string
+  readonly slug: string
   readonly fingerprint: string
   readonly db: Knex
   leases: number
   retired: boolean
 }
 
+interface TarnPool {
+  numUsed: () => number
+  numFree: () => number
+  numPendingAcquires: () => number
+  numPendingCreates: () => number
+}
+
 /**
- * One Knex pool per tenant, in an LRU bounded in pools. Creating a Knex instance opens no
- * connection (pools have min 0), so `acquire` is synchronous and concurrent first requests for
- * a tenant necessarily share one pool. A pool pushed out of the LRU is retired, not killed: it
- * is destroyed once the last request holding a lease on it has released it.
+ * One Knex pool per tenant, in an LRU bounded in pools, all drawing connections from one
+ * ConnectionBudget. Creating a Knex instance opens no connection (pools have min 0), so
+ * `acquire` is synchronous and concurrent first requests for a tenant necessarily share one
+ * pool. A pool pushed out of the LRU is retired, not killed: it is destroyed once the last
+ * request holding a lease on it has released it. When connections run short, idle pools
+ * (no lease) are retired least recently used first, so hot tenants keep theirs.
  */
 export class PoolCache {
   readonly #options: PoolCacheOptions
   readonly #pools: LRUCache<string, PoolEntry>
+  readonly #retiringPools = new Set<PoolEntry>()
   readonly #destroying = new Set<Promise<void>>()
-  #retiring = 0
+  readonly #budget: ConnectionBudget
+  readonly events: SiloEvents
   #leases = 0
   #opened = 0
   #evicted = 0
   #closed = false
+  #evictReason: 'lru' | 'removed' | 'idle' | 'closing' = 'lru'
 
   constructor (options: PoolCacheOptions) {
     this.#options = options
+    this.events = options.events ?? new SiloEvents()
+    this.#budget = new ConnectionBudget(options.connectionBudget, options.queueMax ?? 1000)
+    this.#budget.onPressure = () => { this.#reclaimIdle() }
     this.#pools = new LRUCache<string, PoolEntry>({
       max: options.poolsMax,
       dispose: (entry) => { this.#retire(entry) }
@@ -70,7 +97,7 @@ export class PoolCache {
     let entry = this.#pools.get(tenant.id)
     if (entry === undefined || entry.fingerprint !== fingerprint) {
       entry = this.#open(tenant, fingerprint)
-      this.#pools.set(tenant.id, entry)
+      this.#withReason('lru', () => { this.#pools.set(tenant.id, entry as PoolEntry) })
     }
     const leased = entry
     leased.leases++
@@ -83,29 +110,54 @@ export class PoolCache {
         released = true
         leased.leases--
         this.#leases--
-        if (leased.retired && leased.leases === 0) this.#destroy(leased)
+        if (leased.leases > 0) return
+        if (leased.retired) this.#destroy(leased)
+        // Openers are waiting for a slot and this pool just went idle: let its connections go.
+        else if (this.#budget.waiting > 0) this.#reclaimIdle()
       }
     }
   }
 
   /** Retire a tenant's pool (dropped, suspended, credentials changed); in-flight work finishes. */
   evict (tenantId: string): void {
-    this.#pools.delete(tenantId)
+    this.#withReason('removed', () => { this.#pools.delete(tenantId) })
   }
 
   has (tenantId: string): boolean {
     return this.#pools.has(tenantId)
   }
 
+  /** Tenant ids of the cached pools, most recently used first. */
+  keys (): string[] {
+    return [...this.#pools.keys()]
+  }
+
   stats (): PoolCacheStats {
-    return { pools: this.#pools.size, retiring: this.#retiring, leases: this.#leases, opened: this.#opened, evicted: this.#evicted }
+    const connections = { used: 0, free: 0, pendingAcquires: 0, pendingCreates: 0 }
+    for (const entry of [...this.#pools.values(), ...this.#retiringPools]) {
+      const pool = tarnPool(entry)
+      if (pool === undefined) continue
+      connections.used += pool.numUsed()
+      connections.free += pool.numFree()
+      connections.pendingAcquires += pool.numPendingAcquires()
+      connections.pendingCreates += pool.numPendingCreates()
+    }
+    return {
+      pools: this.#pools.size,
+      retiring: this.#retiringPools.size,
+      leases: this.#leases,
+      opened: this.#opened,
+      evicted: this.#evicted,
+      connections,
+      budget: this.#budget.stats()
+    }
   }
 
   /** Retires every pool and waits until all of them are destroyed. */
   async close (): Promise<void> {
     this.#closed = true
-    this.#pools.clear()
-    while (this.#destroying.size > 0 || this.#retiring > 0) {
+    this.#withReason('closing', () => { this.#pools.clear() })
+    while (this.#destroying.size > 0 || this.#retiringPools.size > 0) {
       if (this.#destroying.size > 0) await Promise.allSettled([...this.#destroying])
       else await new Promise((resolve) => setTimeout(resolve, 10))
     }
@@ -113,7 +165,12 @@ export class PoolCache {
 
   #open (tenant: TenantRecord, fingerprint: string): PoolEntry {
     const { server } = this.#options
+    const slug = tenant.slug
     const config = knexConfig({
+      client: budgetedPgClient(this.#budget, this.#options.acquireTimeoutMs, {
+        opened: (durationMs) => { this.events.emit('connection:opened', { slug, durationMs }) },
+        failed: (error) => { this.events.emit('connection:failed', { slug, error }) }
+      }),
       connection: {
         ...server,
         host: tenant.database.host ?? server.host,
@@ -121,7 +178,7 @@ export class PoolCache {
         database: tenant.database.name,
         user: tenant.database.user,
         password: tenant.database.password,
-        application_name: `silo:${tenant.slug}`
+        application_name: `silo:${slug}`
       },
       pool: {
         min: 0,
@@ -129,17 +186,44 @@ export class PoolCache {
         idleTimeoutMillis: this.#options.idleTimeoutMs,
         acquireTimeoutMillis: this.#options.acquireTimeoutMs
       },
-      ...(this.#options.version === undefined ? {} : { version: this.#options.version })
+      ...(this.#options.version === undefined ? {} : { version: this.#options.version }),
+      // Failures reach the request as errors and are logged there; knex's own console output is noise.
+      quiet: true
     })
+    const db = knex(config)
     this.#opened++
-    return { tenantId: tenant.id, fingerprint, db: knex(config), leases: 0, retired: false }
+    this.events.emit('pool:opened', { tenantId: tenant.id, slug })
+    return { tenantId: tenant.id, slug, fingerprint, db, leases: 0, retired: false }
+  }
+
+  /** Runs `fn` (which may dispose entries) with the eviction reason the dispose hook reports. */
+  #withReason (reason: 'lru' | 'removed' | 'idle' | 'closing', fn: () => void): void {
+    const previous = this.#evictReason
+    this.#evictReason = reason
+    try {
+      fn()
+    } finally {
+      this.#evictReason = previous
+    }
+  }
+
+  /** Under connection pressure: retire the least recently used pool that no request holds and that has a connection to give back. */
+  #reclaimIdle (): void {
+    for (const tenantId of this.#pools.rkeys()) {
+      const entry = this.#pools.peek(tenantId)
+      if (entry !== undefined && entry.leases === 0 && (tarnPool(entry)?.numFree() ?? 0) > 0) {
+        this.#withReason('idle', () => { this.#pools.delete(tenantId) })
+        return
+      }
+    }
   }
 
   #retire (entry: PoolEntry): void {
     if (entry.retired) return
     entry.retired = true
     this.#evicted++
-    this.#retiring++
+    this.#retiringPools.add(entry)
+    this.events.emit('pool:evicted', { tenantId: entry.tenantId, slug: entry.slug, reason: this.#evictReason })
     if (entry.leases === 0) this.#destroy(entry)
   }
 
@@ -147,11 +231,16 @@ export class PoolCache {
     const done = entry.db.destroy()
       .catch(() => {})
       .finally(() => {
-        this.#retiring--
+        this.#retiringPools.delete(entry)
         this.#destroying.delete(done)
       })
     this.#destroying.add(done)
   }
+}
+
+/** Knex keeps its tarn pool on the client; it exists once the instance is created. */
+function tarnPool (entry: PoolEntry): TarnPool | undefined {
+  return (entry.db.client as { pool?: TarnPool }).pool
 }
 
 function fingerprintOf (tenant: TenantRecord): string {

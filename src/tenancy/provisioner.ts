@@ -3,6 +3,7 @@ import { CatalogConflict, type CatalogStore, type TenantRecord, type TenantStatu
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError, validationFailed } from '../errors.js'
+import type { SiloEvents } from './events.js'
 import type { PoolCache } from './pool-cache.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
@@ -23,6 +24,7 @@ export interface ProvisionerDeps {
   /** When the provisioner runs inside a server, the caches to keep in step. */
   resolver?: HostResolver
   pools?: PoolCache
+  events?: SiloEvents
 }
 
 export type ProvisioningStep = 'catalog' | 'role' | 'database' | 'migrate' | 'activate' | 'drop-database' | 'drop-role' | 'drop-catalog'
@@ -61,6 +63,7 @@ export class Provisioner {
     if (name.length === 0 || name.length > 200) throw validationFailed('Name must be 1-200 characters')
     const databaseName = tenantDatabaseName(this.#deps.prefix, slug)
     const { catalog, admin, migrator } = this.#deps
+    const started = performance.now()
 
     return await this.#locked(slug, async () => {
       const existing = await catalog.tenantBySlug(slug)
@@ -98,6 +101,7 @@ export class Provisioner {
         throw new SiloError('PROVISIONING_FAILED', 500, `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
       }
       for (const host of domains) this.#deps.resolver?.invalidateHost(host)
+      this.#deps.events?.emit('tenant:created', { slug, durationMs: performance.now() - started })
       return await this.#summary(slug)
     })
   }
@@ -111,6 +115,7 @@ export class Provisioner {
       await this.#deps.catalog.setStatus(slug, 'dropping')
       this.#forget(tenant)
       await this.#removeEverything(tenant)
+      this.#deps.events?.emit('tenant:dropped', { slug })
     })
   }
 
@@ -124,6 +129,7 @@ export class Provisioner {
       }
       await this.#deps.catalog.setStatus(slug, status)
       this.#forget(tenant)
+      if (tenant.status !== status) this.#deps.events?.emit(status === 'suspended' ? 'tenant:suspended' : 'tenant:resumed', { slug })
       return await this.#summary(slug)
     })
   }

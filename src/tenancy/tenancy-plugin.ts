@@ -4,6 +4,7 @@ import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
+import type { RequestOutcome, SiloEvents } from './events.js'
 import { hostFromHeader } from './host.js'
 import { hostInvalid, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
 
@@ -31,6 +32,8 @@ declare module 'fastify' {
 export interface TenancyPluginOptions {
   resolver: HostResolver
   pools: PoolCache
+  /** Receives one `request:tenant` event per resolved (or refused) request. */
+  events?: SiloEvents
 }
 
 const leaseKey = Symbol('silo.lease')
@@ -46,18 +49,37 @@ export function assertServable (tenant: TenantRecord): void {
 }
 
 async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
-  const { resolver, pools } = options
+  const { resolver, pools, events } = options
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
 
+  const resolve = async (request: FastifyRequest): Promise<{ tenant: TenantRecord, host: string }> => {
+    const host = hostFromHeader(request.headers.host)
+    if (host === null) throw outcome('host_invalid', hostInvalid())
+    let tenant: TenantRecord | null
+    try {
+      tenant = await resolver.resolve(host)
+    } catch (error) {
+      throw outcome('catalog_unavailable', error)
+    }
+    if (tenant === null) throw outcome('not_found', tenantNotFound(host))
+    try {
+      assertServable(tenant)
+    } catch (error) {
+      throw outcome(tenant.status === 'suspended' ? 'suspended' : 'unavailable', error)
+    }
+    return { tenant, host }
+  }
+  const outcome = (kind: RequestOutcome, error: unknown): unknown => {
+    events?.emit('request:tenant', { outcome: kind })
+    return error
+  }
+
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.tenancy === false) return
-    const host = hostFromHeader(request.headers.host)
-    if (host === null) throw hostInvalid()
-    const tenant = await resolver.resolve(host)
-    if (tenant === null) throw tenantNotFound(host)
-    assertServable(tenant)
+    const { tenant, host } = await resolve(request)
     const lease = pools.acquire(tenant)
+    events?.emit('request:tenant', { outcome: 'served' })
     ;(request as LeasedRequest)[leaseKey] = lease
     request.db = lease.db
     request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, host }

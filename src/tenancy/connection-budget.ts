@@ -1,0 +1,77 @@
+import { tenantBusy } from '../errors.js'
+
+interface Waiter {
+  grant: () => void
+  timer: NodeJS.Timeout
+}
+
+export interface BudgetStats {
+  capacity: number
+  open: number
+  waiting: number
+  /** Waits that ended in TENANT_BUSY (timed out or queue full). */
+  rejected: number
+}
+
+/**
+ * The most connections one Silo instance holds open to tenant databases, across every pool,
+ * including pools being retired. A connection takes a slot before it is opened and gives it
+ * back when it is closed; past the budget, openers wait in a bounded FIFO queue and get
+ * 503 TENANT_BUSY when their wait times out. `onPressure` is called when someone has to wait,
+ * so the pool cache can close idle pools to make room.
+ */
+export class ConnectionBudget {
+  readonly #capacity: number
+  readonly #maxWaiting: number
+  readonly #waiters: Waiter[] = []
+  #open = 0
+  #rejected = 0
+  onPressure: (() => void) | undefined
+
+  constructor (capacity: number, maxWaiting: number) {
+    this.#capacity = capacity
+    this.#maxWaiting = maxWaiting
+  }
+
+  async take (timeoutMs: number): Promise<void> {
+    if (this.#open < this.#capacity && this.#waiters.length === 0) {
+      this.#open++
+      return
+    }
+    if (this.#waiters.length >= this.#maxWaiting) {
+      this.#rejected++
+      throw tenantBusy()
+    }
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        grant: () => {
+          clearTimeout(waiter.timer)
+          resolve()
+        },
+        timer: setTimeout(() => {
+          const index = this.#waiters.indexOf(waiter)
+          if (index !== -1) this.#waiters.splice(index, 1)
+          this.#rejected++
+          reject(tenantBusy())
+        }, timeoutMs)
+      }
+      this.#waiters.push(waiter)
+      this.onPressure?.()
+    })
+  }
+
+  give (): void {
+    const next = this.#waiters.shift()
+    // The slot passes straight to the next waiter: the open count does not change.
+    if (next !== undefined) next.grant()
+    else this.#open = Math.max(0, this.#open - 1)
+  }
+
+  get waiting (): number {
+    return this.#waiters.length
+  }
+
+  stats (): BudgetStats {
+    return { capacity: this.#capacity, open: this.#open, waiting: this.#waiters.length, rejected: this.#rejected }
+  }
+}

@@ -1,0 +1,24 @@
+import { EventEmitter } from 'node:events'
+
+/** Outcome of resolving a request's tenant, counted by metrics. */
+export type RequestOutcome = 'served' | 'host_invalid' | 'not_found' | 'suspended' | 'unavailable' | 'catalog_unavailable'
+
+/**
+ * Lifecycle events of the tenancy core, for an embedding application (audit, cache warm-up,
+ * billing) and for Silo's own metrics. Listeners run synchronously: keep them cheap, and never
+ * throw from one.
+ */
+export interface SiloEventMap {
+  'tenant:created': [{ slug: string, durationMs: number }]
+  'tenant:migrated': [{ slug: string, before: string | null, after: string | null, durationMs: number }]
+  'tenant:suspended': [{ slug: string }]
+  'tenant:resumed': [{ slug: string }]
+  'tenant:dropped': [{ slug: string }]
+  'pool:opened': [{ tenantId: string, slug: string }]
+  'pool:evicted': [{ tenantId: string, slug: string, reason: 'lru' | 'removed' | 'idle' | 'closing' }]
+  'connection:opened': [{ slug: string, durationMs: number }]
+  'connection:failed': [{ slug: string, error: Error }]
+  'request:tenant': [{ outcome: RequestOutcome }]
+}
+
+export class SiloEvents extends EventEmitter<SiloEventMap> {}

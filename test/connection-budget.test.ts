@@ -1,0 +1,101 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { Silo } from '../src/silo.js'
+import { ConnectionBudget } from '../src/tenancy/connection-budget.js'
+import { createTenant, testApp } from './helpers/silo.js'
+
+/** Backends PostgreSQL has open to this test's tenant databases. */
+const tenantBackends = async (silo: Silo): Promise<number> => {
+  const rows = await silo.admin.knex('pg_stat_activity')
+    .whereLike('datname', `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`)
+    .count<Array<{ count: string }>>('* as count')
+  return Number(rows[0]?.count ?? 0)
+}
+
+const sleepRoute = (app: FastifyInstance): void => {
+  app.get('/sleep', async (request) => {
+    const { ms } = request.query as { ms?: string }
+    await request.db.raw('select pg_sleep(?)', [Number(ms ?? '100') / 1000])
+    return { ok: true }
+  })
+}
+
+t.test('the budget hands slots out first come, first served, and times waiters out', async (t) => {
+  const budget = new ConnectionBudget(2, 2)
+  await budget.take(100)
+  await budget.take(100)
+  const order: string[] = []
+  const first = budget.take(1000).then(() => { order.push('first') })
+  const second = budget.take(1000).then(() => { order.push('second') })
+  await t.rejects(budget.take(1000), { code: 'TENANT_BUSY' }, 'a full queue refuses at once')
+  t.same(budget.stats(), { capacity: 2, open: 2, waiting: 2, rejected: 1 })
+  budget.give()
+  budget.give()
+  await Promise.all([first, second])
+  t.same(order, ['first', 'second'])
+  await t.rejects(budget.take(20), { code: 'TENANT_BUSY', statusCode: 503 }, 'a wait past its timeout is TENANT_BUSY')
+  budget.give()
+  budget.give()
+  t.same(budget.stats(), { capacity: 2, open: 0, waiting: 0, rejected: 2 })
+})
+
+t.test('under churn over many tenants the connection budget is never exceeded', async (t) => {
+  const budget = 4
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: budget, TENANT_POOL_MAX: 2, TENANT_POOLS_MAX: 3, TENANT_ACQUIRE_TIMEOUT_MS: 20000 }, sleepRoute)
+  const slugs = Array.from({ length: 8 }, (_, i) => `churn-${i}`)
+  for (const slug of slugs) await createTenant(silo, slug)
+  let peakBackends = 0
+  let peakOpen = 0
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      peakBackends = Math.max(peakBackends, await tenantBackends(silo))
+      peakOpen = Math.max(peakOpen, silo.pools.stats().budget.open)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  })()
+  const requests = []
+  for (let i = 0; i < 60; i++) {
+    requests.push(app.inject({ url: '/sleep?ms=30', headers: { host: `${slugs[i % slugs.length] ?? ''}.test` } }))
+  }
+  const responses = await Promise.all(requests)
+  sampling = false
+  await sampler
+  t.equal(responses.filter((res) => res.statusCode !== 200).length, 0, 'every request was served (some after waiting)')
+  t.ok(peakOpen <= budget, `Silo never held more than the budget (peak ${peakOpen})`)
+  t.ok(peakBackends <= budget, `PostgreSQL never saw more than the budget (peak ${peakBackends})`)
+  t.ok(peakOpen >= 2, 'the sampler saw connections in use')
+  t.ok(silo.pools.stats().evicted > 0, 'pools were evicted along the way')
+})
+
+t.test('a request that cannot get a connection waits, then gets 503 TENANT_BUSY with Retry-After', async (t) => {
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: 1, TENANT_ACQUIRE_TIMEOUT_MS: 300 }, sleepRoute)
+  await createTenant(silo, 'holder')
+  await createTenant(silo, 'waiter')
+  const holding = app.inject({ url: '/sleep?ms=1500', headers: { host: 'holder.test' } })
+  while (silo.pools.stats().budget.open < 1) await new Promise((resolve) => setTimeout(resolve, 10))
+  const started = Date.now()
+  const busy = await app.inject({ url: '/articles', headers: { host: 'waiter.test' } })
+  const waited = Date.now() - started
+  t.equal(busy.statusCode, 503)
+  t.match(busy.json(), { statusCode: 503, code: 'TENANT_BUSY', error: 'Service Unavailable' })
+  t.ok(Number(busy.headers['retry-after']) >= 1, 'Retry-After is set')
+  t.ok(waited >= 250, `it waited in the queue first (${waited} ms)`)
+  t.equal((await holding).statusCode, 200, 'the holder was not disturbed')
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'waiter.test' } })).statusCode, 200, 'and once the slot is free the waiter is served')
+})
+
+t.test('when connections run short, the least recently used idle pool is closed first', async (t) => {
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: 2, TENANT_POOL_MAX: 1 })
+  for (const slug of ['a-old', 'b-older', 'c-new']) await createTenant(silo, slug)
+  const id = async (slug: string): Promise<string> => (await silo.catalog.tenantBySlug(slug))?.id ?? ''
+  const get = async (slug: string) => await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })
+  t.equal((await get('b-older')).statusCode, 200)
+  t.equal((await get('a-old')).statusCode, 200)
+  t.equal(silo.pools.stats().budget.open, 2, 'both idle pools keep their connection open')
+  t.equal((await get('c-new')).statusCode, 200, 'a third tenant is served within the budget')
+  t.notOk(silo.pools.has(await id('b-older')), 'the least recently used idle pool was closed')
+  t.ok(silo.pools.has(await id('a-old')), 'the more recent one was kept')
+  t.ok(silo.pools.has(await id('c-new')))
+  t.ok(silo.pools.stats().budget.open <= 2)
+})
