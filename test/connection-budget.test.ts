@@ -46,9 +46,9 @@ t.test('under churn over many tenants the connection budget is never exceeded', 
   for (const slug of slugs) await createTenant(silo, slug)
   let peakBackends = 0
   let peakOpen = 0
-  let sampling = true
+  const sampling = { on: true }
   const sampler = (async () => {
-    while (sampling) {
+    while (sampling.on) {
       peakBackends = Math.max(peakBackends, await tenantBackends(silo))
       peakOpen = Math.max(peakOpen, silo.pools.stats().budget.open)
       await new Promise((resolve) => setTimeout(resolve, 10))
@@ -59,7 +59,7 @@ t.test('under churn over many tenants the connection budget is never exceeded', 
     requests.push(app.inject({ url: '/sleep?ms=30', headers: { host: `${slugs[i % slugs.length] ?? ''}.test` } }))
   }
   const responses = await Promise.all(requests)
-  sampling = false
+  sampling.on = false
   await sampler
   t.equal(responses.filter((res) => res.statusCode !== 200).length, 0, 'every request was served (some after waiting)')
   t.ok(peakOpen <= budget, `Silo never held more than the budget (peak ${peakOpen})`)
