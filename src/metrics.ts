@@ -1,0 +1,113 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Silo } from './silo.js'
+import type { SiloEventMap } from './tenancy/events.js'
+
+export interface SiloMetrics {
+  registry: Registry
+  /** Detaches from the core's events. */
+  close: () => void
+}
+
+/**
+ * Prometheus metrics of one Silo instance, in a registry of its own. Gauges are read from the
+ * pool cache, budget and host cache at scrape time; counters and the cold-open histogram
+ * follow the core's lifecycle events.
+ */
+export function createMetrics (silo: Silo): SiloMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'silo_' })
+  const registers = [registry]
+
+  registry.registerMetric(new Gauge({
+    name: 'silo_tenant_pools',
+    help: 'Tenant pools open, cached or retiring (waiting for their last request)',
+    labelNames: ['state'],
+    registers: [],
+    collect () {
+      const stats = silo.pools.stats()
+      this.set({ state: 'cached' }, stats.pools)
+      this.set({ state: 'retiring' }, stats.retiring)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'silo_tenant_connections',
+    help: 'Connections to tenant databases by state (used, free), and requests waiting for one (pending)',
+    labelNames: ['state'],
+    registers: [],
+    collect () {
+      const { connections } = silo.pools.stats()
+      this.set({ state: 'used' }, connections.used)
+      this.set({ state: 'free' }, connections.free)
+      this.set({ state: 'pending' }, connections.pendingAcquires)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'silo_connection_budget',
+    help: 'The connection budget: capacity, connections open against it, openers queued for a slot',
+    labelNames: ['kind'],
+    registers: [],
+    collect () {
+      const { budget } = silo.pools.stats()
+      this.set({ kind: 'capacity' }, budget.capacity)
+      this.set({ kind: 'open' }, budget.open)
+      this.set({ kind: 'queued' }, budget.waiting)
+    }
+  }))
+
+  const cumulative = (name: string, help: string, read: () => number): void => {
+    let seen = 0
+    registry.registerMetric(new Counter({
+      name,
+      help,
+      registers: [],
+      collect () {
+        const now = read()
+        if (now > seen) this.inc(now - seen)
+        seen = now
+      }
+    }))
+  }
+  cumulative('silo_host_cache_hits_total', 'Host look-ups answered from the cache', () => silo.resolver.stats().hits)
+  cumulative('silo_host_cache_misses_total', 'Host look-ups that asked the catalog', () => silo.resolver.stats().misses)
+  cumulative('silo_host_cache_negative_hits_total', 'Unknown hosts answered from the negative cache', () => silo.resolver.stats().negativeHits)
+  cumulative('silo_host_cache_stale_total', 'Stale answers served because the catalog failed', () => silo.resolver.stats().staleServed)
+  cumulative('silo_connection_budget_rejections_total', 'Waits for a connection that ended in TENANT_BUSY', () => silo.pools.stats().budget.rejected)
+  registry.registerMetric(new Gauge({
+    name: 'silo_host_cache_entries',
+    help: 'Hosts cached, known and unknown',
+    labelNames: ['kind'],
+    registers: [],
+    collect () {
+      const stats = silo.resolver.stats()
+      this.set({ kind: 'known' }, stats.cached)
+      this.set({ kind: 'unknown' }, stats.negativeCached)
+    }
+  }))
+
+  const requests = new Counter({ name: 'silo_tenant_requests_total', help: 'Requests by how their tenant resolved (served, not_found, suspended, ...)', labelNames: ['outcome'], registers })
+  const opened = new Counter({ name: 'silo_pool_opened_total', help: 'Tenant pools created', registers })
+  const evicted = new Counter({ name: 'silo_pool_evictions_total', help: 'Tenant pools retired, by reason', labelNames: ['reason'], registers })
+  const coldOpen = new Histogram({
+    name: 'silo_connection_open_seconds',
+    help: 'Time to open a new tenant connection (TCP, TLS, authentication)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers
+  })
+  const failures = new Counter({ name: 'silo_connection_failures_total', help: 'Tenant connections that could not be opened', registers })
+
+  const listeners: { [K in keyof SiloEventMap]?: (...args: SiloEventMap[K]) => void } = {
+    'request:tenant': ({ outcome }) => { requests.inc({ outcome }) },
+    'pool:opened': () => { opened.inc() },
+    'pool:evicted': ({ reason }) => { evicted.inc({ reason }) },
+    'connection:opened': ({ durationMs }) => { coldOpen.observe(durationMs / 1000) },
+    'connection:failed': () => { failures.inc() }
+  }
+  for (const [event, listener] of Object.entries(listeners)) silo.events.on(event as keyof SiloEventMap, listener as () => void)
+
+  return {
+    registry,
+    close: () => {
+      for (const [event, listener] of Object.entries(listeners)) silo.events.off(event as keyof SiloEventMap, listener as () => void)
+    }
+  }
+}
