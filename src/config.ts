@@ -22,6 +22,7 @@ const EnvSchema = Type.Object({
   HOST_CACHE_TTL_MS: Type.Integer({ minimum: 0, default: 5000 }),
   HOST_CACHE_MAX: Type.Integer({ minimum: 1, default: 10000 }),
   TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),
+  TENANT_TEMPLATE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
@@ -49,6 +50,8 @@ export interface Config {
   hostCacheTtlMs: number
   hostCacheMax: number
   tenantDbPrefix: string
+  /** Clone new tenant databases from a migrated template database. */
+  tenantTemplate: boolean
   migrateConcurrency: number
   logLevel: string
 }
@@ -95,6 +98,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     hostCacheTtlMs: env.HOST_CACHE_TTL_MS,
     hostCacheMax: env.HOST_CACHE_MAX,
     tenantDbPrefix: env.TENANT_DB_PREFIX,
+    tenantTemplate: env.TENANT_TEMPLATE === 'on',
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
     logLevel: env.LOG_LEVEL
   }

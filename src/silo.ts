@@ -11,6 +11,7 @@ import { SiloEvents } from './tenancy/events.js'
 import { PoolCache } from './tenancy/pool-cache.js'
 import { Provisioner } from './tenancy/provisioner.js'
 import { TenantMigrator } from './tenancy/tenant-migrator.js'
+import { TenantTemplate } from './tenancy/tenant-template.js'
 
 /** The tenancy core, wired: what the HTTP app and the CLI both stand on. */
 export interface Silo {
@@ -23,6 +24,8 @@ export interface Silo {
   resolver: HostResolver
   pools: PoolCache
   migrator: TenantMigrator
+  /** Undefined when TENANT_TEMPLATE=off. */
+  template: TenantTemplate | undefined
   provisioner: Provisioner
   /** Lifecycle events (tenants, pools, connections, request outcomes). */
   events: SiloEvents
@@ -63,8 +66,11 @@ export async function openSilo (config: Config): Promise<Silo> {
       version: serverVersion
     })
     const migrator = new TenantMigrator(server, serverVersion)
+    const template = config.tenantTemplate
+      ? new TenantTemplate({ admin, catalog, server, prefix: config.tenantDbPrefix, version: serverVersion })
+      : undefined
     const provisioner = new Provisioner({
-      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events
+      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template
     })
     const openedCatalog = catalogDb
     return {
@@ -76,6 +82,7 @@ export async function openSilo (config: Config): Promise<Silo> {
       resolver,
       pools,
       migrator,
+      template,
       provisioner,
       events,
       close: async () => {

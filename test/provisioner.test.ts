@@ -106,3 +106,37 @@ t.test('domains can be added and removed, and routing follows at once', async (t
   t.same((await silo.catalog.listTenants(['movable']))[0]?.primaryDomain, 'moved.test')
   await t.rejects(silo.provisioner.removeDomain('nowhere.test'), { code: 'NOT_FOUND' })
 })
+
+t.test('a tenant cloned from the template owns every object in its database and is on the latest version', async (t) => {
+  const cloned: string[] = []
+  const fallbacks: string[] = []
+  silo.events.on('tenant:created', ({ slug }) => { cloned.push(slug) })
+  silo.events.on('template:unavailable', ({ slug }) => { fallbacks.push(slug) })
+  await silo.provisioner.create({ slug: 'cloned', domains: ['cloned.test'] })
+  t.same(fallbacks, [], 'the template was used')
+  t.same(cloned, ['cloned'])
+  const tenant = await silo.catalog.tenantBySlug('cloned')
+  if (tenant === null) throw new Error('no tenant')
+  t.equal(tenant.schemaVersion, await silo.migrator.latestVersion())
+  const owners = await silo.migrator.withDatabase(tenant, async (db) => {
+    const { rows } = await db.raw(`select distinct pg_get_userbyid(c.relowner) as owner from pg_class c
+      join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'public'`)
+    return rows.map((row: { owner: string }) => row.owner)
+  })
+  t.same(owners, [tenant.database.user], 'tables, sequences and indexes belong to the tenant role')
+  const outcome = await silo.migrator.migrate(tenant)
+  t.same(outcome.applied, [], 'knex sees the cloned migrations as applied')
+  const res = await app.inject({ method: 'POST', url: '/articles', headers: { host: 'cloned.test' }, payload: { title: 'works', body: '' } })
+  t.equal(res.statusCode, 201)
+  const templateRole = silo.template?.roleName ?? ''
+  const { rows } = await silo.admin.knex.raw('select count(*)::int as n from pg_auth_members m join pg_roles r on r.oid = m.roleid where r.rolname = ?', [templateRole])
+  t.equal(rows[0].n <= 1, true, 'no tenant role is a member of the template role')
+})
+
+t.test('with the template off, a tenant is migrated from an empty database', async (t) => {
+  const { silo: plain, app: plainApp } = await testApp(t, { TENANT_TEMPLATE: 'off' })
+  t.equal(plain.template, undefined)
+  await plain.provisioner.create({ slug: 'plain', domains: ['plain.test'], seed: true })
+  t.equal((await plain.catalog.tenantBySlug('plain'))?.schemaVersion, await plain.migrator.latestVersion())
+  t.equal((await plainApp.inject({ url: '/articles', headers: { host: 'plain.test' } })).json().items.length, 5)
+})

@@ -96,6 +96,20 @@ export class CatalogStore {
     })
   }
 
+  /**
+   * Runs `fn` holding a (blocking) advisory lock on `key` in the catalog database: `shared`
+   * holders run together, an exclusive holder alone. Used for the template database: clones
+   * share it, a refresh takes it alone.
+   */
+  async withLock<T> (key: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
+    return await this.#knex.transaction(async (trx) => {
+      await trx.raw(mode === 'shared'
+        ? 'select pg_advisory_xact_lock_shared(hashtextextended(?, 0))'
+        : 'select pg_advisory_xact_lock(hashtextextended(?, 0))', [`silo:${key}`])
+      return await fn()
+    })
+  }
+
   async ping (): Promise<void> {
     await this.#knex.raw('select 1')
   }

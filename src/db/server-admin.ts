@@ -93,6 +93,39 @@ export class ServerAdmin {
     await this.#knex.raw('REVOKE ALL ON DATABASE ?? FROM PUBLIC', [name])
   }
 
+  /** A role that cannot log in; the admin becomes a member so it can SET ROLE to it. */
+  async ensureGroupRole (name: string): Promise<void> {
+    assertIdentifier(name, 'role name')
+    if (!(await this.roleExists(name))) {
+      try {
+        await this.#knex.raw('CREATE ROLE ?? WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', [name])
+      } catch (error) {
+        if (!isDuplicate(error)) throw error
+      }
+    }
+    await this.#grantRoleToSelfIfNeeded(name)
+  }
+
+  /** Whether anyone may connect to the database (off for a template between refreshes). */
+  async setAllowConnections (name: string, allow: boolean): Promise<void> {
+    assertIdentifier(name, 'database name')
+    await this.#knex.raw(`ALTER DATABASE ?? WITH ALLOW_CONNECTIONS ${allow ? 'true' : 'false'}`, [name])
+  }
+
+  /** The database's comment (Silo keeps a template's schema version there), read without connecting to it. */
+  async databaseComment (name: string): Promise<string | null> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ comment: string | null }> }>(
+      'select shobj_description(oid, \'pg_database\') as comment from pg_database where datname = ?', [name])
+    return rows[0]?.comment ?? null
+  }
+
+  async setDatabaseComment (name: string, comment: string): Promise<void> {
+    assertIdentifier(name, 'database name')
+    // COMMENT takes no bind parameter: the text is limited to a safe alphabet first.
+    if (!/^[a-z0-9_:.-]{1,200}$/.test(comment)) throw new TypeError('Unsafe database comment')
+    await this.#knex.raw(`COMMENT ON DATABASE ?? IS '${comment}'`, [name])
+  }
+
   /** Drops the database, closing any connection still open to it (PostgreSQL 13+). */
   async dropDatabase (name: string): Promise<void> {
     assertIdentifier(name, 'database name')

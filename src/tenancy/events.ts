@@ -14,6 +14,8 @@ export interface SiloEventMap {
   'tenant:suspended': [{ slug: string }]
   'tenant:resumed': [{ slug: string }]
   'tenant:dropped': [{ slug: string }]
+  /** A create fell back from cloning the template to migrating an empty database. */
+  'template:unavailable': [{ slug: string, error: Error }]
   'pool:opened': [{ tenantId: string, slug: string }]
   'pool:evicted': [{ tenantId: string, slug: string, reason: 'lru' | 'removed' | 'idle' | 'closing' }]
   'connection:opened': [{ slug: string, durationMs: number }]

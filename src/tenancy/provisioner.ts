@@ -5,6 +5,7 @@ import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError, validationFailed } from '../errors.js'
 import type { SiloEvents } from './events.js'
 import type { PoolCache } from './pool-cache.js'
+import type { TenantTemplate } from './tenant-template.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
 
@@ -14,6 +15,8 @@ export interface ProvisionerDeps {
   migrator: TenantMigrator
   /** Prefix of every tenant database and role name. */
   prefix: string
+  /** Clone new databases from this template; without it (or when it fails) migrate an empty one. */
+  template?: TenantTemplate
   /** Hosts no tenant may claim (the admin host). */
   reservedHosts?: string[]
   /**
@@ -90,11 +93,13 @@ export class Provisioner {
         await this.#step('role', slug)
         await admin.ensureRole(tenant.database.user, tenant.database.password)
         await this.#step('database', slug)
-        await admin.ensureDatabase(tenant.database.name, tenant.database.user)
+        const cloned = await this.#cloneFromTemplate(tenant)
+        if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user)
         await this.#step('migrate', slug)
-        const outcome = await migrator.migrate(tenant, { seed: input.seed === true })
+        let version = cloned ? await this.#deps.template?.ready() ?? null : null
+        if (!cloned || input.seed === true) version = (await migrator.migrate(tenant, { seed: input.seed === true })).after
         await this.#step('activate', slug)
-        await catalog.setSchemaVersion(slug, outcome.after)
+        await catalog.setSchemaVersion(slug, version)
         await catalog.setStatus(slug, 'active')
       } catch (error) {
         await this.#removeEverything(tenant).catch(async () => { await catalog.setStatus(slug, 'failed') })
@@ -182,6 +187,21 @@ export class Provisioner {
   #forget (tenant: TenantRecord): void {
     this.#deps.resolver?.invalidateTenant(tenant.id)
     this.#deps.pools?.evict(tenant.id)
+  }
+
+  /** True when the database was cloned from the template; false when there is none or it failed. */
+  async #cloneFromTemplate (tenant: TenantRecord): Promise<boolean> {
+    const { template, admin } = this.#deps
+    if (template === undefined) return false
+    try {
+      await template.clone(tenant.database.name, tenant.database.user)
+      return true
+    } catch (error) {
+      this.#deps.events?.emit('template:unavailable', { slug: tenant.slug, error: error as Error })
+      template.reset()
+      await admin.dropDatabase(tenant.database.name)
+      return false
+    }
   }
 
   async #step (step: ProvisioningStep, slug: string): Promise<void> {

@@ -1,0 +1,108 @@
+import knex, { type Knex } from 'knex'
+import type { CatalogStore } from '../catalog/catalog-store.js'
+import { assertIdentifier } from '../db/identifiers.js'
+import { knexConfig, tenantMigrations, type PgConnection } from '../db/knex-config.js'
+import type { ServerAdmin } from '../db/server-admin.js'
+
+export interface TenantTemplateDeps {
+  admin: ServerAdmin
+  catalog: CatalogStore
+  server: PgConnection
+  prefix: string
+  version?: string
+}
+
+const MARKER = 'silo-template:'
+
+/**
+ * A database kept migrated to the newest tenant migration, from which new tenant databases are
+ * cloned with CREATE DATABASE ... TEMPLATE: a copy of a few files instead of a migration run.
+ *
+ * The template database belongs to the admin role; the objects inside it are created under
+ * SET ROLE to a NOLOGIN role of its own, so a clone can hand exactly those objects to the
+ * tenant's role (REASSIGN OWNED) and keep nothing of the template role (DROP OWNED). Between
+ * refreshes nobody may connect to it (cloning needs it idle). Its schema version is kept in
+ * its comment, readable without connecting. Refreshes take an exclusive catalog lock and
+ * clones a shared one, so instances and CLIs can do both concurrently.
+ */
+export class TenantTemplate {
+  readonly databaseName: string
+  readonly roleName: string
+  readonly #deps: TenantTemplateDeps
+  #ready: Promise<string | null> | undefined
+
+  constructor (deps: TenantTemplateDeps) {
+    this.#deps = deps
+    // Slugs never start with `_`, so no tenant can be named like the template.
+    this.databaseName = assertIdentifier(`${deps.prefix}_template`, 'database name')
+    this.roleName = this.databaseName
+  }
+
+  /** Makes sure the template is on the newest migration; returns that version. Memoized until it fails. */
+  async ready (): Promise<string | null> {
+    this.#ready ??= this.#refresh().catch((error: unknown) => {
+      this.#ready = undefined
+      throw error
+    })
+    return await this.#ready
+  }
+
+  /** Creates `database` owned by `owner` as a clone of the template; returns its schema version. */
+  async clone (database: string, owner: string): Promise<string | null> {
+    const version = await this.ready()
+    const { admin, catalog } = this.#deps
+    await catalog.withLock(this.#lockKey(), 'shared', async () => {
+      await admin.ensureDatabase(database, owner, this.databaseName)
+    })
+    await this.#inDatabase(database, async (db) => {
+      await db.raw('REASSIGN OWNED BY ?? TO ??', [this.roleName, owner])
+      await db.raw('DROP OWNED BY ??', [this.roleName])
+    })
+    return version
+  }
+
+  /** Forget that the template was found ready (after migrations changed under a running process). */
+  reset (): void {
+    this.#ready = undefined
+  }
+
+  #lockKey (): string {
+    return `template:${this.databaseName}`
+  }
+
+  async #refresh (): Promise<string | null> {
+    const latest = await tenantMigrations.latestName()
+    const marker = `${MARKER}${latest ?? 'empty'}`
+    const { admin, catalog } = this.#deps
+    if (await admin.databaseComment(this.databaseName) === marker) return latest
+    await catalog.withLock(this.#lockKey(), 'exclusive', async () => {
+      if (await admin.databaseComment(this.databaseName) === marker) return
+      await admin.ensureGroupRole(this.roleName)
+      await admin.ensurePrivateDatabase(this.databaseName)
+      await admin.setAllowConnections(this.databaseName, true)
+      await this.#inDatabase(this.databaseName, async (db) => {
+        await db.raw('GRANT USAGE, CREATE ON SCHEMA public TO ??', [this.roleName])
+        await db.raw('SET ROLE ??', [this.roleName])
+        await db.migrate.latest()
+      })
+      await admin.setAllowConnections(this.databaseName, false)
+      await admin.setDatabaseComment(this.databaseName, marker)
+    })
+    return latest
+  }
+
+  /** A one-connection admin Knex on `database` (tenant migrations configured), closed after `fn`. */
+  async #inDatabase (database: string, fn: (db: Knex) => Promise<void>): Promise<void> {
+    const db = knex(knexConfig({
+      schema: 'tenant',
+      connection: { ...this.#deps.server, database, application_name: 'silo-template' },
+      pool: { min: 0, max: 1 },
+      ...(this.#deps.version === undefined ? {} : { version: this.#deps.version })
+    }))
+    try {
+      await fn(db)
+    } finally {
+      await db.destroy()
+    }
+  }
+}
