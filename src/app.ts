@@ -41,7 +41,12 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
   registerErrorHandling(app)
 
-  await app.register(tenancyPlugin, { resolver: silo.resolver, pools: silo.pools, events: silo.events })
+  await app.register(tenancyPlugin, {
+    resolver: silo.resolver,
+    pools: silo.pools,
+    events: silo.events,
+    ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
+  })
   await app.register(healthRoutes, { catalog: silo.catalog })
   await app.register(tenantInfoRoutes, { catalog: silo.catalog })
   await app.register(articleRoutes)

@@ -23,6 +23,7 @@ const EnvSchema = Type.Object({
   HOST_CACHE_MAX: Type.Integer({ minimum: 1, default: 10000 }),
   TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),
   TENANT_TEMPLATE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  SCHEMA_GUARD: Type.Union([Type.Literal('strict'), Type.Literal('off')], { default: 'strict' }),
   MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
@@ -52,6 +53,8 @@ export interface Config {
   tenantDbPrefix: string
   /** Clone new tenant databases from a migrated template database. */
   tenantTemplate: boolean
+  /** Refuse (503) tenants whose schema is behind the code's newest migration. */
+  schemaGuard: boolean
   migrateConcurrency: number
   logLevel: string
 }
@@ -99,6 +102,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     hostCacheMax: env.HOST_CACHE_MAX,
     tenantDbPrefix: env.TENANT_DB_PREFIX,
     tenantTemplate: env.TENANT_TEMPLATE === 'on',
+    schemaGuard: env.SCHEMA_GUARD === 'strict',
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
     logLevel: env.LOG_LEVEL
   }

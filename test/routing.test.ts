@@ -93,3 +93,21 @@ t.test('health answers on any host, even unknown or malformed ones', async (t) =
     t.same(ready.json(), { status: 'ready' })
   }
 })
+
+t.test('a tenant whose schema is behind the code gets 503 TENANT_UNAVAILABLE until migrated', async (t) => {
+  const tenant = await silo.catalog.tenantBySlug('globex')
+  if (tenant === null) throw new Error('no globex')
+  await silo.migrator.rollback(tenant)
+  await silo.catalog.setSchemaVersion('globex', null)
+  silo.resolver.clear()
+  const behind = await tenantAt('globex.test')
+  t.equal(behind.statusCode, 503)
+  t.equal(behind.json().code, 'TENANT_UNAVAILABLE')
+  t.ok(Number(behind.headers['retry-after']) > 0)
+  t.equal((await tenantAt('acme.test')).statusCode, 200, 'other tenants are unaffected')
+
+  const outcome = await silo.migrator.migrate(tenant)
+  await silo.catalog.setSchemaVersion('globex', outcome.after)
+  silo.resolver.clear()
+  t.equal((await tenantAt('globex.test')).statusCode, 200, 'served again once migrated')
+})

@@ -34,22 +34,32 @@ export interface TenancyPluginOptions {
   pools: PoolCache
   /** Receives one `request:tenant` event per resolved (or refused) request. */
   events?: SiloEvents
+  /**
+   * The schema version the code needs (its newest tenant migration). A tenant whose recorded
+   * version is older gets 503 TENANT_UNAVAILABLE, so new code never runs on an old schema.
+   * Undefined turns the guard off.
+   */
+  requiredSchemaVersion?: string | null
 }
 
 const leaseKey = Symbol('silo.lease')
 type LeasedRequest = FastifyRequest & { [leaseKey]?: PoolLease }
 
 /** Checks that a resolved tenant may be served now; throws the contract's error otherwise. */
-export function assertServable (tenant: TenantRecord): void {
+export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: string | null): void {
   switch (tenant.status) {
-    case 'active': return
+    case 'active': break
     case 'suspended': throw tenantSuspended()
     default: throw tenantUnavailable(`This tenant is ${tenant.status}`)
+  }
+  // Migration names start with a timestamp, so they order as text.
+  if (requiredSchemaVersion != null && (tenant.schemaVersion ?? '') < requiredSchemaVersion) {
+    throw tenantUnavailable('This tenant is being upgraded')
   }
 }
 
 async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
-  const { resolver, pools, events } = options
+  const { resolver, pools, events, requiredSchemaVersion } = options
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
 
@@ -64,7 +74,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     }
     if (tenant === null) throw outcome('not_found', tenantNotFound(host))
     try {
-      assertServable(tenant)
+      assertServable(tenant, requiredSchemaVersion)
     } catch (error) {
       throw outcome(tenant.status === 'suspended' ? 'suspended' : 'unavailable', error)
     }
