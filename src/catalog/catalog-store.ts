@@ -59,6 +59,19 @@ interface TenantRow {
   updated_at: Date
 }
 
+export interface MigrationRunRecord {
+  runId: string
+  slug: string
+  direction: 'latest' | 'rollback'
+  status: 'migrated' | 'up-to-date' | 'failed' | 'skipped'
+  before: string | null
+  after: string | null
+  applied: string[]
+  durationMs: number
+  error?: string
+  finishedAt?: Date
+}
+
 /** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
 export class CatalogConflict extends Error {
   constructor (readonly what: 'slug' | 'domain' | 'database', readonly value: string) {
@@ -108,6 +121,41 @@ export class CatalogStore {
         : 'select pg_advisory_xact_lock(hashtextextended(?, 0))', [`silo:${key}`])
       return await fn()
     })
+  }
+
+  async recordMigrationRun (run: MigrationRunRecord): Promise<void> {
+    await this.#knex('migration_runs').insert({
+      run_id: run.runId,
+      tenant_id: this.#knex('tenants').where({ slug: run.slug }).select('id'),
+      slug: run.slug,
+      direction: run.direction,
+      status: run.status,
+      version_before: run.before,
+      version_after: run.after,
+      applied: run.applied,
+      duration_ms: run.durationMs,
+      error: run.error ?? null
+    })
+  }
+
+  /** The newest recorded migration attempts, newest first (of one tenant when a slug is given). */
+  async migrationRuns (options: { slug?: string, runId?: string, limit?: number } = {}): Promise<MigrationRunRecord[]> {
+    const query = this.#knex('migration_runs').orderBy('id', 'desc').limit(options.limit ?? 100)
+    if (options.slug !== undefined) query.where({ slug: options.slug })
+    if (options.runId !== undefined) query.where({ run_id: options.runId })
+    const rows = await query
+    return rows.map((row) => ({
+      runId: row.run_id,
+      slug: row.slug,
+      direction: row.direction,
+      status: row.status,
+      before: row.version_before,
+      after: row.version_after,
+      applied: row.applied,
+      durationMs: row.duration_ms,
+      ...(row.error === null ? {} : { error: row.error }),
+      finishedAt: row.finished_at
+    }))
   }
 
   async ping (): Promise<void> {

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
 import type { CatalogStore, TenantRecord } from '../catalog/catalog-store.js'
+import type { SiloEvents } from './events.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 
 export type TenantMigrationStatus = 'migrated' | 'up-to-date' | 'failed' | 'skipped'
@@ -19,6 +21,9 @@ export interface FleetMigrationOptions {
   concurrency: number
   /** Called as each tenant finishes, in completion order (progress output). */
   onResult?: (result: TenantMigrationResult) => void
+  /** Groups this run's rows in the catalog's migration_runs; generated when absent. */
+  runId?: string
+  events?: SiloEvents
 }
 
 /** Tenants in these states have no schema to migrate yet, or are on their way out. */
@@ -26,7 +31,8 @@ const NOT_MIGRATABLE = new Set(['provisioning', 'dropping'])
 
 /**
  * Migrates many tenants with bounded concurrency. Every tenant is attempted: one failure is
- * recorded in its result and never stops the others. Results come back in slug order.
+ * recorded in its result and never stops the others. Each result is also recorded in the
+ * catalog (migration_runs). Results come back in slug order.
  */
 export async function migrateFleet (
   catalog: CatalogStore,
@@ -35,8 +41,19 @@ export async function migrateFleet (
   options: FleetMigrationOptions
 ): Promise<TenantMigrationResult[]> {
   const limit = pLimit(Math.max(1, options.concurrency))
+  const direction = options.direction ?? 'latest'
+  const runId = options.runId ?? randomUUID()
   const results = await Promise.all(slugs.map(async (slug) => await limit(async () => {
-    const result = await migrateOne(catalog, migrator, slug, options.direction ?? 'latest')
+    const result = await migrateOne(catalog, migrator, slug, direction)
+    try {
+      await catalog.recordMigrationRun({ runId, direction, ...result })
+    } catch (error) {
+      // The migration itself is done; losing its record must not turn it into a failure.
+      result.error = [result.error, `not recorded in the catalog: ${(error as Error).message}`].filter(Boolean).join('; ')
+    }
+    if (result.status === 'migrated') {
+      options.events?.emit('tenant:migrated', { slug, before: result.before, after: result.after, durationMs: result.durationMs })
+    }
     options.onResult?.(result)
     return result
   })))
