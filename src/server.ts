@@ -1,9 +1,8 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig, type Config } from './config.js'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js'
 import { ensureDemoTenants, DEMO_TENANTS } from './demo-tenants.js'
-import { loadDevSecrets } from './dev-secrets.js'
+import { resolveDatabase } from './dev-mode.js'
 import { createLogger } from './logger.js'
 import { openSilo } from './silo.js'
 
@@ -29,23 +28,11 @@ function devBanner (config: Config, address: string): string {
 }
 
 async function main (): Promise<void> {
-  let config = loadConfig()
-  const logger = createLogger(config.logLevel)
-  let embedded: EmbeddedPostgres | undefined
-  if (config.databaseUrl === undefined) {
-    const secrets = await loadDevSecrets(config.dataDir)
-    embedded = await startEmbeddedPostgres({
-      dataDir: config.dataDir,
-      password: secrets.postgresPassword,
-      log: (message) => { logger.debug({ postgres: message.trim() }, 'embedded postgres') }
-    })
-    config = {
-      ...config,
-      databaseUrl: embedded.url,
-      adminToken: config.adminToken ?? secrets.adminToken,
-      secretKey: config.secretKey ?? secrets.secretKey
-    }
-  }
+  const initial = loadConfig()
+  const logger = createLogger(initial.logLevel)
+  const { config, embedded } = await resolveDatabase(initial, (message) => {
+    logger.debug({ postgres: message.trim() }, 'embedded postgres')
+  })
 
   const silo = await openSilo(config)
   if (embedded !== undefined && await ensureDemoTenants(silo)) logger.info('created demo tenants acme and globex')

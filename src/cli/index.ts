@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander'
+import { SiloError } from '../errors.js'
+import { assertDomain, assertSlug } from '../tenancy/tenant-names.js'
+import { fleetTargets, runFleet, UsageError, type FleetCommandOptions } from './fleet-command.js'
+import { withSilo } from './open-silo.js'
+import { table, tenantJson, tenantsTable } from './output.js'
+
+/** One line for stderr; a failed create also says why, from its cause. */
+function describe (error: unknown): string {
+  const message = (error as Error).message
+  if (error instanceof SiloError && error.code === 'PROVISIONING_FAILED' && error.cause instanceof Error) {
+    return `${message}: ${error.cause.message}`
+  }
+  return message
+}
+
+/** Runs a command body; a `false` result or a throw sets a failing exit code (2 for usage). */
+function action<A extends unknown[]> (body: (...args: A) => Promise<boolean | undefined>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      if (await body(...args) === false) process.exitCode = 1
+    } catch (error) {
+      process.stderr.write(`tenants: ${describe(error).split('\n')[0] ?? ''}\n`)
+      process.exitCode = error instanceof UsageError ? 2 : 1
+    }
+  }
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value]
+
+function concurrency (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('must be an integer from 1 to 64')
+  return n
+}
+
+const program = new Command('tenants')
+  .description('Provision and operate Silo tenants (one PostgreSQL database each).\nUses DATABASE_URL, or the embedded dev server of DATA_DIR.')
+  .showSuggestionAfterError(false)
+
+program.command('create <slug>')
+  .description('create a tenant: role, database, schema, domains (the first is primary)')
+  .requiredOption('--domain <host>', 'a host name the tenant answers on (repeatable)', collect, [])
+  .option('--name <text>', 'display name (default: the slug)')
+  .option('--seed', 'add demo articles')
+  .action(action(async (slug: string, options: { domain: string[], name?: string, seed?: boolean }) => {
+    assertSlug(slug)
+    if (options.domain.length === 0) throw new UsageError('at least one --domain is required')
+    options.domain.forEach(assertDomain)
+    const tenant = await withSilo(async (silo) => await silo.provisioner.create({
+      slug, domains: options.domain, seed: options.seed === true, ...(options.name === undefined ? {} : { name: options.name })
+    }))
+    console.log(`created ${tenant.slug} (database ${tenant.databaseName}, schema ${tenant.schemaVersion ?? '-'}) at ${tenant.domains.join(', ')}`)
+    return true
+  }))
+
+program.command('list')
+  .description('list tenants with status, schema version and domains')
+  .option('--json', 'print JSON')
+  .action(action(async (options: { json?: boolean }) => {
+    const tenants = await withSilo(async (silo) => await silo.catalog.listTenants())
+    console.log(options.json === true ? JSON.stringify(tenants.map(tenantJson), null, 2) : tenantsTable(tenants))
+    return true
+  }))
+
+program.command('status')
+  .description("each tenant's schema version against the newest migration")
+  .option('--json', 'print JSON')
+  .action(action(async (options: { json?: boolean }) => {
+    const { tenants, latest } = await withSilo(async (silo) => ({
+      tenants: await silo.catalog.listTenants(),
+      latest: await silo.migrator.latestVersion()
+    }))
+    const rows = tenants.map((tenant) => ({
+      slug: tenant.slug,
+      status: tenant.status,
+      version: tenant.schemaVersion,
+      latest,
+      current: tenant.schemaVersion === latest
+    }))
+    if (options.json === true) console.log(JSON.stringify(rows, null, 2))
+    else {
+      console.log(`newest migration: ${latest ?? '-'}`)
+      if (rows.length > 0) console.log(table(['SLUG', 'STATUS', 'SCHEMA', 'STATE'], rows.map((row) => [row.slug, row.status, row.version ?? '-', row.current ? 'current' : 'behind'])))
+      console.log(`${rows.filter((row) => !row.current).length} of ${rows.length} tenants behind`)
+    }
+    return true
+  }))
+
+for (const [name, direction, description] of [
+  ['migrate', 'latest', 'migrate tenants to the newest schema; every tenant is attempted, exit 1 if any failed'],
+  ['rollback', 'rollback', 'roll back the last migration batch of tenants; exit 1 if any failed']
+] as const) {
+  program.command(`${name} [slugs...]`)
+    .description(description)
+    .option('--all', 'every tenant')
+    .option('--concurrency <n>', 'tenants at once (1-64; default MIGRATE_CONCURRENCY)', concurrency)
+    .option('--json', 'print JSON results')
+    .action(action(async (slugs: string[], options: FleetCommandOptions) => {
+      const targets = fleetTargets(slugs, options)
+      return await withSilo(async (silo) => await runFleet(silo, targets, direction, options))
+    }))
+}
+
+for (const [name, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {
+  program.command(`${name} <slug>`)
+    .description(name === 'suspend' ? 'stop serving a tenant (403 TENANT_SUSPENDED); its data stays' : 'serve a suspended tenant again')
+    .action(action(async (slug: string) => {
+      assertSlug(slug)
+      const tenant = await withSilo(async (silo) => await silo.provisioner.setStatus(slug, status))
+      console.log(`${tenant.slug} is ${tenant.status}`)
+      return true
+    }))
+}
+
+const domains = program.command('domains').description("manage a tenant's domains")
+domains.command('add <slug> <host>')
+  .description('add a domain to a tenant')
+  .action(action(async (slug: string, host: string) => {
+    assertSlug(slug)
+    const normalized = assertDomain(host)
+    const tenant = await withSilo(async (silo) => await silo.provisioner.addDomain(slug, normalized))
+    console.log(`${tenant.slug}: ${tenant.domains.join(', ')}`)
+    return true
+  }))
+domains.command('remove <host>')
+  .description('remove a domain from whichever tenant has it')
+  .action(action(async (host: string) => {
+    const normalized = assertDomain(host)
+    await withSilo(async (silo) => { await silo.provisioner.removeDomain(normalized) })
+    console.log(`removed ${normalized}`)
+    return true
+  }))
+
+program.command('drop <slug>')
+  .description('drop the database (closing its connections), the role and the catalog entry')
+  .option('--yes', 'confirm: this deletes the tenant\'s data')
+  .action(action(async (slug: string, options: { yes?: boolean }) => {
+    assertSlug(slug)
+    if (options.yes !== true) throw new UsageError(`refusing to drop ${slug} without --yes (this deletes its data)`)
+    await withSilo(async (silo) => { await silo.provisioner.drop(slug) })
+    console.log(`dropped ${slug}`)
+    return true
+  }))
+
+await program.parseAsync()
