@@ -46,6 +46,8 @@ export interface KnexConfigOptions {
   client?: Knex.Config['client']
   /** Mute knex's console warnings and errors (the caller reports failures itself). */
   quiet?: boolean
+  /** Tenant migrations from another directory (benchmarks, tests of a new migration). */
+  migrationSource?: DirectoryMigrationSource
 }
 
 const silent = (): void => {}
@@ -63,7 +65,7 @@ export function knexConfig (options: KnexConfigOptions): Knex.Config {
   if (options.schema === 'catalog') {
     config.migrations = { migrationSource: catalogMigrations }
   } else if (options.schema === 'tenant') {
-    config.migrations = { migrationSource: tenantMigrations }
+    config.migrations = { migrationSource: options.migrationSource ?? tenantMigrations }
     config.seeds = { directory: fileURLToPath(tenantSeedsDir), loadExtensions: [moduleExtension] }
   }
   return config

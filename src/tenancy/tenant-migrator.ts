@@ -1,6 +1,7 @@
 import knex, { type Knex } from 'knex'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { knexConfig, tenantMigrations, type PgConnection } from '../db/knex-config.js'
+import type { DirectoryMigrationSource } from '../db/migration-source.js'
 
 export interface MigrationOutcome {
   before: string | null
@@ -17,15 +18,17 @@ export interface MigrationOutcome {
 export class TenantMigrator {
   readonly #server: PgConnection
   readonly #version: string | undefined
+  readonly #source: DirectoryMigrationSource
 
-  constructor (server: PgConnection, version?: string) {
+  constructor (server: PgConnection, version?: string, source: DirectoryMigrationSource = tenantMigrations) {
     this.#server = server
     this.#version = version
+    this.#source = source
   }
 
   /** The newest migration the code knows: the schema version every tenant should be on. */
   async latestVersion (): Promise<string | null> {
-    return await tenantMigrations.latestName()
+    return await this.#source.latestName()
   }
 
   async migrate (tenant: TenantRecord, options: { seed?: boolean } = {}): Promise<MigrationOutcome> {
@@ -48,6 +51,7 @@ export class TenantMigrator {
   async withDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>): Promise<T> {
     const db = knex(knexConfig({
       schema: 'tenant',
+      migrationSource: this.#source,
       connection: {
         ...this.#server,
         host: tenant.database.host ?? this.#server.host,

@@ -1,0 +1,76 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import knex, { type Knex } from 'knex'
+import { LRUCache } from 'lru-cache'
+import { buildApp } from '../src/app.js'
+import type { TenantRecord } from '../src/catalog/catalog-store.js'
+import type { PgConnection } from '../src/db/knex-config.js'
+import { registerErrorHandling } from '../src/error-handler.js'
+import { articleRoutes } from '../src/routes/tenant/articles.js'
+import type { Silo } from '../src/silo.js'
+
+export interface Listening {
+  app: FastifyInstance
+  url: string
+  close: () => Promise<void>
+}
+
+async function listen (app: FastifyInstance, close: () => Promise<void> = async () => {}): Promise<Listening> {
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  return { app, url, close: async () => { await app.close(); await close() } }
+}
+
+/** Silo itself, plus a constant route (`/ping`, no tenancy): the HTTP ceiling of the same process. */
+export async function siloApp (silo: Silo): Promise<Listening> {
+  const app = await buildApp(silo)
+  app.get('/ping', { config: { tenancy: false } }, async () => ({ ok: true }))
+  return await listen(app)
+}
+
+/**
+ * A plain Fastify + Knex app serving the same article routes from one database: what a
+ * single-tenant application gets, the baseline Silo's ratios are measured against.
+ */
+export async function singleDatabaseApp (connection: PgConnection, poolMax: number): Promise<Listening> {
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: poolMax } })
+  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
+  registerErrorHandling(app)
+  app.decorateRequest('db', null as unknown as Knex)
+  app.addHook('onRequest', async (request) => { request.db = db })
+  await app.register(articleRoutes)
+  return await listen(app, async () => { await db.destroy() })
+}
+
+/**
+ * The naive recipe Silo competes with: an LRU of Knex instances keyed by host, with knex's
+ * default pool, no connection budget, and eviction that destroys a pool at once. Host →
+ * credentials come from a preloaded map, so only the pool policy differs from Silo.
+ */
+export async function naivePeerApp (tenantsByHost: Map<string, TenantRecord>, server: PgConnection, poolsMax: number): Promise<Listening> {
+  const pools = new LRUCache<string, Knex>({ max: poolsMax, dispose: (db) => { void db.destroy() } })
+  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
+  registerErrorHandling(app)
+  app.decorateRequest('db', null as unknown as Knex)
+  app.addHook('onRequest', async (request, reply) => {
+    const host = (request.headers.host ?? '').split(':')[0] ?? ''
+    const tenant = tenantsByHost.get(host)
+    if (tenant === undefined) return await reply.code(404).send({ code: 'TENANT_NOT_FOUND' })
+    let db = pools.get(host)
+    if (db === undefined) {
+      db = knex({
+        client: 'pg',
+        connection: { ...server, database: tenant.database.name, user: tenant.database.user, password: tenant.database.password },
+        // Its connection errors are counted as failed requests; knex's console copy of each is noise.
+        log: { warn () {}, error () {}, debug () {}, deprecate () {} }
+      })
+      pools.set(host, db)
+    }
+    request.db = db
+  })
+  await app.register(articleRoutes)
+  return await listen(app, async () => {
+    const all = [...pools.values()]
+    pools.clear()
+    await Promise.allSettled(all.map(async (db) => { await db.destroy() }))
+  })
+}

@@ -1,0 +1,104 @@
+import { randomBytes } from 'node:crypto'
+import knex from 'knex'
+import { loadConfig, type Config } from '../src/config.js'
+import { knexConfig } from '../src/db/knex-config.js'
+import { openSilo, type Silo } from '../src/silo.js'
+import { dropTestDatabases } from '../test/helpers/silo.js'
+import { percentile, median } from './load.js'
+
+export interface BenchEnv {
+  databaseUrl: string
+  catalogDatabase: string
+  prefix: string
+}
+
+export function benchEnv (): BenchEnv {
+  const databaseUrl = process.env.DATABASE_URL
+  if (databaseUrl === undefined || databaseUrl === '') throw new Error('DATABASE_URL is not set: run through `npm run bench`')
+  const id = randomBytes(3).toString('hex')
+  return { databaseUrl, catalogDatabase: `silo_bench_${id}`, prefix: `sb${id}_` }
+}
+
+/** A Silo core on the bench catalog; every scenario opens its own with its own pool settings. */
+export async function benchSilo (env: BenchEnv, overrides: Record<string, string | number> = {}): Promise<Silo> {
+  const config: Config = loadConfig({
+    DATABASE_URL: env.databaseUrl,
+    CATALOG_DATABASE: env.catalogDatabase,
+    TENANT_DB_PREFIX: env.prefix,
+    SECRET_KEY: 'bench-secret-key-not-for-production',
+    LOG_LEVEL: 'silent',
+    HOST_CACHE_TTL_MS: 60000,
+    ...overrides
+  }, { env: false, dotenv: false })
+  return await openSilo(config)
+}
+
+export const slugOf = (i: number): string => `t${String(i).padStart(5, '0')}`
+export const hostOf = (i: number): string => `${slugOf(i)}.bench`
+
+/**
+ * Puts one article (id 1) into the template, so every tenant cloned from it can answer
+ * GET /articles/1 without a seeding round trip of its own.
+ */
+async function seedTemplate (silo: Silo): Promise<void> {
+  const template = silo.template
+  if (template === undefined) throw new Error('the bench needs TENANT_TEMPLATE=on')
+  await template.ready()
+  await silo.admin.setAllowConnections(template.databaseName, true)
+  const db = knex(knexConfig({ connection: { ...silo.server, database: template.databaseName }, pool: { min: 0, max: 1 } }))
+  try {
+    if (await db('articles').count<Array<{ n: string }>>('* as n').then((rows) => Number(rows[0]?.n)) === 0) {
+      await db('articles').insert({ title: 'Bench article', body: 'x'.repeat(200), published: true })
+    }
+  } finally {
+    await db.destroy()
+    await silo.admin.setAllowConnections(template.databaseName, false)
+  }
+}
+
+export interface ProvisioningFigures {
+  count: number
+  medianMs: number
+  p95Ms: number
+  totalS: number
+}
+
+/** Creates tenants t00000.. up to `count` (skipping those that exist); times the first `timed` creations. */
+export async function provisionTenants (silo: Silo, count: number, timed: number, log: (line: string) => void): Promise<ProvisioningFigures> {
+  await seedTemplate(silo)
+  const existing = new Set((await silo.catalog.listTenants()).map((tenant) => tenant.slug))
+  const durations: number[] = []
+  const started = performance.now()
+  for (let i = 0; i < count; i++) {
+    if (existing.has(slugOf(i))) continue
+    const t0 = performance.now()
+    await silo.provisioner.create({ slug: slugOf(i), domains: [hostOf(i)] })
+    if (durations.length < timed) durations.push(performance.now() - t0)
+    if ((i + 1) % 100 === 0) log(`  provisioned ${i + 1}/${count}`)
+  }
+  return { count: durations.length, medianMs: median(durations), p95Ms: percentile(durations, 95), totalS: (performance.now() - started) / 1000 }
+}
+
+export async function cleanup (env: BenchEnv): Promise<void> {
+  await dropTestDatabases({ catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
+}
+
+/** Highest number of backends PostgreSQL had open to the bench's tenant databases while `fn` ran. */
+export async function withBackendSampler<T> (silo: Silo, fn: () => Promise<T>): Promise<{ value: T, peakBackends: number }> {
+  let peak = 0
+  const state = { on: true }
+  const pattern = `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`
+  const sampler = (async () => {
+    while (state.on) {
+      const rows = await silo.admin.knex('pg_stat_activity').whereLike('datname', pattern).count<Array<{ n: string }>>('* as n')
+      peak = Math.max(peak, Number(rows[0]?.n ?? 0))
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  })()
+  try {
+    return { value: await fn(), peakBackends: peak }
+  } finally {
+    state.on = false
+    await sampler
+  }
+}
