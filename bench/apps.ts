@@ -32,7 +32,7 @@ export async function siloApp (silo: Silo): Promise<Listening> {
  * single-tenant application gets, the baseline Silo's ratios are measured against.
  */
 export async function singleDatabaseApp (connection: PgConnection, poolMax: number): Promise<Listening> {
-  const db = knex({ client: 'pg', connection, pool: { min: 0, max: poolMax } })
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: poolMax }, log: { warn () {}, error () {}, debug () {}, deprecate () {} } })
   const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
   registerErrorHandling(app)
   app.decorateRequest('db', null as unknown as Knex)
