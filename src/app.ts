@@ -1,9 +1,12 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
 import type { Silo } from './silo.js'
 import { registerErrorHandling } from './error-handler.js'
 import { createLogger } from './logger.js'
+import { createMetrics } from './metrics.js'
+import { adminScope } from './routes/admin/admin-scope.js'
 import { tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
 import { articleRoutes } from './routes/tenant/articles.js'
@@ -41,6 +44,15 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
   registerErrorHandling(app)
 
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Silo', version: '0.1.0', description: 'Tenant API (on every tenant host) and admin API (on ADMIN_HOST)' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+    }
+  })
+  const metrics = createMetrics(silo)
+  app.addHook('onClose', async () => { metrics.close() })
+
   await app.register(tenancyPlugin, {
     resolver: silo.resolver,
     pools: silo.pools,
@@ -50,5 +62,6 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   await app.register(healthRoutes, { catalog: silo.catalog })
   await app.register(tenantInfoRoutes, { catalog: silo.catalog })
   await app.register(articleRoutes)
+  await app.register(adminScope, { silo, metrics: metrics.registry })
   return app
 }

@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify'
+import swaggerUi from '@fastify/swagger-ui'
+import type { Registry } from 'prom-client'
+import type { Silo } from '../../silo.js'
+import { assertAdminToken } from './admin-auth.js'
+import { adminTenantRoutes } from './tenants.js'
+
+export interface AdminScopeOptions {
+  silo: Silo
+  metrics: Registry
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Admin routes that need no token (the API docs). */
+    public?: boolean
+  }
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/**
+ * Everything served on ADMIN_HOST. Routes registered in this scope exist on that host only
+ * (with or without a port, any case) and never resolve a tenant; all of them but the docs
+ * require the admin bearer token.
+ */
+export async function adminScope (app: FastifyInstance, { silo, metrics }: AdminScopeOptions): Promise<void> {
+  const host = new RegExp(`^${escapeRegExp(silo.config.adminHost)}\\.?(:\\d{1,5})?$`, 'i')
+  app.addHook('onRoute', (route) => {
+    route.constraints = { ...route.constraints, host }
+    route.config = { ...route.config, tenancy: false, ...(route.url.startsWith('/docs') ? { public: true } : {}) }
+    route.bodyLimit ??= 64 * 1024
+  })
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public === true) return
+    assertAdminToken(request.headers.authorization, silo.config.adminToken)
+  })
+
+  await app.register(adminTenantRoutes, { silo })
+  app.get('/metrics', {
+    schema: { tags: ['admin'], summary: 'Prometheus metrics', security: [{ bearer: [] }] }
+  }, async (_request, reply) => await reply.type(metrics.contentType).send(await metrics.metrics()))
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+}

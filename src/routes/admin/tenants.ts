@@ -1,0 +1,72 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { TenantSummary } from '../../catalog/catalog-store.js'
+import type { Silo } from '../../silo.js'
+import { tenantNotFoundBySlug } from '../../tenancy/provisioner.js'
+import { DomainBody, DomainParams, SlugParams, TenantCreate, TenantList, TenantView } from '../../schemas/admin.js'
+import { ErrorBody } from '../../schemas/error.js'
+
+const view = (tenant: TenantSummary): TenantView => ({
+  slug: tenant.slug,
+  name: tenant.name,
+  status: tenant.status,
+  schemaVersion: tenant.schemaVersion,
+  database: tenant.databaseName,
+  domains: tenant.domains,
+  primaryDomain: tenant.primaryDomain,
+  createdAt: tenant.createdAt.toISOString(),
+  updatedAt: tenant.updatedAt.toISOString()
+})
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
+const security = [{ bearer: [] }]
+
+/** Tenant lifecycle over HTTP; every change goes through the provisioner, as the CLI's do. */
+export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ silo: Silo }> = async (app, { silo }) => {
+  const { provisioner, catalog } = silo
+  const one = async (slug: string): Promise<TenantView> => {
+    const [tenant] = await catalog.listTenants([slug])
+    if (tenant === undefined) throw tenantNotFoundBySlug(slug)
+    return view(tenant)
+  }
+
+  app.post('/tenants', {
+    schema: { tags: ['admin'], summary: 'Create a tenant (database, role, schema, domains)', security, body: TenantCreate, response: { 201: TenantView, ...errors } }
+  }, async (request, reply) => {
+    const { slug, name, domains, seed } = request.body
+    const tenant = await provisioner.create({ slug, domains, seed: seed === true, ...(name === undefined ? {} : { name }) })
+    return await reply.code(201).send(view(tenant))
+  })
+
+  app.get('/tenants', {
+    schema: { tags: ['admin'], summary: 'List tenants', security, response: { 200: TenantList, ...errors } }
+  }, async () => ({ items: (await catalog.listTenants()).map(view) }))
+
+  app.get('/tenants/:slug', {
+    schema: { tags: ['admin'], summary: 'One tenant', security, params: SlugParams, response: { 200: TenantView, ...errors } }
+  }, async (request) => await one(request.params.slug))
+
+  app.post('/tenants/:slug/domains', {
+    schema: { tags: ['admin'], summary: 'Add a domain', security, params: SlugParams, body: DomainBody, response: { 201: TenantView, ...errors } }
+  }, async (request, reply) => await reply.code(201).send(view(await provisioner.addDomain(request.params.slug, request.body.domain))))
+
+  app.delete('/tenants/:slug/domains/:domain', {
+    schema: { tags: ['admin'], summary: 'Remove a domain', security, params: DomainParams, response: { 204: Type.Null(), ...errors } }
+  }, async (request, reply) => {
+    await provisioner.removeDomain(request.params.domain, request.params.slug)
+    return await reply.code(204).send(null)
+  })
+
+  for (const [action, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {
+    app.post(`/tenants/:slug/${action}`, {
+      schema: { tags: ['admin'], summary: action === 'suspend' ? 'Suspend (403 on its hosts)' : 'Resume', security, params: SlugParams, response: { 200: TenantView, ...errors } }
+    }, async (request) => view(await provisioner.setStatus(request.params.slug, status)))
+  }
+
+  app.delete('/tenants/:slug', {
+    schema: { tags: ['admin'], summary: 'Drop the tenant: database, role and catalog entry', security, params: SlugParams, response: { 204: Type.Null(), ...errors } }
+  }, async (request, reply) => {
+    await provisioner.drop(request.params.slug)
+    return await reply.code(204).send(null)
+  })
+}

@@ -1,0 +1,31 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{1,39}$', description: '2-40 characters a-z, 0-9 and -, starting with a letter' })
+const Domain = Type.String({ minLength: 1, maxLength: 253, description: 'a DNS host name, no port' })
+
+export const TenantCreate = Type.Object({
+  slug: Slug,
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  domains: Type.Array(Domain, { minItems: 1, maxItems: 20, description: 'the first one is primary' }),
+  seed: Type.Optional(Type.Boolean({ description: 'add demo articles' }))
+}, { additionalProperties: false, title: 'TenantCreate' })
+export type TenantCreate = Static<typeof TenantCreate>
+
+export const TenantView = Type.Object({
+  slug: Type.String(),
+  name: Type.String(),
+  status: Type.Union(['provisioning', 'active', 'suspended', 'failed', 'dropping'].map((status) => Type.Literal(status))),
+  schemaVersion: Type.Union([Type.String(), Type.Null()]),
+  database: Type.String(),
+  domains: Type.Array(Type.String()),
+  primaryDomain: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' })
+}, { title: 'Tenant' })
+export type TenantView = Static<typeof TenantView>
+
+export const TenantList = Type.Object({ items: Type.Array(TenantView) }, { title: 'TenantList' })
+
+export const SlugParams = Type.Object({ slug: Slug })
+export const DomainParams = Type.Object({ slug: Slug, domain: Domain })
+export const DomainBody = Type.Object({ domain: Domain }, { additionalProperties: false, title: 'DomainAdd' })
