@@ -14,6 +14,9 @@ export interface TenantTemplateDeps {
 
 const MARKER = 'silo-template:'
 
+/** Name of the template database (and its role): slugs never start with `_`, so no tenant can take it. */
+export const templateDatabaseName = (prefix: string): string => assertIdentifier(`${prefix}_template`, 'database name')
+
 /**
  * A database kept migrated to the newest tenant migration, from which new tenant databases are
  * cloned with CREATE DATABASE ... TEMPLATE: a copy of a few files instead of a migration run.
@@ -33,8 +36,7 @@ export class TenantTemplate {
 
   constructor (deps: TenantTemplateDeps) {
     this.#deps = deps
-    // Slugs never start with `_`, so no tenant can be named like the template.
-    this.databaseName = assertIdentifier(`${deps.prefix}_template`, 'database name')
+    this.databaseName = templateDatabaseName(deps.prefix)
     this.roleName = this.databaseName
   }
 
