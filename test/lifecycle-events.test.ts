@@ -1,0 +1,55 @@
+import { spawn } from 'node:child_process'
+import t from 'tap'
+import type { SiloEventMap } from '../src/tenancy/events.js'
+import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
+import { createTenant, databaseUrl, testApp, testEnv } from './helpers/silo.js'
+
+t.test('an embedding application hears every lifecycle event, in order', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOLS_MAX: 1 })
+  const heard: string[] = []
+  for (const event of ['tenant:created', 'tenant:migrated', 'tenant:suspended', 'tenant:resumed', 'tenant:dropped', 'pool:opened', 'pool:evicted'] as const) {
+    silo.events.on(event, ((payload: { slug: string, reason?: string }) => { heard.push(`${event} ${payload.slug}${payload.reason === undefined ? '' : ` ${payload.reason}`}`) }) as (...args: SiloEventMap[typeof event]) => void)
+  }
+  await createTenant(silo, 'acme')
+  await createTenant(silo, 'globex')
+  await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
+  await app.inject({ url: '/articles', headers: { host: 'globex.test' } })
+  const acme = await silo.catalog.tenantBySlug('acme')
+  if (acme === null) throw new Error('no acme')
+  await silo.migrator.rollback(acme)
+  await migrateFleet(silo.catalog, silo.migrator, ['acme'], { concurrency: 1, events: silo.events })
+  await silo.provisioner.setStatus('globex', 'suspended')
+  await silo.provisioner.setStatus('globex', 'active')
+  await silo.provisioner.drop('acme')
+  t.same(heard, [
+    'tenant:created acme', 'tenant:created globex',
+    'pool:opened acme', 'pool:opened globex', 'pool:evicted acme lru',
+    'tenant:migrated acme',
+    'pool:evicted globex removed', 'tenant:suspended globex', 'tenant:resumed globex',
+    'tenant:dropped acme'
+  ])
+})
+
+t.test('tenant passwords are stored encrypted, never in plain text', async (t) => {
+  const { silo } = await testApp(t)
+  await createTenant(silo, 'acme')
+  const tenant = await silo.catalog.tenantBySlug('acme')
+  const row = await silo.catalog.knex('tenants').where({ slug: 'acme' }).first()
+  const stored = JSON.stringify(row)
+  t.notOk(stored.includes(tenant?.database.password ?? '<none>'), 'the catalog row does not contain the password')
+  t.match(row.db_password, /^v1:[\w-]+:[\w-]+:[\w-]+$/, 'AES-GCM envelope')
+  const { rows } = await silo.admin.knex.raw('select rolpassword from pg_authid where rolname = ?', [tenant?.database.user])
+  t.match(rows[0].rolpassword, /^SCRAM-SHA-256\$/, 'PostgreSQL holds a SCRAM verifier')
+})
+
+t.test('outside embedded dev mode the server refuses to start without SECRET_KEY', async (t) => {
+  const env = { ...process.env, ...testEnv(), DATABASE_URL: databaseUrl(), PORT: '0' } as Record<string, string | undefined>
+  delete env.SECRET_KEY
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise((resolve) => { child.on('close', resolve) })
+  t.equal(code, 1)
+  t.match(stderr, /SECRET_KEY is required/)
+  t.equal(stderr.trim().split('\n').length, 1, 'one clear line')
+})
