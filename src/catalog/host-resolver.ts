@@ -16,6 +16,8 @@ export interface ResolverStats {
   staleServed: number
   cached: number
   negativeCached: number
+  /** Hosts in the domain index; null while there is none (no listener, or it is reconnecting). */
+  indexed: number | null
 }
 
 /**
@@ -23,69 +25,123 @@ export interface ResolverStats {
  * unknown hosts (the same TTL), so a flood of random hosts can neither grow memory nor
  * reach the catalog more than once per host and TTL, and cannot push known tenants out.
  * Concurrent look-ups of one host share one catalog query. When the catalog fails, a host
- * seen before keeps its last answer (stale) and an unseen host gets CATALOG_UNAVAILABLE.
+ * seen before keeps its last answer (stale) and an unseen host gets CATALOG_UNAVAILABLE,
+ * never a 404: "not found" is only said when the catalog said so.
+ *
+ * With a domain index (every host in the catalog, kept exact by the CatalogListener), a host
+ * outside it is answered "unknown" without a catalog query or a cache entry. The index may
+ * hold more than the catalog (a host added here before its notification arrives), never less.
+ *
+ * Any invalidation bumps a generation: a look-up that started before it still answers its own
+ * request (it read the catalog concurrently with the change) but its answer is not cached.
  */
 export class HostResolver {
+  readonly #catalog: CatalogStore
+  /** Expired entries stay (noDeleteOnStaleGet) so they can be served when the catalog is down. */
   readonly #known: LRUCache<string, TenantRecord>
   readonly #unknown: LRUCache<string, true>
+  readonly #inflight = new Map<string, Promise<TenantRecord | null>>()
   readonly #stats = { hits: 0, misses: 0, negativeHits: 0, staleServed: 0 }
+  #domains: Set<string> | null = null
+  #generation = 0
 
   constructor (catalog: CatalogStore, options: HostResolverOptions) {
     const ttl = Math.max(1, options.ttlMs)
+    this.#catalog = catalog
     this.#unknown = new LRUCache<string, true>({ max: options.max, ttl })
-    this.#known = new LRUCache<string, TenantRecord>({
-      max: options.max,
-      ttl,
-      allowStaleOnFetchRejection: true,
-      noDeleteOnFetchRejection: true,
-      fetchMethod: async (host) => {
-        this.#stats.misses++
-        const tenant = await catalog.tenantByHost(host)
-        if (tenant === null) this.#unknown.set(host, true)
-        return tenant ?? undefined
-      }
-    })
+    this.#known = new LRUCache<string, TenantRecord>({ max: options.max, ttl, noDeleteOnStaleGet: true })
   }
 
   /** The tenant serving `host` (already normalized), or null when the catalog has none. */
   async resolve (host: string): Promise<TenantRecord | null> {
-    if (this.#unknown.get(host) === true) {
+    if ((this.#domains !== null && !this.#domains.has(host)) || this.#unknown.get(host) === true) {
       this.#stats.negativeHits++
       return null
     }
-    if (this.#known.has(host)) {
+    const cached = this.#known.get(host)
+    if (cached !== undefined) {
       this.#stats.hits++
-      return this.#known.get(host) ?? null
+      return cached
     }
-    const status: LRUCache.Status<string, TenantRecord> = {}
+    let pending = this.#inflight.get(host)
+    if (pending === undefined) {
+      const started = this.#load(host)
+      pending = started
+      this.#inflight.set(host, started)
+      void started.finally(() => {
+        if (this.#inflight.get(host) === started) this.#inflight.delete(host)
+      }).catch(() => {})
+    }
+    return await pending
+  }
+
+  async #load (host: string): Promise<TenantRecord | null> {
+    const generation = this.#generation
+    this.#stats.misses++
+    let tenant: TenantRecord | null
     try {
-      const tenant = await this.#known.fetch(host, { status })
-      if (status.returnedStale === true) this.#stats.staleServed++
-      return tenant ?? null
+      tenant = await this.#catalog.tenantByHost(host)
     } catch (error) {
+      const stale = this.#known.get(host, { allowStale: true })
+      if (stale !== undefined) {
+        this.#stats.staleServed++
+        return stale
+      }
       throw catalogUnavailable(error)
     }
+    if (generation === this.#generation) {
+      if (tenant === null) {
+        this.#known.delete(host)
+        this.#unknown.set(host, true)
+      } else {
+        this.#known.set(host, tenant)
+      }
+    }
+    return tenant
   }
 
-  /** Forget what is known of a host (after its domain was added or removed here). */
+  /** Forget what is known of a host (after its domain was added here or announced by the catalog). */
   invalidateHost (host: string): void {
+    this.#invalidate()
     this.#known.delete(host)
     this.#unknown.delete(host)
+    this.#domains?.add(host)
   }
 
-  /** Forget every host of a tenant (after its status or credentials changed here). */
+  /** The host was removed from the catalog. */
+  forgetHost (host: string): void {
+    this.#invalidate()
+    this.#known.delete(host)
+    this.#unknown.delete(host)
+    this.#domains?.delete(host)
+  }
+
+  /** Every host of the catalog, or null to go without an index (look every unknown host up). */
+  setDomainIndex (hosts: Set<string> | null): void {
+    this.#domains = hosts
+  }
+
+  /** Forget every host of a tenant (after its status, credentials or schema version changed). */
   invalidateTenant (tenantId: string): void {
+    this.#invalidate()
     for (const [host, tenant] of this.#known.entries()) {
       if (tenant.id === tenantId) this.#known.delete(host)
     }
   }
 
   clear (): void {
+    this.#invalidate()
     this.#known.clear()
     this.#unknown.clear()
   }
 
   stats (): ResolverStats {
-    return { ...this.#stats, cached: this.#known.size, negativeCached: this.#unknown.size }
+    return { ...this.#stats, cached: this.#known.size, negativeCached: this.#unknown.size, indexed: this.#domains?.size ?? null }
+  }
+
+  /** Look-ups under way may have read the old state: they answer their requests, nothing more. */
+  #invalidate (): void {
+    this.#generation++
+    this.#inflight.clear()
   }
 }

@@ -163,7 +163,7 @@ export class Provisioner {
     }
     const removed = await this.#deps.catalog.removeDomain(host)
     if (removed === null) throw new SiloError('NOT_FOUND', 404, `Domain ${host} is not in the catalog`)
-    this.#deps.resolver?.invalidateHost(host)
+    this.#deps.resolver?.forgetHost(host)
   }
 
   #claimable (domain: string): string {
