@@ -74,13 +74,22 @@ export function createMetrics (silo: Silo): SiloMetrics {
   cumulative('silo_connection_budget_rejections_total', 'Waits for a connection that ended in TENANT_BUSY', () => silo.pools.stats().budget.rejected)
   registry.registerMetric(new Gauge({
     name: 'silo_host_cache_entries',
-    help: 'Hosts cached, known and unknown',
+    help: 'Hosts cached (known, unknown) and hosts in the domain index (indexed)',
     labelNames: ['kind'],
     registers: [],
     collect () {
       const stats = silo.resolver.stats()
       this.set({ kind: 'known' }, stats.cached)
       this.set({ kind: 'unknown' }, stats.negativeCached)
+      this.set({ kind: 'indexed' }, stats.indexed ?? 0)
+    }
+  }))
+  registry.registerMetric(new Gauge({
+    name: 'silo_catalog_feed_connected',
+    help: '1 while the catalog change feed (LISTEN) is connected and the domain index is in use',
+    registers: [],
+    collect () {
+      this.set(silo.resolver.stats().indexed === null ? 0 : 1)
     }
   }))
 

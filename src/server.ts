@@ -35,6 +35,10 @@ async function main (): Promise<void> {
   })
 
   const silo = await openSilo(config)
+  silo.events.on('catalog:feed', ({ connected, error }) => {
+    if (connected) logger.info('catalog change feed reconnected')
+    else logger.warn({ err: error }, 'catalog change feed lost; unknown hosts are looked up in the catalog until it is back')
+  })
   if (embedded !== undefined && await ensureDemoTenants(silo)) logger.info('created demo tenants acme and globex')
   const app = await buildApp(silo, { logger })
 

@@ -1,5 +1,6 @@
 import knex, { type Knex } from 'knex'
 import type { Config } from './config.js'
+import { CatalogListener } from './catalog/catalog-listener.js'
 import { CatalogStore } from './catalog/catalog-store.js'
 import { openCatalog } from './catalog/catalog-setup.js'
 import { CredentialCipher } from './catalog/credential-cipher.js'
@@ -32,12 +33,20 @@ export interface Silo {
   close: () => Promise<void>
 }
 
+export interface OpenSiloOptions {
+  /**
+   * Follow catalog changes (LISTEN) to keep a domain index and the caches exact. On for
+   * servers; a one-shot CLI command has no use for it.
+   */
+  listen?: boolean
+}
+
 /**
  * Connects to the server of `config.databaseUrl`, makes sure the catalog exists and is
  * migrated, and builds the core's parts. Requires `databaseUrl` and `secretKey` (the server
  * entry point fills both in embedded dev mode).
  */
-export async function openSilo (config: Config): Promise<Silo> {
+export async function openSilo (config: Config, options: OpenSiloOptions = {}): Promise<Silo> {
   if (config.databaseUrl === undefined) {
     throw new SiloError('CONFIG_INVALID', 500, 'DATABASE_URL is required here (only `npm start` and `npm test` start an embedded PostgreSQL)')
   }
@@ -47,6 +56,7 @@ export async function openSilo (config: Config): Promise<Silo> {
   const server = connectionFromUrl(config.databaseUrl)
   const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 2 } }))
   let catalogDb: Knex | undefined
+  let listener: CatalogListener | undefined
   try {
     const admin = new ServerAdmin(adminDb)
     const serverVersion = await admin.serverVersion()
@@ -54,6 +64,14 @@ export async function openSilo (config: Config): Promise<Silo> {
     const catalog = new CatalogStore(catalogDb, new CredentialCipher(config.secretKey))
     const resolver = new HostResolver(catalog, { ttlMs: config.hostCacheTtlMs, max: config.hostCacheMax })
     const events = new SiloEvents()
+    if (options.listen ?? true) {
+      listener = new CatalogListener({
+        connection: { ...server, database: config.catalogDatabase },
+        resolver,
+        onState: (state) => { events.emit('catalog:feed', state) }
+      })
+      await listener.start()
+    }
     const pools = new PoolCache({
       server,
       events,
@@ -86,12 +104,14 @@ export async function openSilo (config: Config): Promise<Silo> {
       provisioner,
       events,
       close: async () => {
+        await listener?.stop()
         await pools.close()
         await openedCatalog.destroy()
         await adminDb.destroy()
       }
     }
   } catch (error) {
+    await listener?.stop()
     await catalogDb?.destroy()
     await adminDb.destroy()
     throw error

@@ -21,6 +21,11 @@ export interface SiloEventMap {
   'connection:opened': [{ slug: string, durationMs: number }]
   'connection:failed': [{ slug: string, error: Error }]
   'request:tenant': [{ outcome: RequestOutcome }]
+  /**
+   * The catalog change feed (LISTEN) was lost or regained. While it is lost, unknown hosts are
+   * looked up in the catalog (negative cache) instead of the in-memory domain index.
+   */
+  'catalog:feed': [{ connected: boolean, error?: Error }]
 }
 
 export class SiloEvents extends EventEmitter<SiloEventMap> {}

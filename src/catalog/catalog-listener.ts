@@ -1,0 +1,114 @@
+import pg from 'pg'
+import type { PgConnection } from '../db/knex-config.js'
+import type { HostResolver } from './host-resolver.js'
+
+const INITIAL_BACKOFF_MS = 250
+
+interface CatalogChange {
+  kind: 'domain' | 'tenant'
+  op?: 'insert' | 'delete'
+  host?: string
+  id?: string
+}
+
+export interface CatalogListenerOptions {
+  connection: PgConnection
+  resolver: HostResolver
+  /** Longest wait between reconnection attempts. */
+  maxBackoffMs?: number
+  /** Told when the feed is lost (with the error, if any) and when it is back. */
+  onState?: (state: { connected: boolean, error?: Error }) => void
+}
+
+/**
+ * Keeps this instance in step with the catalog as others change it: LISTENs on
+ * `silo_catalog` (see the change-notification migration), loads every domain into the
+ * resolver's index, and applies each change as it is announced. While its connection is
+ * down the index is dropped, so the resolver falls back to asking the catalog; on reconnect
+ * the index is rebuilt and cached answers are refreshed, since changes may have been missed.
+ */
+export class CatalogListener {
+  readonly #options: CatalogListenerOptions
+  #client: pg.Client | undefined
+  #stopped = false
+  #timer: NodeJS.Timeout | undefined
+  #backoffMs = INITIAL_BACKOFF_MS
+  #lostOnce = false
+
+  constructor (options: CatalogListenerOptions) {
+    this.#options = options
+  }
+
+  /** Connects and builds the index; throws when the catalog cannot be reached now. */
+  async start (): Promise<void> {
+    const client = new pg.Client({ ...this.#options.connection, application_name: 'silo-listener' })
+    client.on('error', (error) => { this.#lost(client, error) })
+    client.on('end', () => { this.#lost(client) })
+    client.on('notification', (message) => { this.#apply(message.payload) })
+    await client.connect()
+    try {
+      if (this.#stopped) throw new Error('listener stopped')
+      await client.query('LISTEN silo_catalog')
+      // Listening first, then reading: a change in between is applied twice, never missed.
+      const { rows } = await client.query<{ host: string }>('select host from domains')
+      this.#client = client
+      this.#options.resolver.clear()
+      this.#options.resolver.setDomainIndex(new Set(rows.map((row) => row.host)))
+      if (this.#lostOnce) this.#options.onState?.({ connected: true })
+      this.#backoffMs = INITIAL_BACKOFF_MS
+    } catch (error) {
+      await client.end().catch(() => {})
+      throw error
+    }
+  }
+
+  async stop (): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    const client = this.#client
+    this.#client = undefined
+    await client?.end().catch(() => {})
+  }
+
+  get connected (): boolean {
+    return this.#client !== undefined
+  }
+
+  #apply (payload: string | undefined): void {
+    let change: CatalogChange
+    try {
+      change = JSON.parse(payload ?? '') as CatalogChange
+    } catch {
+      return
+    }
+    const { resolver } = this.#options
+    if (change.kind === 'domain' && typeof change.host === 'string') {
+      if (change.op === 'delete') resolver.forgetHost(change.host)
+      else resolver.invalidateHost(change.host)
+    } else if (change.kind === 'tenant' && typeof change.id === 'string') {
+      resolver.invalidateTenant(change.id)
+    }
+  }
+
+  #lost (client: pg.Client, error?: Error): void {
+    if (this.#client !== client) return
+    this.#client = undefined
+    this.#options.resolver.setDomainIndex(null)
+    this.#lostOnce = true
+    this.#options.onState?.({ connected: false, ...(error === undefined ? {} : { error }) })
+    void client.end().catch(() => {})
+    this.#reconnect()
+  }
+
+  #reconnect (): void {
+    if (this.#stopped) return
+    this.#timer = setTimeout(() => {
+      this.start().catch((error: unknown) => {
+        this.#options.onState?.({ connected: false, error: error as Error })
+        this.#backoffMs = Math.min(this.#backoffMs * 2, this.#options.maxBackoffMs ?? 10000)
+        this.#reconnect()
+      })
+    }, this.#backoffMs)
+    this.#timer.unref()
+  }
+}
