@@ -28,14 +28,17 @@ const faultyProvisioner = (silo: Silo, failAt: ProvisioningStep): Provisioner =>
 })
 
 t.test('a create that fails at any step leaves nothing behind, and a re-run succeeds', async (t) => {
-  for (const step of ['catalog', 'role', 'database', 'migrate', 'activate'] as const) {
+  for (const step of ['catalog', 'role', 'database', 'migrate', 'seed', 'activate'] as const) {
     const slug = `fail-${step}`
-    await t.rejects(faultyProvisioner(silo, step).create({ slug, domains: [`${slug}.test`] }),
+    await t.rejects(faultyProvisioner(silo, step).create({ slug, domains: [`${slug}.test`], seed: true }),
       { code: step === 'catalog' ? undefined : 'PROVISIONING_FAILED' }, `fails at ${step}`)
     t.same(await footprint(slug), nothing, `nothing left after a fault at ${step}`)
-    await silo.provisioner.create({ slug, domains: [`${slug}.test`] })
+    t.equal((await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })).statusCode, 404, 'and nothing is served')
+    await silo.provisioner.create({ slug, domains: [`${slug}.test`], seed: true })
     t.same(await footprint(slug), { catalog: 'active', database: true, role: true }, `re-run after ${step} completes`)
-    t.equal((await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })).statusCode, 200)
+    const served = await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })
+    t.equal(served.statusCode, 200)
+    t.equal(served.json().items.length, 5, 'with its seed articles, once')
   }
 })
 

@@ -30,7 +30,7 @@ export interface ProvisionerDeps {
   events?: SiloEvents
 }
 
-export type ProvisioningStep = 'catalog' | 'role' | 'database' | 'migrate' | 'activate' | 'drop-database' | 'drop-role' | 'drop-catalog'
+export type ProvisioningStep = 'catalog' | 'role' | 'database' | 'migrate' | 'seed' | 'activate' | 'drop-database' | 'drop-role' | 'drop-catalog'
 
 export interface CreateTenantInput {
   slug: string
@@ -54,8 +54,8 @@ export class Provisioner {
   }
 
   /**
-   * Catalog row (provisioning) → role → database (CONNECT for its owner only) → migrations →
-   * seeds → active. On failure everything made is undone. A tenant left in provisioning or
+   * Catalog row (provisioning) → role → database (CONNECT for its owner only, cloned from the
+   * template or migrated) → seeds → active. On failure everything made is undone. A tenant left in provisioning or
    * failed by a crash is cleaned up and created afresh by the next create of the same slug.
    */
   async create (input: CreateTenantInput): Promise<TenantSummary> {
@@ -96,8 +96,11 @@ export class Provisioner {
         const cloned = await this.#cloneFromTemplate(tenant)
         if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user)
         await this.#step('migrate', slug)
-        let version = cloned ? await this.#deps.template?.ready() ?? null : null
-        if (!cloned || input.seed === true) version = (await migrator.migrate(tenant, { seed: input.seed === true })).after
+        const version = cloned ? await this.#deps.template?.ready() ?? null : (await migrator.migrate(tenant)).after
+        if (input.seed === true) {
+          await this.#step('seed', slug)
+          await migrator.seed(tenant)
+        }
         await this.#step('activate', slug)
         await catalog.setSchemaVersion(slug, version)
         await catalog.setStatus(slug, 'active')

@@ -31,13 +31,17 @@ export class TenantMigrator {
     return await this.#source.latestName()
   }
 
-  async migrate (tenant: TenantRecord, options: { seed?: boolean } = {}): Promise<MigrationOutcome> {
+  async migrate (tenant: TenantRecord): Promise<MigrationOutcome> {
     return await this.withDatabase(tenant, async (db) => {
       const before = await currentVersion(db)
       const [, applied] = await db.migrate.latest() as [number, string[]]
-      if (options.seed === true) await db.seed.run()
       return { before, after: await currentVersion(db), applied }
     })
+  }
+
+  /** Runs `seeds/tenant` (demo data) in the tenant's database. */
+  async seed (tenant: TenantRecord): Promise<void> {
+    await this.withDatabase(tenant, async (db) => { await db.seed.run() })
   }
 
   async rollback (tenant: TenantRecord): Promise<MigrationOutcome> {
