@@ -6,6 +6,7 @@ import { openSilo, type Silo } from '../src/silo.js'
 import { buildApp } from '../src/app.js'
 import { request } from 'node:http'
 import { dropTestDatabases } from '../test/helpers/silo.js'
+import { hostOf, slugOf } from './hosts.js'
 import { percentile, median } from './load.js'
 
 export interface BenchEnv {
@@ -37,9 +38,6 @@ export async function benchSilo (env: BenchEnv, overrides: Record<string, string
 }
 
 export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef'
-
-export const slugOf = (i: number): string => `t${String(i).padStart(5, '0')}`
-export const hostOf = (i: number): string => `${slugOf(i)}.bench`
 
 /**
  * Puts one article (id 1) into the template, so every tenant cloned from it can answer

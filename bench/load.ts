@@ -1,12 +1,14 @@
-import autocannon from 'autocannon'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import type { HostSpec } from './hosts.js'
 
 export interface LoadOptions {
   /** Base URL of a listening server. */
   url: string
-  /** Path of every request, or a function giving one per request. */
-  path: string | (() => string)
-  /** Host header of each request. */
-  host: () => string
+  /** Path of every request. */
+  path: string
+  /** How each request's Host header is chosen. */
+  host: HostSpec
   connections: number
   durationS: number
 }
@@ -23,50 +25,19 @@ export interface LoadResult {
   errors: number
 }
 
-/** Drives a listening server with autocannon, a Host (and path) chosen per request. */
-export async function load (options: LoadOptions): Promise<LoadResult> {
-  const pathOf = typeof options.path === 'string' ? () => options.path as string : options.path
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections,
-    duration: options.durationS,
-    requests: [{
-      method: 'GET',
-      setupRequest: (request) => ({ ...request, path: pathOf(), headers: { ...request.headers, host: options.host() } })
-    }]
-  })
-  const requests = result.requests.total
-  const ok = requests - result.non2xx
-  return {
-    okPerS: ok / options.durationS,
-    rps: requests / options.durationS,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    requests,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts
-  }
-}
+const loader = fileURLToPath(new URL('./loader.ts', import.meta.url))
 
-/** Zipf(s) over ranks 0..n-1: rank 0 the hottest. */
-export function zipf (n: number, s: number): () => number {
-  const cdf = new Float64Array(n)
-  let total = 0
-  for (let rank = 0; rank < n; rank++) {
-    total += 1 / Math.pow(rank + 1, s)
-    cdf[rank] = total
-  }
-  return () => {
-    const target = Math.random() * total
-    let lo = 0
-    let hi = n - 1
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if ((cdf[mid] ?? 0) < target) lo = mid + 1
-      else hi = mid
-    }
-    return lo
-  }
+/**
+ * Drives a listening server with autocannon from a separate process (bench/loader.ts), so the
+ * load generator and the server under test never compete for one event loop.
+ */
+export async function load (options: LoadOptions): Promise<LoadResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', loader, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  const code = await new Promise<number | null>((resolve) => { child.on('close', resolve) })
+  if (code !== 0) throw new Error(`load generator exited with ${String(code)}`)
+  return JSON.parse(stdout) as LoadResult
 }
 
 export const median = (values: number[]): number => percentile(values, 50)

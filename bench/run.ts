@@ -16,8 +16,9 @@ import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
 import { TenantMigrator } from '../src/tenancy/tenant-migrator.js'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
 import { naivePeerApp, siloApp, singleDatabaseApp } from './apps.js'
-import { benchEnv, benchSilo, cleanup, hostOf, provisionTenants, slugOf, withBackendSampler } from './fixtures.js'
-import { load, median, zipf, type LoadResult } from './load.js'
+import { benchEnv, benchSilo, cleanup, provisionTenants, withBackendSampler } from './fixtures.js'
+import { hostOf, slugOf, type HostSpec } from './hosts.js'
+import { load, median, type LoadResult } from './load.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
@@ -31,8 +32,8 @@ const record = (row: Row): void => { rows.push(row); log(`  ${row.scenario}: ${r
 const brief = (r: LoadResult): string => `${Math.round(r.okPerS)} ok/s, p99 ${r.p99Ms} ms, ${r.non2xx} non-2xx, ${r.errors} errors`
 
 const env = benchEnv()
-const pick = (n: number): (() => string) => () => hostOf(Math.floor(Math.random() * n))
-const loadArticles = async (url: string, host: () => string): Promise<LoadResult> =>
+const pick = (n: number): HostSpec => ({ kind: 'uniform', n })
+const loadArticles = async (url: string, host: HostSpec): Promise<LoadResult> =>
   await load({ url, path: '/articles/1', host, connections: size.connections, durationS: size.durationS })
 
 try {
@@ -47,11 +48,11 @@ try {
   await setup.admin.ensureRole(singleRole, singlePassword)
   await setup.template?.clone(singleRole, singleRole)
   const single = await singleDatabaseApp({ ...setup.server, database: singleRole, user: singleRole, password: singlePassword }, 10)
-  const singleResult = await loadArticles(single.url, () => 'single.bench')
+  const singleResult = await loadArticles(single.url, { kind: 'fixed', host: 'single.bench' })
   await single.close()
   log(`  single-database baseline: ${brief(singleResult)}`)
 
-  const runSilo = async (overrides: Record<string, string | number>, host: () => string, path = '/articles/1') => {
+  const runSilo = async (overrides: Record<string, string | number>, host: HostSpec, path = '/articles/1') => {
     const silo = await benchSilo(env, overrides)
     const app = await siloApp(silo)
     try {
@@ -72,8 +73,7 @@ try {
   const wideRatio = wide.value.okPerS / singleResult.okPerS
   record({ scenario: 'wide', figure: 'ratio to single database', value: wideRatio, target: '>= 0.90, backends <= 50', met: wideRatio >= 0.9 && wide.peakBackends <= 50, detail: `${brief(wide.value)}, peak backends ${wide.peakBackends}` })
 
-  const rank = zipf(size.tenants, 1.1)
-  const skewed = await runSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, () => hostOf(rank()))
+  const skewed = await runSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, { kind: 'zipf', n: size.tenants, s: 1.1 })
   const skewedRatio = skewed.value.okPerS / singleResult.okPerS
   const skewedClean = skewed.value.non2xx === 0 && skewed.value.errors === 0
   record({ scenario: 'skewed', figure: 'ratio to single database', value: skewedRatio, target: '>= 0.75, 0 errors, backends <= 60', met: skewedRatio >= 0.75 && skewedClean && skewed.peakBackends <= 60, detail: `Zipf(1.1) over ${size.tenants}; ${brief(skewed.value)}, peak backends ${skewed.peakBackends}` })
@@ -90,7 +90,7 @@ try {
   const churnRatio = churn.value.okPerS / Math.max(1, naiveResult.okPerS)
   record({ scenario: 'churn', figure: 'ratio to naive peer', value: churnRatio, target: '>= 3', met: churnRatio >= 3, detail: `uniform over ${size.tenants}, 100 pools; Silo ${brief(churn.value)}; naive ${brief(naiveResult)}` })
 
-  const unknown = await runSilo({}, () => `u${Math.random().toString(36).slice(2)}.bench`)
+  const unknown = await runSilo({}, { kind: 'unknown' })
   const unknownRatio = unknown.value.rps / ceiling.rps
   record({ scenario: 'unknown hosts', figure: '404 rate / HTTP ceiling', value: unknownRatio, target: '>= 0.8', met: unknownRatio >= 0.8, detail: `${Math.round(unknown.value.rps)} req/s, ${unknown.value.non2xx} 404s` })
 
