@@ -1,4 +1,5 @@
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { loadConfig, type Config } from './config.js'
 import { ensureDemoTenants, DEMO_TENANTS } from './demo-tenants.js'
@@ -27,6 +28,22 @@ function devBanner (config: Config, address: string): string {
   return lines.join('\n')
 }
 
+/**
+ * Stops accepting connections and waits for the requests in flight. Fastify closes the
+ * connections that are idle when closing starts, but a kept-alive connection whose request was
+ * still running goes idle only later, and Node would hold `close()` open until its keep-alive
+ * timeout (72 s) ran out: the shutdown would hit close-with-grace's deadline and exit 1 with
+ * every pool still open. Such connections are closed as soon as they go idle.
+ */
+async function closeHttp (app: FastifyInstance): Promise<void> {
+  const reaper = setInterval(() => { app.server.closeIdleConnections() }, 50)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(reaper)
+  }
+}
+
 async function main (): Promise<void> {
   const initial = loadConfig()
   const logger = createLogger(initial.logLevel)
@@ -45,7 +62,7 @@ async function main (): Promise<void> {
   closeWithGrace({ delay: 10000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
-    await app.close()
+    await closeHttp(app)
     await silo.close()
     await embedded?.stop()
   })
