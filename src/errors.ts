@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'MIGRATION_FAILED'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'SHUTTING_DOWN'
   | 'INTERNAL_ERROR'
 
 export interface SiloErrorOptions {
@@ -59,6 +60,9 @@ export const tenantBusy = () =>
 
 export const catalogUnavailable = (cause?: unknown) =>
   new SiloError('CATALOG_UNAVAILABLE', 503, 'The tenant catalog cannot be reached', { retryAfter: 5, cause })
+
+export const shuttingDown = () =>
+  new SiloError('SHUTTING_DOWN', 503, 'This instance is shutting down; retry the request', { retryAfter: 1 })
 
 export const validationFailed = (message: string) =>
   new SiloError('VALIDATION_FAILED', 400, message)
