@@ -6,6 +6,7 @@ import { SiloError } from './errors.js'
 /** Environment schema: the one place where Silo's settings, their types and defaults live. */
 const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  CATALOG_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   CATALOG_DATABASE: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'silo_catalog' }),
   DATA_DIR: Type.String({ minLength: 1, default: '.data' }),
   HOST: Type.String({ default: '127.0.0.1' }),
@@ -35,6 +36,8 @@ type Env = Static<typeof EnvSchema>
 export interface Config {
   /** Admin URL of the PostgreSQL server; unset means an embedded server is started. */
   databaseUrl: string | undefined
+  /** Admin URL of the server holding the catalog database; unset means the DATABASE_URL server. */
+  catalogDatabaseUrl: string | undefined
   catalogDatabase: string
   dataDir: string
   host: string
@@ -85,6 +88,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
   }
   return {
     databaseUrl: env.DATABASE_URL,
+    catalogDatabaseUrl: env.CATALOG_DATABASE_URL,
     catalogDatabase: env.CATALOG_DATABASE,
     dataDir: env.DATA_DIR,
     host: env.HOST,

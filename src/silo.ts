@@ -43,8 +43,9 @@ export interface OpenSiloOptions {
 
 /**
  * Connects to the server of `config.databaseUrl`, makes sure the catalog exists and is
- * migrated, and builds the core's parts. Requires `databaseUrl` and `secretKey` (the server
- * entry point fills both in embedded dev mode).
+ * migrated (on the server of `config.catalogDatabaseUrl` when set, else on that same server),
+ * and builds the core's parts. Requires `databaseUrl` and `secretKey` (the server entry point
+ * fills both in embedded dev mode).
  */
 export async function openSilo (config: Config, options: OpenSiloOptions = {}): Promise<Silo> {
   if (config.databaseUrl === undefined) {
@@ -60,13 +61,17 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
   try {
     const admin = new ServerAdmin(adminDb)
     const serverVersion = await admin.serverVersion()
-    catalogDb = await openCatalog(admin, { ...server, database: config.catalogDatabase }, serverVersion)
+    const catalogServer = config.catalogDatabaseUrl === undefined ? server : connectionFromUrl(config.catalogDatabaseUrl)
+    const catalogConnection = { ...catalogServer, database: config.catalogDatabase }
+    catalogDb = catalogServer === server
+      ? await openCatalog(admin, catalogConnection, serverVersion)
+      : await openCatalogElsewhere(catalogServer, config.catalogDatabase)
     const catalog = new CatalogStore(catalogDb, new CredentialCipher(config.secretKey))
     const resolver = new HostResolver(catalog, { ttlMs: config.hostCacheTtlMs, max: config.hostCacheMax })
     const events = new SiloEvents()
     if (options.listen ?? true) {
       listener = new CatalogListener({
-        connection: { ...server, database: config.catalogDatabase },
+        connection: catalogConnection,
         resolver,
         onState: (state) => { events.emit('catalog:feed', state) }
       })
@@ -115,5 +120,19 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
     await catalogDb?.destroy()
     await adminDb.destroy()
     throw error
+  }
+}
+
+/**
+ * The catalog on a server of its own (CATALOG_DATABASE_URL): created and migrated there
+ * through a short-lived admin connection to that server.
+ */
+async function openCatalogElsewhere (server: PgConnection, database: string): Promise<Knex> {
+  const adminDb = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 1 } }))
+  try {
+    const admin = new ServerAdmin(adminDb)
+    return await openCatalog(admin, { ...server, database }, await admin.serverVersion())
+  } finally {
+    await adminDb.destroy()
   }
 }
