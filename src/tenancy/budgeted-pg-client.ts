@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import PgClient from 'knex/lib/dialects/postgres/index.js'
 import type { ConnectionBudget } from './connection-budget.js'
+import { connectionLost } from './database-errors.js'
 
 export interface ConnectionObserver {
   opened: (durationMs: number) => void
@@ -25,6 +26,21 @@ export function budgetedPgClient (budget: ConnectionBudget, waitMs: number, obse
       } catch (error) {
         budget.give()
         observer.failed(error as Error)
+        throw error
+      }
+    }
+
+    /**
+     * A query whose error ended its session (a FATAL, an admin's pg_terminate_backend, a server
+     * restart) leaves a dead connection; pg reports the socket's end only after the connection
+     * went back to the pool, where the next request would pick it up and fail too. Marking it
+     * disposed makes knex's pool validation drop it instead.
+     */
+    override async _query (connection: unknown, obj: unknown): Promise<unknown> {
+      try {
+        return await super._query(connection, obj)
+      } catch (error) {
+        if (connectionLost(error)) (connection as { __knex__disposed?: unknown }).__knex__disposed = error
         throw error
       }
     }

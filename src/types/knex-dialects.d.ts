@@ -1,6 +1,9 @@
 declare module 'knex/lib/dialects/postgres/index.js' {
-  import type { Knex } from 'knex'
+  import { Knex } from 'knex'
 
-  const PgClient: typeof Knex.Client
+  class PgClient extends Knex.Client {
+    /** Runs one compiled query on a raw connection (knex internal, not in knex's typings). */
+    _query (connection: unknown, obj: unknown): Promise<unknown>
+  }
   export default PgClient
 }
