@@ -101,7 +101,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   app.addHook('onRequest', async (request) => { logIncoming(request) })
   app.addHook('onError', async (request) => { logIncoming(request) })
   await app.register(healthRoutes, { catalog: silo.catalog })
-  await app.register(tenantInfoRoutes, { catalog: silo.catalog })
+  await app.register(tenantInfoRoutes)
   await app.register(articleRoutes)
   await app.register(adminScope, { silo, metrics: metrics.registry })
   return app

@@ -33,6 +33,8 @@ t.test('a change made by one instance reaches another at once, not after the cac
   t.equal(await slugAt('www.acme.test'), 404, 'an unknown host is 404 (and would be cached as unknown)')
   await a.provisioner.addDomain('acme', 'www.acme.test')
   t.ok(await eventually(async () => await slugAt('www.acme.test') === 'acme'), 'a domain added elsewhere is served')
+  t.ok(await eventually(async () => (await appB.inject({ url: '/tenant', headers: { host: 'acme.test' } })).json().domains.length === 2),
+    'and the record cached for its other domain lists it')
 
   await a.provisioner.setStatus('acme', 'suspended')
   t.ok(await eventually(async () => await slugAt('acme.test') === 403), 'a suspension elsewhere takes effect')

@@ -100,8 +100,11 @@ t.test('two concurrent creates of one slug end with one tenant and one 409', asy
 
 t.test('domains can be added and removed, and routing follows at once', async (t) => {
   await silo.provisioner.create({ slug: 'movable', domains: ['movable.test'] })
+  t.same((await app.inject({ url: '/tenant', headers: { host: 'movable.test' } })).json().domains, ['movable.test'], 'cached with one domain')
   t.equal((await app.inject({ url: '/tenant', headers: { host: 'moved.test' } })).statusCode, 404, 'unknown first (and negatively cached)')
   await silo.provisioner.addDomain('movable', 'Moved.Test')
+  t.same((await app.inject({ url: '/tenant', headers: { host: 'movable.test' } })).json().domains, ['movable.test', 'moved.test'],
+    'the cached record of an existing domain lists the new one at once')
   const moved = await app.inject({ url: '/tenant', headers: { host: 'moved.test' } })
   t.equal(moved.json().slug, 'movable', moved.body)
   await silo.provisioner.removeDomain('movable.test')

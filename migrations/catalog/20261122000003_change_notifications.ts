@@ -3,17 +3,18 @@ import type { Knex } from 'knex'
 /**
  * Every change to domains or tenants is announced on the `silo_catalog` channel, whoever makes
  * it (an instance, the CLI, a hand-written UPDATE), so each running instance can keep its
- * host index and caches exact instead of waiting for a TTL.
+ * host index and caches exact instead of waiting for a TTL. A domain change names its tenant
+ * (`id`) too: cached tenant records carry their domain list.
  */
 export async function up (knex: Knex): Promise<void> {
   await knex.raw(`
     create function silo_notify_domain() returns trigger language plpgsql as $$
     begin
       if tg_op in ('DELETE', 'UPDATE') then
-        perform pg_notify('silo_catalog', json_build_object('kind', 'domain', 'op', 'delete', 'host', old.host)::text);
+        perform pg_notify('silo_catalog', json_build_object('kind', 'domain', 'op', 'delete', 'host', old.host, 'id', old.tenant_id)::text);
       end if;
       if tg_op in ('INSERT', 'UPDATE') then
-        perform pg_notify('silo_catalog', json_build_object('kind', 'domain', 'op', 'insert', 'host', new.host)::text);
+        perform pg_notify('silo_catalog', json_build_object('kind', 'domain', 'op', 'insert', 'host', new.host, 'id', new.tenant_id)::text);
       end if;
       return null;
     end $$`)

@@ -85,9 +85,9 @@ export class CatalogListener {
     if (change.kind === 'domain' && typeof change.host === 'string') {
       if (change.op === 'delete') resolver.forgetHost(change.host)
       else resolver.invalidateHost(change.host)
-    } else if (change.kind === 'tenant' && typeof change.id === 'string') {
-      resolver.invalidateTenant(change.id)
     }
+    // A tenant changed, or one of its domains did (cached records carry the domain list).
+    if (typeof change.id === 'string') resolver.invalidateTenant(change.id)
   }
 
   #lost (client: pg.Client, error?: Error): void {

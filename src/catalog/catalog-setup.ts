@@ -12,7 +12,10 @@ export async function openCatalog (admin: ServerAdmin, connection: PgConnection,
     schema: 'catalog',
     connection: { ...connection, connectionTimeoutMillis: 3000 },
     pool: { min: 0, max: 10, acquireTimeoutMillis: 5000 },
-    version
+    version,
+    // Failures reach callers as errors (CATALOG_UNAVAILABLE, logged once); knex's own console
+    // copy of each, with its SQL, would bypass the logger.
+    quiet: true
   }))
   try {
     await db.migrate.latest()

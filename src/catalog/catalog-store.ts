@@ -19,6 +19,8 @@ export interface TenantRecord {
   name: string
   status: TenantStatus
   schemaVersion: string | null
+  /** Every domain of the tenant, the primary first: cached with the record, so `GET /tenant` needs no catalog query. */
+  domains: string[]
   database: TenantDatabase
 }
 
@@ -57,7 +59,12 @@ interface TenantRow {
   schema_version: string | null
   created_at: Date
   updated_at: Date
+  /** Present when selected with DOMAINS_OF_TENANT. */
+  domains?: string[] | null
 }
+
+/** The tenant's domains, primary first, as one array column of a tenants query. */
+const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
 
 export interface MigrationRunRecord {
   runId: string
@@ -164,14 +171,13 @@ export class CatalogStore {
 
   async tenantByHost (host: string): Promise<TenantRecord | null> {
     const row = await this.#knex<TenantRow>('tenants')
-      .join('domains', 'domains.tenant_id', 'tenants.id')
-      .where('domains.host', host)
-      .first('tenants.*')
+      .whereExists((query) => { void query.select(this.#knex.raw('1')).from('domains').whereRaw('domains.tenant_id = tenants.id').where('domains.host', host) })
+      .first('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#toRecord(row)
   }
 
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
-    const row = await this.#knex<TenantRow>('tenants').where({ slug }).first()
+    const row = await this.#knex<TenantRow>('tenants').where({ slug }).first('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#toRecord(row)
   }
 
@@ -221,7 +227,7 @@ export class CatalogStore {
         if (tenant.domains.length > 0) {
           await trx('domains').insert(tenant.domains.map((host, index) => ({ host, tenant_id: row.id, is_primary: index === 0 })))
         }
-        return this.#toRecord(row)
+        return this.#toRecord({ ...row, domains: tenant.domains })
       })
     } catch (error) {
       throw toConflict(error, tenant)
@@ -273,6 +279,7 @@ export class CatalogStore {
       name: row.name,
       status: row.status,
       schemaVersion: row.schema_version,
+      domains: row.domains ?? [],
       database: {
         host: row.db_host,
         port: row.db_port,

@@ -153,6 +153,7 @@ export class Provisioner {
       throw conflictError(error)
     }
     this.#deps.resolver?.invalidateHost(host)
+    this.#deps.resolver?.invalidateTenant(tenant.id)
     return await this.#summary(slug)
   }
 
@@ -167,6 +168,7 @@ export class Provisioner {
     const removed = await this.#deps.catalog.removeDomain(host)
     if (removed === null) throw new SiloError('NOT_FOUND', 404, `Domain ${host} is not in the catalog`)
     this.#deps.resolver?.forgetHost(host)
+    this.#deps.resolver?.invalidateTenant(removed)
   }
 
   #claimable (domain: string): string {

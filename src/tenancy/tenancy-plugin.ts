@@ -13,6 +13,9 @@ export interface TenantContext {
   id: string
   slug: string
   name: string
+  /** Every domain of the tenant, the primary first. */
+  domains: string[]
+  /** The host this request came in on (normalized). */
   host: string
 }
 
@@ -92,7 +95,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     events?.emit('request:tenant', { outcome: 'served' })
     ;(request as LeasedRequest)[leaseKey] = lease
     request.db = lease.db
-    request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, host }
+    request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, domains: tenant.domains, host }
     // Every later log line of this request, including Fastify's "request completed", names the
     // tenant. A muted logger skips the child: creating one is a measurable share of a request.
     if (request.log.level !== 'silent') {
