@@ -10,7 +10,7 @@ import { loadConfig } from './src/config.js'
 import { connectionFromUrl, knexConfig } from './src/db/knex-config.js'
 
 const config = loadConfig()
-const adminUrl = config.databaseUrl
+const adminUrl = config.catalogDatabaseUrl ?? config.databaseUrl
 if (adminUrl === undefined) throw new Error('knexfile: set DATABASE_URL (the embedded dev server is only started by npm start and npm test)')
 const tenantUrl = process.env.TENANT_DATABASE_URL
 
