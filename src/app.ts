@@ -1,12 +1,13 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
 import type { Silo } from './silo.js'
-import { registerErrorHandling } from './error-handler.js'
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './error-handler.js'
 import { shuttingDown } from './errors.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
+import { registerRequestLogging, TenantAwareLogController } from './request-logging.js'
 import { adminScope } from './routes/admin/admin-scope.js'
 import { tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
@@ -30,32 +31,6 @@ function validatorCompilers (): { body: Ajv, other: Ajv } {
   }
 }
 
-const incomingLogged = Symbol('silo.incomingLogged')
-type LoggedRequest = FastifyRequest & { [incomingLogged]?: true }
-
-/** Logs a request's "incoming request" line once, through its logger as it is at that point. */
-function logIncoming (request: FastifyRequest): void {
-  if ((request as LoggedRequest)[incomingLogged] === true) return
-  ;(request as LoggedRequest)[incomingLogged] = true
-  request.log.info({ req: request }, 'incoming request')
-}
-
-/**
- * Fastify logs "incoming request" as a request arrives, before any hook runs, so before the
- * tenant of its Host is known: that line could not name the tenant. Silo logs it from hooks
- * instead (see buildApp), once the tenancy hook has put the tenant's child logger in place or
- * refused the request, so every line of a tenant request carries `tenant`.
- */
-class TenantAwareLogController extends LogController {
-  override incomingRequest (): void {}
-
-  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
-    // A request answered without passing the hooks (none today) still gets its line.
-    if (!this.isLogDisabled(request)) logIncoming(request)
-    super.requestCompleted(error, request, reply, metadata)
-  }
-}
-
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
 export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
@@ -67,8 +42,16 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     // (SHUTTING_DOWN, below) instead of Fastify's body without a `code`.
     return503OnClosing: false,
     logController: new TenantAwareLogController(),
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    // A domain may be 253 characters, and DELETE /tenants/:slug/domains/:domain must reach it.
+    maxParamLength: 512,
+    // Router and parser errors (bad percent-encoding, a parameter too long, a request Node cannot
+    // parse) get Silo's JSON error with a code, like every other error.
+    frameworkErrors,
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // Only JSON bodies: anything else is 415 UNSUPPORTED_MEDIA_TYPE, not a string that fails validation.
+  app.removeContentTypeParser('text/plain')
 
   const ajv = validatorCompilers()
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
@@ -94,12 +77,10 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     resolver: silo.resolver,
     pools: silo.pools,
     events: silo.events,
+    nonTenantHosts: [silo.config.adminHost],
     ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
-  // Registered after the tenancy plugin, so they run once the tenant is resolved (onRequest) or
-  // the request was refused before that (onError).
-  app.addHook('onRequest', async (request) => { logIncoming(request) })
-  app.addHook('onError', async (request) => { logIncoming(request) })
+  registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
   await app.register(tenantInfoRoutes)
   await app.register(articleRoutes)

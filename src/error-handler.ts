@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { SiloError, type ErrorCode } from './errors.js'
 import { classifyDatabaseError } from './tenancy/database-errors.js'
@@ -59,4 +60,27 @@ export function registerErrorHandling (app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => sendError(reply, {
     statusCode: 404, code: 'NOT_FOUND', message: `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`
   }))
+}
+
+/** Fastify's `frameworkErrors` option: errors raised before routing (bad URL encoding, over-long parameters). */
+export function frameworkErrors (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void sendError(reply, toHttpError(error))
+}
+
+/** How a request Node's HTTP parser refused is answered, by the parser's error code. */
+const CLIENT_ERRORS: Record<string, { status: number, code: ErrorCode, message: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', message: 'The request took too long to arrive' },
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', message: 'Request headers are too large' }
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused (control bytes in a
+ * header, a malformed request line, headers too large) never reaches Fastify; it still gets a
+ * JSON error with a code, then the connection is closed.
+ */
+export function clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return
+  const { status, code, message } = CLIENT_ERRORS[error.code ?? ''] ?? { status: 400, code: 'VALIDATION_FAILED', message: 'Malformed HTTP request' }
+  const body = JSON.stringify({ statusCode: status, code, error: STATUS_CODES[status] ?? 'Error', message })
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => { socket.destroy() })
 }
