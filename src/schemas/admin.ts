@@ -1,11 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { NO_NUL } from './text.js'
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{1,39}$', description: '2-40 characters a-z, 0-9 and -, starting with a letter' })
 const Domain = Type.String({ minLength: 1, maxLength: 253, description: 'a DNS host name, no port' })
 
 export const TenantCreate = Type.Object({
   slug: Slug,
-  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL })),
   domains: Type.Array(Domain, { minItems: 1, maxItems: 20, description: 'the first one is primary' }),
   seed: Type.Optional(Type.Boolean({ description: 'add demo articles' }))
 }, { additionalProperties: false, title: 'TenantCreate' })

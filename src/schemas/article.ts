@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { NO_NUL } from './text.js'
 
-const Title = Type.String({ minLength: 1, maxLength: 200 })
-const Body = Type.String({ maxLength: 100000 })
+const Title = Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL })
+const Body = Type.String({ maxLength: 100000, pattern: NO_NUL })
 
 export const Article = Type.Object({
   id: Type.Integer({ minimum: 1 }),

@@ -4,6 +4,12 @@
  */
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/
 const MAX_HOST_HEADER = 300
+/**
+ * Anything outside printable ASCII is refused before lowercasing: toLowerCase() folds some
+ * non-ASCII letters into ASCII ones (KELVIN SIGN U+212A becomes `k`), which would let a look-alike
+ * reach another tenant's host. Internationalized names are given in their punycode (xn--) form.
+ */
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/
 
 function isDnsName (host: string): boolean {
   if (host.length === 0 || host.length > 253) return false
@@ -15,6 +21,7 @@ function isDnsName (host: string): boolean {
 
 /** A domain given by an operator (CLI, admin API): normalized, or null when it is not a host name. */
 export function normalizeDomain (input: string): string | null {
+  if (NOT_PRINTABLE_ASCII.test(input)) return null
   let host = input.trim().toLowerCase()
   if (host.endsWith('.')) host = host.slice(0, -1)
   return isDnsName(host) ? host : null
@@ -25,7 +32,7 @@ export function normalizeDomain (input: string): string | null {
  * header is missing or malformed (bad characters, bad port, IP literal, not a DNS name).
  */
 export function hostFromHeader (header: string | undefined): string | null {
-  if (header === undefined || header.length === 0 || header.length > MAX_HOST_HEADER) return null
+  if (header === undefined || header.length === 0 || header.length > MAX_HOST_HEADER || NOT_PRINTABLE_ASCII.test(header)) return null
   let host = header.toLowerCase()
   const colon = host.lastIndexOf(':')
   if (colon !== -1) {

@@ -63,7 +63,7 @@ export class Provisioner {
     const domains = [...new Set(input.domains.map((domain) => this.#claimable(domain)))]
     if (domains.length === 0) throw validationFailed('A tenant needs at least one domain')
     const name = (input.name ?? slug).trim()
-    if (name.length === 0 || name.length > 200) throw validationFailed('Name must be 1-200 characters')
+    if (name.length === 0 || name.length > 200 || name.includes('\u0000')) throw validationFailed('Name must be 1-200 characters, without NUL')
     const databaseName = tenantDatabaseName(this.#deps.prefix, slug)
     const { catalog, admin, migrator } = this.#deps
     const started = performance.now()

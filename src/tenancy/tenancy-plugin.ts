@@ -6,7 +6,7 @@ import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
 import type { RequestOutcome, SiloEvents } from './events.js'
 import { hostFromHeader } from './host.js'
-import { hostInvalid, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
+import { hostInvalid, notFound, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
 
 /** What a route may know of the tenant it serves; credentials stay inside the core. */
 export interface TenantContext {
@@ -43,6 +43,11 @@ export interface TenancyPluginOptions {
    * Undefined turns the guard off.
    */
   requiredSchemaVersion?: string | null
+  /**
+   * Hosts that are never a tenant's (the admin host): a route there that did not opt out of
+   * tenancy does not exist, so it is 404 NOT_FOUND rather than TENANT_NOT_FOUND.
+   */
+  nonTenantHosts?: string[]
 }
 
 const leaseKey = Symbol('silo.lease')
@@ -63,12 +68,14 @@ export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: st
 
 async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
   const { resolver, pools, events, requiredSchemaVersion } = options
+  const nonTenantHosts = new Set(options.nonTenantHosts ?? [])
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
 
   const resolve = async (request: FastifyRequest): Promise<{ tenant: TenantRecord, host: string }> => {
     const host = hostFromHeader(request.headers.host)
     if (host === null) throw outcome('host_invalid', hostInvalid())
+    if (nonTenantHosts.has(host)) throw notFound(`Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`)
     let tenant: TenantRecord | null
     try {
       tenant = await resolver.resolve(host)
