@@ -23,11 +23,13 @@ t.test('case, port and trailing-dot variants and a second domain reach the same 
 })
 
 t.test('an unknown host is 404 TENANT_NOT_FOUND', async (t) => {
-  for (const host of ['nobody.test', 'acme.test.evil', 'cme.test', 'admin.localhost']) {
+  for (const host of ['nobody.test', 'acme.test.evil', 'cme.test']) {
     const res = await tenantAt(host)
     t.equal(res.statusCode, 404, host)
     t.match(res.json(), { statusCode: 404, code: 'TENANT_NOT_FOUND', error: 'Not Found' }, host)
   }
+  const admin = await tenantAt('Admin.Localhost:3000')
+  t.match(admin.json(), { statusCode: 404, code: 'NOT_FOUND' }, 'the admin host is no tenant: tenant routes do not exist there')
 })
 
 t.test('a missing or malformed host is 400 HOST_INVALID', async (t) => {
