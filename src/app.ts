@@ -44,7 +44,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     logController: new TenantAwareLogController(),
     forceCloseConnections: 'idle',
     // A domain may be 253 characters, and DELETE /tenants/:slug/domains/:domain must reach it.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Router and parser errors (bad percent-encoding, a parameter too long, a request Node cannot
     // parse) get Silo's JSON error with a code, like every other error.
     frameworkErrors,
