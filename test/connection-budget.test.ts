@@ -28,7 +28,7 @@ t.test('the budget hands slots out first come, first served, and times waiters o
   const first = budget.take(1000).then(() => { order.push('first') })
   const second = budget.take(1000).then(() => { order.push('second') })
   await t.rejects(budget.take(1000), { code: 'TENANT_BUSY' }, 'a full queue refuses at once')
-  t.same(budget.stats(), { capacity: 2, open: 2, waiting: 2, rejected: 1 })
+  t.same(budget.stats(), { capacity: 2, open: 2, waiting: 2, rejected: 1, withdrawn: 0 })
   budget.give()
   budget.give()
   await Promise.all([first, second])
@@ -36,7 +36,59 @@ t.test('the budget hands slots out first come, first served, and times waiters o
   await t.rejects(budget.take(20), { code: 'TENANT_BUSY', statusCode: 503 }, 'a wait past its timeout is TENANT_BUSY')
   budget.give()
   budget.give()
-  t.same(budget.stats(), { capacity: 2, open: 0, waiting: 0, rejected: 2 })
+  t.same(budget.stats(), { capacity: 2, open: 0, waiting: 0, rejected: 2, withdrawn: 0 })
+})
+
+t.test('a patient waiter asks for room only after its grace, and can be withdrawn without taking a slot', async (t) => {
+  const budget = new ConnectionBudget(1, 10)
+  let pressure = 0
+  budget.onPressure = () => { pressure++ }
+  await budget.take(100)
+  const wanted = new AbortController()
+  const patient = budget.take(1000, { signal: wanted.signal, pressureAfterMs: 50 })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(pressure, 0, 'no pressure during the grace')
+  t.equal(budget.pressing, 0)
+  wanted.abort(new Error('not needed'))
+  await t.rejects(patient, /not needed/, 'the withdrawn wait rejects with the reason')
+  t.same(budget.stats(), { capacity: 1, open: 1, waiting: 0, rejected: 0, withdrawn: 1 })
+  const urgent = budget.take(1000, { pressureAfterMs: 20 })
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  t.equal(pressure, 1, 'pressure once the grace is over')
+  t.equal(budget.pressing, 1)
+  budget.give()
+  await urgent
+  t.same(budget.stats(), { capacity: 1, open: 1, waiting: 0, rejected: 0, withdrawn: 1 }, 'the slot passed to the waiter')
+})
+
+t.test('under a full budget, a tenant whose connection is busy for a moment waits for it rather than evict another tenant', async (t) => {
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: 2, TENANT_POOL_MAX: 5 }, sleepRoute)
+  await createTenant(silo, 'quick')
+  await createTenant(silo, 'bystander')
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'bystander.test' } })).statusCode, 200)
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'quick.test' } })).statusCode, 200)
+  t.equal(silo.pools.stats().budget.open, 2, 'the budget is full: one connection each')
+  const evicted: string[] = []
+  silo.events.on('pool:evicted', ({ slug }) => { evicted.push(slug) })
+  let failed = 0
+  for (let round = 0; round < 5; round++) {
+    const burst = await Promise.all(Array.from({ length: 8 }, async () => await app.inject({ url: '/articles', headers: { host: 'quick.test' } })))
+    failed += burst.filter((res) => res.statusCode !== 200).length
+  }
+  t.equal(failed, 0, 'every request of the bursts was served')
+  t.ok(silo.pools.stats().budget.withdrawn > 0, `connections wanted for a moment were withdrawn (${silo.pools.stats().budget.withdrawn})`)
+  t.same(evicted, [], 'no pool was closed to open a second connection for bursts of quick queries')
+  t.equal(silo.pools.stats().budget.open, 2, 'and the budget still holds one connection each')
+
+  // A connection held for long is another matter: after the grace, room is made.
+  const long = app.inject({ url: '/sleep?ms=1500', headers: { host: 'quick.test' } })
+  while (silo.pools.stats().connections.used < 1) await new Promise((resolve) => setTimeout(resolve, 5))
+  const started = Date.now()
+  const meanwhile = await app.inject({ url: '/articles', headers: { host: 'quick.test' } })
+  t.equal(meanwhile.statusCode, 200)
+  t.ok(Date.now() - started < 1200, `a request behind a long query got a connection of its own (${Date.now() - started} ms)`)
+  t.same(evicted, ['bystander'], 'by closing the idle pool of the other tenant')
+  t.equal((await long).statusCode, 200)
 })
 
 t.test('under churn over many tenants the connection budget is never exceeded', async (t) => {

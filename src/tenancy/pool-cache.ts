@@ -3,7 +3,7 @@ import { LRUCache } from 'lru-cache'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
-import { budgetedPgClient } from './budgeted-pg-client.js'
+import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
 import { SiloEvents } from './events.js'
 
@@ -78,12 +78,28 @@ export class PoolCache {
   #evicted = 0
   #closed = false
   #evictReason: 'lru' | 'removed' | 'idle' | 'closing' = 'lru'
+  readonly #client: ReturnType<typeof budgetedPgClient>
+  /** Moving average of the time to open a tenant connection (ms). */
+  #typicalOpenMs = 10
 
   constructor (options: PoolCacheOptions) {
     this.#options = options
     this.events = options.events ?? new SiloEvents()
     this.#budget = new ConnectionBudget(options.connectionBudget, options.queueMax ?? 1000)
     this.#budget.onPressure = () => { this.#reclaimIdle() }
+    this.#client = budgetedPgClient({
+      budget: this.#budget,
+      waitMs: options.acquireTimeoutMs,
+      // Wait for one of your own connections about as long as opening another would take.
+      graceMs: () => Math.min(200, Math.max(5, 2 * this.#typicalOpenMs)),
+      observer: {
+        opened: (slug, durationMs) => {
+          this.#typicalOpenMs = 0.8 * this.#typicalOpenMs + 0.2 * durationMs
+          this.events.emit('connection:opened', { slug, durationMs })
+        },
+        failed: (slug, error) => { this.events.emit('connection:failed', { slug, error }) }
+      }
+    })
     this.#pools = new LRUCache<string, PoolEntry>({
       max: options.poolsMax,
       dispose: (entry) => { this.#retire(entry) }
@@ -112,8 +128,8 @@ export class PoolCache {
         this.#leases--
         if (leased.leases > 0) return
         if (leased.retired) this.#destroy(leased)
-        // Openers are waiting for a slot and this pool just went idle: let its connections go.
-        else if (this.#budget.waiting > 0) this.#reclaimIdle()
+        // Openers are asking for room and this pool just went idle: let connections go.
+        else if (this.#budget.pressing > 0) this.#reclaimIdle()
       }
     }
   }
@@ -167,10 +183,7 @@ export class PoolCache {
     const { server } = this.#options
     const slug = tenant.slug
     const config = knexConfig({
-      client: budgetedPgClient(this.#budget, this.#options.acquireTimeoutMs, {
-        opened: (durationMs) => { this.events.emit('connection:opened', { slug, durationMs }) },
-        failed: (error) => { this.events.emit('connection:failed', { slug, error }) }
-      }),
+      client: this.#client,
       connection: {
         ...server,
         host: tenant.database.host ?? server.host,
@@ -191,6 +204,7 @@ export class PoolCache {
       quiet: true
     })
     const db = knex(config)
+    ;(db.client as BudgetedClient).tenant = slug
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
     return { tenantId: tenant.id, slug, fingerprint, db, leases: 0, retired: false }
