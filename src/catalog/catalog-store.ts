@@ -130,7 +130,23 @@ export class CatalogStore {
     })
   }
 
-  async recordMigrationRun (run: MigrationRunRecord): Promise<void> {
+  /**
+   * Records a migration attempt; with `schemaVersion`, also sets the tenant's version, in the
+   * same statement (one round trip and one commit per tenant of a fleet run).
+   */
+  async recordMigrationRun (run: MigrationRunRecord, schemaVersion?: { version: string | null }): Promise<void> {
+    if (schemaVersion !== undefined) {
+      await this.#knex.raw(`
+        with updated as (
+          update tenants set schema_version = ?, updated_at = now() where slug = ? returning id
+        )
+        insert into migration_runs (run_id, tenant_id, slug, direction, status, version_before, version_after, applied, duration_ms, error)
+        select ?, (select id from updated), ?, ?, ?, ?, ?, ?, ?, ?`, [
+        schemaVersion.version, run.slug,
+        run.runId, run.slug, run.direction, run.status, run.before, run.after, run.applied, run.durationMs, run.error ?? null
+      ])
+      return
+    }
     await this.#knex('migration_runs').insert({
       run_id: run.runId,
       tenant_id: this.#knex('tenants').where({ slug: run.slug }).select('id'),
@@ -174,6 +190,12 @@ export class CatalogStore {
       .whereExists((query) => { void query.select(this.#knex.raw('1')).from('domains').whereRaw('domains.tenant_id = tenants.id').where('domains.host', host) })
       .first('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#toRecord(row)
+  }
+
+  /** The tenants of these slugs, in one query; slugs with no tenant are absent from the map. */
+  async tenantsBySlugs (slugs: string[]): Promise<Map<string, TenantRecord>> {
+    const rows = await this.#knex<TenantRow>('tenants').whereIn('slug', slugs).select('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
+    return new Map(rows.map((row) => [row.slug, this.#toRecord(row)]))
   }
 
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
@@ -236,6 +258,11 @@ export class CatalogStore {
 
   async setStatus (slug: string, status: TenantStatus): Promise<void> {
     await this.#knex('tenants').where({ slug }).update({ status, updated_at: this.#knex.fn.now() })
+  }
+
+  /** A provisioned tenant goes live: its schema version and status `active`, in one statement. */
+  async activate (slug: string, version: string | null): Promise<void> {
+    await this.#knex('tenants').where({ slug }).update({ status: 'active', schema_version: version, updated_at: this.#knex.fn.now() })
   }
 
   async setSchemaVersion (slug: string, version: string | null): Promise<void> {

@@ -10,6 +10,8 @@ import { assertVerifier, scramVerifier } from './scram.js'
  */
 export class ServerAdmin {
   readonly #knex: Knex
+  /** Whether the admin role is a superuser: asked once. */
+  #superuser: boolean | undefined
 
   constructor (knex: Knex) {
     this.#knex = knex
@@ -34,6 +36,13 @@ export class ServerAdmin {
     return row !== undefined
   }
 
+  /** Whether a database or a role has this name, in one round trip. */
+  async databaseOrRoleExists (name: string): Promise<boolean> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ taken: boolean }> }>(
+      'select exists (select 1 from pg_database where datname = ?) or exists (select 1 from pg_roles where rolname = ?) as taken', [name, name])
+    return rows[0]?.taken === true
+  }
+
   async listDatabases (prefix: string): Promise<string[]> {
     const rows = await this.#knex('pg_database').whereLike('datname', `${escapeLike(prefix)}%`).orderBy('datname').pluck('datname')
     return rows as string[]
@@ -49,10 +58,6 @@ export class ServerAdmin {
     assertIdentifier(name, 'role name')
     const verifier = assertVerifier(scramVerifier(password))
     const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${verifier}'`
-    if (await this.roleExists(name)) {
-      await this.#knex.raw(`ALTER ROLE ?? WITH ${attributes}`, [name])
-      return
-    }
     try {
       await this.#knex.raw(`CREATE ROLE ?? WITH ${attributes}`, [name])
     } catch (error) {
@@ -66,19 +71,17 @@ export class ServerAdmin {
   async ensureDatabase (name: string, owner: string, template?: string): Promise<void> {
     assertIdentifier(name, 'database name')
     assertIdentifier(owner, 'role name')
-    if (!(await this.databaseExists(name))) {
-      try {
-        if (template === undefined) {
-          await this.#knex.raw('CREATE DATABASE ?? OWNER ?? ENCODING \'UTF8\'', [name, owner])
-        } else {
-          await this.#knex.raw('CREATE DATABASE ?? OWNER ?? TEMPLATE ??', [name, owner, assertIdentifier(template, 'template name')])
-        }
-      } catch (error) {
-        if (!isDuplicate(error)) throw error
+    try {
+      if (template === undefined) {
+        await this.#knex.raw('CREATE DATABASE ?? OWNER ?? ENCODING \'UTF8\'', [name, owner])
+      } else {
+        await this.#knex.raw('CREATE DATABASE ?? OWNER ?? TEMPLATE ??', [name, owner, assertIdentifier(template, 'template name')])
       }
+    } catch (error) {
+      if (!isDuplicate(error)) throw error
     }
-    await this.#knex.raw('REVOKE ALL ON DATABASE ?? FROM PUBLIC', [name])
-    await this.#knex.raw('GRANT CONNECT, TEMPORARY ON DATABASE ?? TO ??', [name, owner])
+    // Identifier bindings are quoted by knex into the text, so both statements go in one round trip.
+    await this.#knex.raw('REVOKE ALL ON DATABASE ?? FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE ?? TO ??', [name, name, owner])
   }
 
   /** Creates a database for Silo's own use (the catalog) that no other role may connect to. */
@@ -142,8 +145,11 @@ export class ServerAdmin {
    * a database owned by it; a superuser needs nothing.
    */
   async #grantRoleToSelfIfNeeded (name: string): Promise<void> {
-    const { rows } = await this.#knex.raw<{ rows: Array<{ rolsuper: boolean }> }>('select rolsuper from pg_roles where rolname = current_user')
-    if (rows[0]?.rolsuper === true) return
+    if (this.#superuser === undefined) {
+      const { rows } = await this.#knex.raw<{ rows: Array<{ rolsuper: boolean }> }>('select rolsuper from pg_roles where rolname = current_user')
+      this.#superuser = rows[0]?.rolsuper === true
+    }
+    if (this.#superuser) return
     await this.#knex.raw('GRANT ?? TO CURRENT_USER', [name])
   }
 }

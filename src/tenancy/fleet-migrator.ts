@@ -26,6 +26,9 @@ export interface FleetMigrationOptions {
   events?: SiloEvents
 }
 
+/** Tenant records read from the catalog per query. */
+const RECORD_CHUNK = 500
+
 /** Tenants in these states have no schema to migrate yet, or are on their way out. */
 const NOT_MIGRATABLE = new Set(['provisioning', 'dropping'])
 
@@ -43,10 +46,23 @@ export async function migrateFleet (
   const limit = pLimit(Math.max(1, options.concurrency))
   const direction = options.direction ?? 'latest'
   const runId = options.runId ?? randomUUID()
-  const results = await Promise.all(slugs.map(async (slug) => await limit(async () => {
-    const result = await migrateOne(catalog, migrator, slug, direction)
+  // Tenant records are read a chunk at a time, one query each, as the run reaches them.
+  const chunks = new Map<number, Promise<Map<string, TenantRecord>>>()
+  const recordOf = async (index: number): Promise<TenantRecord | null> => {
+    const chunk = Math.floor(index / RECORD_CHUNK)
+    let records = chunks.get(chunk)
+    if (records === undefined) {
+      records = catalog.tenantsBySlugs(slugs.slice(chunk * RECORD_CHUNK, (chunk + 1) * RECORD_CHUNK))
+      chunks.set(chunk, records)
+      chunks.delete(chunk - 2)
+    }
+    return (await records).get(slugs[index] ?? '') ?? null
+  }
+  const results = await Promise.all(slugs.map(async (slug, index) => await limit(async () => {
+    const result = await migrateOne(await recordOf(index).catch(() => undefined), migrator, slug, direction)
+    const succeeded = result.status === 'migrated' || result.status === 'up-to-date'
     try {
-      await catalog.recordMigrationRun({ runId, direction, ...result })
+      await catalog.recordMigrationRun({ runId, direction, ...result }, succeeded ? { version: result.after } : undefined)
     } catch (error) {
       // The migration itself is done; losing its record must not turn it into a failure.
       result.error = [result.error, `not recorded in the catalog: ${(error as Error).message}`].filter(Boolean).join('; ')
@@ -60,17 +76,19 @@ export async function migrateFleet (
   return results.sort((a, b) => a.slug.localeCompare(b.slug))
 }
 
+/** `tenant` is undefined when its record could not be read (catalog error), null when there is none. */
 async function migrateOne (
-  catalog: CatalogStore,
+  tenant: TenantRecord | null | undefined,
   migrator: TenantMigrator,
   slug: string,
   direction: 'latest' | 'rollback'
 ): Promise<TenantMigrationResult> {
   const started = performance.now()
   const elapsed = (): number => Math.round(performance.now() - started)
-  let tenant: TenantRecord | null = null
   try {
-    tenant = await catalog.tenantBySlug(slug)
+    if (tenant === undefined) {
+      return { slug, status: 'failed', before: null, after: null, applied: [], durationMs: elapsed(), error: 'the catalog could not be read' }
+    }
     if (tenant === null) {
       return { slug, status: 'failed', before: null, after: null, applied: [], durationMs: elapsed(), error: 'no such tenant' }
     }
@@ -78,7 +96,6 @@ async function migrateOne (
       return { slug, status: 'skipped', before: tenant.schemaVersion, after: tenant.schemaVersion, applied: [], durationMs: elapsed(), error: `tenant is ${tenant.status}` }
     }
     const outcome = direction === 'latest' ? await migrator.migrate(tenant) : await migrator.rollback(tenant)
-    await catalog.setSchemaVersion(slug, outcome.after)
     return {
       slug,
       status: outcome.applied.length > 0 ? 'migrated' : 'up-to-date',

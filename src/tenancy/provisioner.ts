@@ -77,7 +77,7 @@ export class Provisioner {
         await this.#removeEverything(existing)
       }
       // Never adopt a database or role this catalog did not make (another catalog's tenant).
-      if (await admin.databaseExists(databaseName) || await admin.roleExists(databaseName)) {
+      if (await admin.databaseOrRoleExists(databaseName)) {
         throw new SiloError('SLUG_TAKEN', 409, `A database or role named ${databaseName} already exists on the server outside this catalog`)
       }
       await this.#step('catalog', slug)
@@ -102,8 +102,7 @@ export class Provisioner {
           await migrator.seed(tenant)
         }
         await this.#step('activate', slug)
-        await catalog.setSchemaVersion(slug, version)
-        await catalog.setStatus(slug, 'active')
+        await catalog.activate(slug, version)
       } catch (error) {
         await this.#removeEverything(tenant).catch(async () => { await catalog.setStatus(slug, 'failed') })
         throw new SiloError('PROVISIONING_FAILED', 500, `Provisioning ${slug} failed; nothing was left behind`, { cause: error })

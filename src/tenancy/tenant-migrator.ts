@@ -35,7 +35,8 @@ export class TenantMigrator {
     return await this.withDatabase(tenant, async (db) => {
       const before = await currentVersion(db)
       const [, applied] = await db.migrate.latest() as [number, string[]]
-      return { before, after: await currentVersion(db), applied }
+      // Migrations apply in name order, so the newest applied is the new version.
+      return { before, after: applied.at(-1) ?? before, applied }
     })
   }
 
@@ -76,7 +77,14 @@ export class TenantMigrator {
   }
 }
 
+/** The newest migration recorded in the database (null before the first), in one round trip. */
 async function currentVersion (db: Knex): Promise<string | null> {
-  const [completed] = await db.migrate.list() as [Array<{ name: string }>, unknown[]]
-  return completed.at(-1)?.name ?? null
+  try {
+    const row = await db('knex_migrations').orderBy('name', 'desc').first<{ name: string } | undefined>('name')
+    return row?.name ?? null
+  } catch (error) {
+    // undefined_table: never migrated.
+    if ((error as { code?: string }).code === '42P01') return null
+    throw error
+  }
 }
