@@ -72,6 +72,7 @@ export function createMetrics (silo: Silo): SiloMetrics {
   cumulative('silo_host_cache_negative_hits_total', 'Unknown hosts answered from the negative cache', () => silo.resolver.stats().negativeHits)
   cumulative('silo_host_cache_stale_total', 'Stale answers served because the catalog failed', () => silo.resolver.stats().staleServed)
   cumulative('silo_connection_budget_rejections_total', 'Waits for a connection that ended in TENANT_BUSY', () => silo.pools.stats().budget.rejected)
+  cumulative('silo_pool_growth_total', 'Times a tenant pool grew by a connection because a request waited longer than an open takes', () => silo.pools.stats().grown)
   registry.registerMetric(new Gauge({
     name: 'silo_host_cache_entries',
     help: 'Hosts cached (known, unknown) and hosts in the domain index (indexed)',

@@ -13,8 +13,6 @@ export interface BudgetedClientOptions {
   budget: ConnectionBudget
   /** Longest wait for a budget slot before TENANT_BUSY. */
   waitMs: number
-  /** How long a pool that already has connections waits for one of its own before asking for room. */
-  graceMs: () => number
   observer: ConnectionObserver
 }
 
@@ -25,41 +23,25 @@ export interface BudgetedClient {
 
 /** The parts of knex's tarn pool this client reads. */
 interface TarnPool {
-  numUsed: () => number
-  numFree: () => number
-  numPendingAcquires: () => number
-  on: (event: 'acquireSuccess', listener: () => void) => void
-  removeListener: (event: 'acquireSuccess', listener: () => void) => void
-}
-
-/** A connection given up while waiting for a budget slot: the request that wanted it was served by another. */
-class ConnectionNotNeeded extends Error {
-  constructor () {
-    super('connection no longer needed')
-    this.name = 'ConnectionNotNeeded'
-  }
+  destroyed?: boolean
+  on: (event: 'poolDestroyRequest', listener: () => void) => void
+  removeListener: (event: 'poolDestroyRequest', listener: () => void) => void
 }
 
 /**
  * Knex's PostgreSQL client, made to count every connection against the instance's budget: a
- * slot is taken before the connection is opened and given back when the pool closes it,
- * whatever the reason. This wraps the exact two calls the pool makes (create and destroy), so
- * no connection can bypass the count.
- *
- * When the budget is full, a tenant's first connection waits for a slot and asks for room at
- * once. A further connection of a tenant that has some waits patiently instead, and is given
- * up as soon as no request of that pool waits any more (one of its own connections came free):
- * under a tight budget, a busy moment no longer costs a connection open plus another tenant's
- * pool.
+ * slot is taken before the connection is opened (waiting, and asking for room, when the budget
+ * is full) and given back when the pool closes it, whatever the reason. This wraps the exact
+ * two calls the pool makes (create and destroy), so no connection can bypass the count.
  */
 export function budgetedPgClient (options: BudgetedClientOptions): typeof Knex.Client {
-  const { budget, waitMs, graceMs, observer } = options
+  const { budget, waitMs, observer } = options
   // One class for every pool of a cache: a class per pool would cost each cached tenant memory.
   return class BudgetedPgClient extends PgClient implements BudgetedClient {
     tenant = ''
 
     override async acquireRawConnection (): Promise<unknown> {
-      if (!budget.tryTake()) await this.#waitForSlot()
+      await this.#takeSlot()
       const started = performance.now()
       try {
         const connection = await super.acquireRawConnection()
@@ -72,36 +54,25 @@ export function budgetedPgClient (options: BudgetedClientOptions): typeof Knex.C
       }
     }
 
-    async #waitForSlot (): Promise<void> {
+    /**
+     * A pool being closed (retired from the cache) waits for its pending opens before it closes
+     * its idle connections: an open still queued for a budget slot would wait for slots that
+     * those very connections hold. So the wait is given up as soon as the pool is closed.
+     */
+    async #takeSlot (): Promise<void> {
       const pool = (this as unknown as { pool?: TarnPool }).pool
-      if (pool === undefined || pool.numUsed() + pool.numFree() === 0) {
+      if (pool === undefined) {
         await budget.take(waitMs)
         return
       }
-      const wanted = new AbortController()
-      const check = (): void => {
-        if (pool.numPendingAcquires() === 0) wanted.abort(new ConnectionNotNeeded())
-      }
-      pool.on('acquireSuccess', check)
+      if (pool.destroyed === true) throw new Error('the tenant pool was closed')
+      const closed = new AbortController()
+      const abandon = (): void => { closed.abort(new Error('the tenant pool was closed')) }
+      pool.on('poolDestroyRequest', abandon)
       try {
-        await budget.take(waitMs, { signal: wanted.signal, pressureAfterMs: graceMs() })
+        await budget.take(waitMs, closed.signal)
       } finally {
-        pool.removeListener('acquireSuccess', check)
-      }
-    }
-
-    /**
-     * The pool hands a create's failure to the first request waiting, if any: a request that
-     * arrived between a withdrawal and that hand-over gets a ConnectionNotNeeded it has no use
-     * for, and simply asks again.
-     */
-    override async acquireConnection (): Promise<unknown> {
-      for (;;) {
-        try {
-          return await super.acquireConnection()
-        } catch (error) {
-          if (!(error instanceof ConnectionNotNeeded)) throw error
-        }
+        pool.removeListener('poolDestroyRequest', abandon)
       }
     }
 

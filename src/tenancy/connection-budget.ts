@@ -3,9 +3,6 @@ import { tenantBusy } from '../errors.js'
 interface Waiter {
   grant: () => void
   timer: NodeJS.Timeout
-  pressureTimer: NodeJS.Timeout | undefined
-  /** It has asked for room (onPressure). */
-  pressing: boolean
 }
 
 export interface BudgetStats {
@@ -14,19 +11,6 @@ export interface BudgetStats {
   waiting: number
   /** Waits that ended in TENANT_BUSY (timed out or queue full). */
   rejected: number
-  /** Waits given up because the connection was no longer needed (see TakeOptions.signal). */
-  withdrawn: number
-}
-
-export interface TakeOptions {
-  /** Aborting it withdraws the wait: the promise rejects with the signal's reason. */
-  signal?: AbortSignal
-  /**
-   * How long to wait before asking for room (onPressure). 0, the default, asks at once; a pool
-   * that already has connections waits a little first, since one of its own is likely to come
-   * free sooner than another pool could be closed and a connection opened.
-   */
-  pressureAfterMs?: number
 }
 
 /**
@@ -42,7 +26,6 @@ export class ConnectionBudget {
   readonly #waiters: Waiter[] = []
   #open = 0
   #rejected = 0
-  #withdrawn = 0
   onPressure: (() => void) | undefined
 
   constructor (capacity: number, maxWaiting: number) {
@@ -50,36 +33,26 @@ export class ConnectionBudget {
     this.#maxWaiting = maxWaiting
   }
 
-  /** Takes a slot if one is free right now (and nobody is queued before us). */
-  tryTake (): boolean {
+  /** Waits for a slot; aborting `signal` (the pool was closed meanwhile) gives the place in the queue up. */
+  async take (timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted()
     if (this.#open < this.#capacity && this.#waiters.length === 0) {
       this.#open++
-      return true
+      return
     }
-    return false
-  }
-
-  async take (timeoutMs: number, options: TakeOptions = {}): Promise<void> {
-    if (this.tryTake()) return
     if (this.#waiters.length >= this.#maxWaiting) {
       this.#rejected++
       throw tenantBusy()
     }
-    const { signal, pressureAfterMs = 0 } = options
-    signal?.throwIfAborted()
     await new Promise<void>((resolve, reject) => {
-      const leave = (): boolean => {
+      const leave = (): void => {
         clearTimeout(waiter.timer)
-        clearTimeout(waiter.pressureTimer)
-        signal?.removeEventListener('abort', withdraw)
+        signal?.removeEventListener('abort', abandon)
         const index = this.#waiters.indexOf(waiter)
-        if (index === -1) return false
-        this.#waiters.splice(index, 1)
-        return true
+        if (index !== -1) this.#waiters.splice(index, 1)
       }
-      const withdraw = (): void => {
-        if (!leave()) return
-        this.#withdrawn++
+      const abandon = (): void => {
+        leave()
         reject(signal?.reason)
       }
       const waiter: Waiter = {
@@ -88,21 +61,14 @@ export class ConnectionBudget {
           resolve()
         },
         timer: setTimeout(() => {
-          if (!leave()) return
+          leave()
           this.#rejected++
           reject(tenantBusy())
-        }, timeoutMs),
-        pressureTimer: undefined,
-        pressing: false
-      }
-      const press = (): void => {
-        waiter.pressing = true
-        this.onPressure?.()
+        }, timeoutMs)
       }
       this.#waiters.push(waiter)
-      signal?.addEventListener('abort', withdraw, { once: true })
-      if (pressureAfterMs <= 0) press()
-      else waiter.pressureTimer = setTimeout(press, pressureAfterMs)
+      signal?.addEventListener('abort', abandon, { once: true })
+      this.onPressure?.()
     })
   }
 
@@ -117,14 +83,7 @@ export class ConnectionBudget {
     return this.#waiters.length
   }
 
-  /** Waiters that have asked for room: a pool going idle should give its connections up for them. */
-  get pressing (): number {
-    let count = 0
-    for (const waiter of this.#waiters) if (waiter.pressing) count++
-    return count
-  }
-
   stats (): BudgetStats {
-    return { capacity: this.#capacity, open: this.#open, waiting: this.#waiters.length, rejected: this.#rejected, withdrawn: this.#withdrawn }
+    return { capacity: this.#capacity, open: this.#open, waiting: this.#waiters.length, rejected: this.#rejected }
   }
 }

@@ -5,6 +5,7 @@ import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
 import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
+import { makeElastic } from './elastic-pool.js'
 import { SiloEvents } from './events.js'
 
 export interface PoolCacheOptions {
@@ -38,6 +39,8 @@ export interface PoolCacheStats {
   leases: number
   opened: number
   evicted: number
+  /** Times a pool grew past the connections it had, because a request waited longer than an open takes. */
+  grown: number
   connections: { used: number, free: number, pendingAcquires: number, pendingCreates: number }
   budget: BudgetStats
 }
@@ -81,6 +84,7 @@ export class PoolCache {
   readonly #client: ReturnType<typeof budgetedPgClient>
   /** Moving average of the time to open a tenant connection (ms). */
   #typicalOpenMs = 10
+  #grown = 0
 
   constructor (options: PoolCacheOptions) {
     this.#options = options
@@ -90,8 +94,6 @@ export class PoolCache {
     this.#client = budgetedPgClient({
       budget: this.#budget,
       waitMs: options.acquireTimeoutMs,
-      // Wait for one of your own connections about as long as opening another would take.
-      graceMs: () => Math.min(200, Math.max(5, 2 * this.#typicalOpenMs)),
       observer: {
         opened: (slug, durationMs) => {
           this.#typicalOpenMs = 0.8 * this.#typicalOpenMs + 0.2 * durationMs
@@ -128,8 +130,8 @@ export class PoolCache {
         this.#leases--
         if (leased.leases > 0) return
         if (leased.retired) this.#destroy(leased)
-        // Openers are asking for room and this pool just went idle: let connections go.
-        else if (this.#budget.pressing > 0) this.#reclaimIdle()
+        // Openers are waiting for a slot and this pool just went idle: let its connections go.
+        else if (this.#budget.waiting > 0) this.#reclaimIdle()
       }
     }
   }
@@ -164,6 +166,7 @@ export class PoolCache {
       leases: this.#leases,
       opened: this.#opened,
       evicted: this.#evicted,
+      grown: this.#grown,
       connections,
       budget: this.#budget.stats()
     }
@@ -205,6 +208,13 @@ export class PoolCache {
     })
     const db = knex(config)
     ;(db.client as BudgetedClient).tenant = slug
+    makeElastic((db.client as { pool: Parameters<typeof makeElastic>[0] }).pool, {
+      max: this.#options.poolMax,
+      // A request waits for one of the tenant's connections up to twice the time opening another
+      // takes: an extra backend costs the server too, and under a tight budget another tenant's pool.
+      graceMs: () => Math.min(200, Math.max(5, 2 * this.#typicalOpenMs)),
+      grew: () => { this.#grown++ }
+    })
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
     return { tenantId: tenant.id, slug, fingerprint, db, leases: 0, retired: false }
