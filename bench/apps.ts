@@ -13,6 +13,8 @@ export interface Listening {
   app: FastifyInstance
   url: string
   close: () => Promise<void>
+  /** Lets go of every connection it holds (between rounds, so the other side gets the server's slots). */
+  reset?: () => Promise<void>
 }
 
 async function listen (app: FastifyInstance, close: () => Promise<void> = async () => {}): Promise<Listening> {
@@ -24,7 +26,11 @@ async function listen (app: FastifyInstance, close: () => Promise<void> = async 
 export async function siloApp (silo: Silo): Promise<Listening> {
   const app = await buildApp(silo)
   app.get('/ping', { config: { tenancy: false } }, async () => ({ ok: true }))
-  return await listen(app)
+  const reset = async (): Promise<void> => {
+    for (const tenantId of silo.pools.keys()) silo.pools.evict(tenantId)
+    while (silo.pools.stats().budget.open > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return { ...await listen(app), reset }
 }
 
 /**
@@ -68,9 +74,10 @@ export async function naivePeerApp (tenantsByHost: Map<string, TenantRecord>, se
     request.db = db
   })
   await app.register(articleRoutes)
-  return await listen(app, async () => {
+  const dropAll = async (): Promise<void> => {
     const all = [...pools.values()]
     pools.clear()
     await Promise.allSettled(all.map(async (db) => { await db.destroy() }))
-  })
+  }
+  return { ...await listen(app, dropAll), reset: dropAll }
 }

@@ -6,7 +6,7 @@ import { openSilo, type Silo } from '../src/silo.js'
 import { buildApp } from '../src/app.js'
 import { request } from 'node:http'
 import { dropTestDatabases } from '../test/helpers/silo.js'
-import { hostOf, slugOf } from './hosts.js'
+import { slugOf } from './hosts.js'
 import { percentile, median } from './load.js'
 
 export interface BenchEnv {
@@ -43,7 +43,7 @@ export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef'
  * Puts one article (id 1) into the template, so every tenant cloned from it can answer
  * GET /articles/1 without a seeding round trip of its own.
  */
-async function seedTemplate (silo: Silo): Promise<void> {
+export async function seedTemplate (silo: Silo): Promise<void> {
   const template = silo.template
   if (template === undefined) throw new Error('the bench needs TENANT_TEMPLATE=on')
   await template.ready()
@@ -79,47 +79,64 @@ export interface ProvisioningFigures {
   count: number
   medianMs: number
   p95Ms: number
-  totalS: number
 }
 
 /**
- * Creates tenants t00000.. up to `count` (skipping those that exist) through the admin API of
- * a listening Silo, one after another; times the first `timed` creations end to end.
+ * Creates tenants `slug(0..count-1)` (skipping those that exist) through the admin API of a
+ * listening Silo on `silo`: the first `timed` one after another, each timed end to end, the
+ * rest `concurrency` at a time, untimed.
  */
-export async function provisionTenants (silo: Silo, count: number, timed: number, log: (line: string) => void): Promise<ProvisioningFigures> {
-  await seedTemplate(silo)
+export async function provisionTenants (
+  silo: Silo,
+  options: { count: number, timed: number, slug?: (i: number) => string, concurrency?: number, log?: (line: string) => void }
+): Promise<ProvisioningFigures> {
+  const slug = options.slug ?? slugOf
   const existing = new Set((await silo.catalog.listTenants()).map((tenant) => tenant.slug))
   const app = await buildApp(silo)
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  const create = async (i: number): Promise<void> => {
+    const res = await post(`${base}/tenants`, silo.config.adminHost, JSON.stringify({ slug: slug(i), domains: [`${slug(i)}.bench`] }))
+    if (res.status !== 201) throw new Error(`POST /tenants ${slug(i)}: ${res.status} ${res.body}`)
+  }
   const durations: number[] = []
-  const started = performance.now()
   try {
-    for (let i = 0; i < count; i++) {
-      if (existing.has(slugOf(i))) continue
+    const todo = Array.from({ length: options.count }, (_, i) => i).filter((i) => !existing.has(slug(i)))
+    for (const i of todo.slice(0, options.timed)) {
       const t0 = performance.now()
-      const res = await post(`${base}/tenants`, silo.config.adminHost, JSON.stringify({ slug: slugOf(i), domains: [hostOf(i)] }))
-      if (res.status !== 201) throw new Error(`POST /tenants ${slugOf(i)}: ${res.status} ${res.body}`)
-      if (durations.length < timed) durations.push(performance.now() - t0)
-      if ((i + 1) % 100 === 0) log(`  provisioned ${i + 1}/${count}`)
+      await create(i)
+      durations.push(performance.now() - t0)
     }
+    const rest = todo.slice(options.timed)
+    let done = 0
+    await Promise.all(Array.from({ length: options.concurrency ?? 4 }, async () => {
+      for (let i = rest.shift(); i !== undefined; i = rest.shift()) {
+        await create(i)
+        if (++done % 200 === 0) options.log?.(`  provisioned ${done + durations.length}/${todo.length}`)
+      }
+    }))
   } finally {
     await app.close()
   }
-  return { count: durations.length, medianMs: median(durations), p95Ms: percentile(durations, 95), totalS: (performance.now() - started) / 1000 }
+  return { count: durations.length, medianMs: median(durations), p95Ms: percentile(durations, 95) }
 }
 
 export async function cleanup (env: BenchEnv): Promise<void> {
   await dropTestDatabases({ catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
 }
 
-/** Highest number of backends PostgreSQL had open to the bench's tenant databases while `fn` ran. */
+/**
+ * Highest number of backends PostgreSQL had open for Silo's tenant pools (application_name
+ * `silo:<slug>`, on the bench's tenant databases) while `fn` ran; the baselines' connections
+ * are not counted.
+ */
 export async function withBackendSampler<T> (silo: Silo, fn: () => Promise<T>): Promise<{ value: T, peakBackends: number }> {
   let peak = 0
   const state = { on: true }
   const pattern = `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`
   const sampler = (async () => {
     while (state.on) {
-      const rows = await silo.admin.knex('pg_stat_activity').whereLike('datname', pattern).count<Array<{ n: string }>>('* as n')
+      const rows = await silo.admin.knex('pg_stat_activity').whereLike('datname', pattern).whereLike('application_name', 'silo:%')
+        .count<Array<{ n: string }>>('* as n')
       peak = Math.max(peak, Number(rows[0]?.n ?? 0))
       await new Promise((resolve) => setTimeout(resolve, 50))
     }

@@ -1,29 +1,25 @@
 /**
  * Silo's benchmark suite: `npm run bench` (full, by hand) or `npm run bench -- --quick` (smoke).
  * Provisions its own tenants on DATABASE_URL (or an embedded server), runs every scenario,
- * cleans up, and prints a markdown table and then JSON. Every figure is a ratio against a
- * baseline measured in the same run, never an absolute time judged on its own.
+ * cleans up, and prints a markdown table and then JSON. Every figure is judged as a ratio
+ * against a baseline measured in the same run (absolute times are shown for context); load
+ * comparisons alternate baseline and candidate rounds and compare medians.
  */
 import { randomBytes } from 'node:crypto'
-import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import pg from 'pg'
-import { DirectoryMigrationSource } from '../src/db/migration-source.js'
-import { tenantMigrationsDir } from '../src/db/paths.js'
-import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
-import { TenantMigrator } from '../src/tenancy/tenant-migrator.js'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
-import { naivePeerApp, siloApp, singleDatabaseApp } from './apps.js'
-import { benchEnv, benchSilo, cleanup, provisionTenants, withBackendSampler } from './fixtures.js'
-import { hostOf, slugOf, type HostSpec } from './hosts.js'
-import { load, median, type LoadResult } from './load.js'
+import type { Silo } from '../src/silo.js'
+import { naivePeerApp, siloApp, singleDatabaseApp, type Listening } from './apps.js'
+import { coldStart, idleMemory } from './cold.js'
+import { alternate, type Comparison, type Side } from './compare.js'
+import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBackendSampler } from './fixtures.js'
+import { fleetMigration } from './fleet.js'
+import { slugOf, type HostSpec } from './hosts.js'
+import type { LoadResult } from './load.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
-  ? { tenants: 120, timedCreates: 20, connections: 16, durationS: 1.5, coldSamples: 10, fleet: 120 }
-  : { tenants: 1000, timedCreates: 200, connections: 32, durationS: 8, coldSamples: 40, fleet: 1000 }
+  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120 }
+  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 6, rounds: 3, coldSamples: 40, fleet: 1000 }
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
 interface Row { scenario: string, figure: string, value: number, target: string, met: boolean, detail: string }
@@ -32,140 +28,126 @@ const record = (row: Row): void => { rows.push(row); log(`  ${row.scenario}: ${r
 const brief = (r: LoadResult): string => `${Math.round(r.okPerS)} ok/s, p99 ${r.p99Ms} ms, ${r.non2xx} non-2xx, ${r.errors} errors`
 
 const env = benchEnv()
-const pick = (n: number): HostSpec => ({ kind: 'uniform', n })
-const loadArticles = async (url: string, host: HostSpec): Promise<LoadResult> =>
-  await load({ url, path: '/articles/1', host, connections: size.connections, durationS: size.durationS })
+const articles = (url: string, host: HostSpec): Side => ({ url, path: '/articles/1', host })
+const uniform = (n: number): HostSpec => ({ kind: 'uniform', n })
+
+/** A Silo instance with its own settings, listening, closed after `fn`. */
+async function withSilo<T> (overrides: Record<string, string | number>, fn: (app: Listening, silo: Silo) => Promise<T>): Promise<T> {
+  const silo = await benchSilo(env, overrides)
+  const app = await siloApp(silo)
+  try {
+    return await fn(app, silo)
+  } finally {
+    await app.close()
+    await silo.close()
+  }
+}
+
+/** Alternating rounds, with the candidate's tenant backends sampled from pg_stat_activity. */
+async function compare (baseline: Side, candidate: Side, silo?: Silo, pick?: (r: LoadResult) => number): Promise<Comparison & { peakBackends: number }> {
+  let peakBackends = 0
+  const result = await alternate(baseline, candidate, {
+    rounds: size.rounds,
+    connections: size.connections,
+    durationS: size.durationS,
+    ...(pick === undefined ? {} : { pick }),
+    during: async (fn) => {
+      if (silo === undefined) return await fn()
+      const sampled = await withBackendSampler(silo, fn)
+      peakBackends = Math.max(peakBackends, sampled.peakBackends)
+      return sampled.value
+    }
+  })
+  return { ...result, peakBackends }
+}
 
 try {
   log(`provisioning ${size.tenants} tenants (catalog ${env.catalogDatabase})`)
   const setup = await benchSilo(env)
-  const provisioning = await provisionTenants(setup, size.tenants, size.timedCreates, log)
-  record({ scenario: 'provision', figure: 'median ms per tenant', value: provisioning.medianMs, target: '<= 60 ms', met: provisioning.medianMs <= 60, detail: `p95 ${provisioning.p95Ms.toFixed(1)} ms over ${provisioning.count} POST /tenants (template clone)` })
+  await seedTemplate(setup)
+  const provisioning = await provisionTenants(setup, { count: size.tenants, timed: size.timedCreates, log })
+  const plain = await benchSilo(env, { TENANT_TEMPLATE: 'off' })
+  const plainFigures = await provisionTenants(plain, { count: size.plainCreates, timed: size.plainCreates, slug: (i) => `p${String(i).padStart(5, '0')}` })
+  await plain.close()
+  const provisionRatio = provisioning.medianMs / plainFigures.medianMs
+  record({
+    scenario: 'provision',
+    figure: 'median create, ratio to create + migrate',
+    value: provisionRatio,
+    target: '<= 0.46 (60 ms where plain is 130 ms)',
+    met: provisionRatio <= 0.46,
+    detail: `template clone median ${provisioning.medianMs.toFixed(1)} ms, p95 ${provisioning.p95Ms.toFixed(1)} ms over ${provisioning.count} POST /tenants; plain create + knex migrate median ${plainFigures.medianMs.toFixed(1)} ms over ${plainFigures.count}`
+  })
 
-  // Baselines: the single-database app on a database cloned from the same template.
+  // The single-database baseline: a plain Fastify + Knex app on one database cloned from the same template.
   const singleRole = `${env.prefix}_single`
   const singlePassword = randomBytes(18).toString('base64url')
   await setup.admin.ensureRole(singleRole, singlePassword)
   await setup.template?.clone(singleRole, singleRole)
   const single = await singleDatabaseApp({ ...setup.server, database: singleRole, user: singleRole, password: singlePassword }, 10)
-  const singleResult = await loadArticles(single.url, { kind: 'fixed', host: 'single.bench' })
-  await single.close()
-  log(`  single-database baseline: ${brief(singleResult)}`)
+  const singleSide = articles(single.url, { kind: 'fixed', host: 'single.bench' })
 
-  const runSilo = async (overrides: Record<string, string | number>, host: HostSpec, path = '/articles/1') => {
-    const silo = await benchSilo(env, overrides)
-    const app = await siloApp(silo)
+  try {
+    await withSilo({}, async (app, silo) => {
+      const hot = await compare(singleSide, articles(app.url, uniform(10)), silo)
+      record({ scenario: 'hot', figure: 'ratio to single database', value: hot.ratio, target: '>= 0.95', met: hot.ratio >= 0.95, detail: `10 tenants; Silo ${brief(hot.candidate)}; single ${brief(hot.baseline)}` })
+    })
+
+    await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
+      const wide = await compare(singleSide, articles(app.url, uniform(Math.min(100, size.tenants))), silo)
+      record({ scenario: 'wide', figure: 'ratio to single database', value: wide.ratio, target: '>= 0.90, backends <= 50', met: wide.ratio >= 0.9 && wide.peakBackends <= 50, detail: `100 tenants, budget 50; Silo ${brief(wide.candidate)}, peak backends ${wide.peakBackends}` })
+    })
+
+    await withSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, async (app, silo) => {
+      const skewed = await compare(singleSide, articles(app.url, { kind: 'zipf', n: size.tenants, s: 1.1 }), silo)
+      const clean = skewed.candidate.non2xx === 0 && skewed.candidate.errors === 0
+      record({ scenario: 'skewed', figure: 'ratio to single database', value: skewed.ratio, target: '>= 0.75, 0 errors, backends <= 60', met: skewed.ratio >= 0.75 && clean && skewed.peakBackends <= 60, detail: `Zipf(1.1) over ${size.tenants}, 50 pools, budget 60; Silo ${brief(skewed.candidate)}, peak backends ${skewed.peakBackends}` })
+    })
+  } finally {
+    await single.close()
+  }
+
+  {
+    const records = await setup.catalog.tenantsBySlugs(Array.from({ length: size.tenants }, (_, i) => slugOf(i)))
+    const byHost = new Map<string, TenantRecord>([...records.values()].map((tenant) => [`${tenant.slug}.bench`, tenant]))
+    const naive = await naivePeerApp(byHost, setup.server, 100)
     try {
-      return await withBackendSampler(silo, async () => await load({ url: app.url, path, host, connections: size.connections, durationS: size.durationS }))
+      await withSilo({ TENANT_POOLS_MAX: 100, CONNECTION_BUDGET: 60 }, async (app, silo) => {
+        // Each side lets go of its connections after its rounds: the server's slots are shared.
+        const churn = await compare(
+          { ...articles(naive.url, uniform(size.tenants)), ...(naive.reset === undefined ? {} : { reset: naive.reset }) },
+          { ...articles(app.url, uniform(size.tenants)), ...(app.reset === undefined ? {} : { reset: app.reset }) },
+          silo)
+        record({ scenario: 'churn', figure: 'ratio to naive peer', value: churn.ratio, target: '>= 3', met: churn.ratio >= 3, detail: `uniform over ${size.tenants}, 100 pools, budget 60; Silo ${brief(churn.candidate)}, peak backends ${churn.peakBackends}; naive ${brief(churn.baseline)}` })
+      })
     } finally {
-      await app.close()
-      await silo.close()
+      await naive.close()
     }
   }
 
-  const ceiling = (await runSilo({}, pick(10), '/ping')).value
-  log(`  HTTP ceiling (/ping): ${brief(ceiling)}`)
+  await withSilo({}, async (app) => {
+    // Both sides get fresh random hosts, so the load generator does the same work for each.
+    const unknown = await compare({ url: app.url, path: '/ping', host: { kind: 'unknown' } }, articles(app.url, { kind: 'unknown' }), undefined, (r) => r.rps)
+    record({ scenario: 'unknown hosts', figure: '404 rate / HTTP ceiling', value: unknown.ratio, target: '>= 0.8', met: unknown.ratio >= 0.8, detail: `${Math.round(unknown.candidate.rps)} 404/s against /ping ${Math.round(unknown.baseline.rps)} req/s, both with random hosts` })
+  })
 
-  const hot = await runSilo({}, pick(10))
-  record({ scenario: 'hot', figure: 'ratio to single database', value: hot.value.okPerS / singleResult.okPerS, target: '>= 0.95', met: hot.value.okPerS / singleResult.okPerS >= 0.95, detail: brief(hot.value) })
+  const cold = await coldStart(env, setup, size.coldSamples)
+  const overhead = cold.coldMs - cold.rawMs
+  record({ scenario: 'cold', figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median cold ${cold.coldMs.toFixed(2)} ms, raw ${cold.rawMs.toFixed(2)} ms, warm ${cold.warmMs.toFixed(2)} ms` })
 
-  const wide = await runSilo({ CONNECTION_BUDGET: 50 }, pick(Math.min(100, size.tenants)))
-  const wideRatio = wide.value.okPerS / singleResult.okPerS
-  record({ scenario: 'wide', figure: 'ratio to single database', value: wideRatio, target: '>= 0.90, backends <= 50', met: wideRatio >= 0.9 && wide.peakBackends <= 50, detail: `${brief(wide.value)}, peak backends ${wide.peakBackends}` })
+  const memory = await idleMemory(env, size.tenants)
+  record({ scenario: 'memory', figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.pools} pools cached, ${memory.connections} connections open${memory.gc ? '' : '; no --expose-gc'}` })
 
-  const skewed = await runSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, { kind: 'zipf', n: size.tenants, s: 1.1 })
-  const skewedRatio = skewed.value.okPerS / singleResult.okPerS
-  const skewedClean = skewed.value.non2xx === 0 && skewed.value.errors === 0
-  record({ scenario: 'skewed', figure: 'ratio to single database', value: skewedRatio, target: '>= 0.75, 0 errors, backends <= 60', met: skewedRatio >= 0.75 && skewedClean && skewed.peakBackends <= 60, detail: `Zipf(1.1) over ${size.tenants}; ${brief(skewed.value)}, peak backends ${skewed.peakBackends}` })
-
-  const churn = await runSilo({ TENANT_POOLS_MAX: 100, CONNECTION_BUDGET: 60 }, pick(size.tenants))
-  const byHost = new Map<string, TenantRecord>()
-  for (let i = 0; i < size.tenants; i++) {
-    const tenant = await setup.catalog.tenantBySlug(slugOf(i))
-    if (tenant !== null) byHost.set(hostOf(i), tenant)
-  }
-  const naive = await naivePeerApp(byHost, setup.server, 100)
-  const naiveResult = await loadArticles(naive.url, pick(size.tenants))
-  await naive.close()
-  const churnRatio = churn.value.okPerS / Math.max(1, naiveResult.okPerS)
-  record({ scenario: 'churn', figure: 'ratio to naive peer', value: churnRatio, target: '>= 3', met: churnRatio >= 3, detail: `uniform over ${size.tenants}, 100 pools; Silo ${brief(churn.value)}; naive ${brief(naiveResult)}` })
-
-  const unknown = await runSilo({}, { kind: 'unknown' })
-  const unknownRatio = unknown.value.rps / ceiling.rps
-  record({ scenario: 'unknown hosts', figure: '404 rate / HTTP ceiling', value: unknownRatio, target: '>= 0.8', met: unknownRatio >= 0.8, detail: `${Math.round(unknown.value.rps)} req/s, ${unknown.value.non2xx} 404s` })
-
-  // Cold: first request for a tenant no cache has seen, against a raw pg connect + query.
-  {
-    const silo = await benchSilo(env, { TENANT_POOLS_MAX: 1000 })
-    const app = await siloApp(silo)
-    const cold: number[] = []
-    const raw: number[] = []
-    const warm: number[] = []
-    for (let i = 0; i < size.coldSamples; i++) {
-      const tenant = await setup.catalog.tenantBySlug(slugOf(i))
-      if (tenant === null) continue
-      const t0 = performance.now()
-      const client = new pg.Client({ ...setup.server, database: tenant.database.name, user: tenant.database.user, password: tenant.database.password })
-      await client.connect()
-      await client.query('select * from articles where id = 1')
-      raw.push(performance.now() - t0)
-      await client.end()
-      const t1 = performance.now()
-      const res = await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
-      cold.push(performance.now() - t1)
-      if (res.statusCode !== 200) throw new Error(`cold request failed: ${res.statusCode}`)
-      const t2 = performance.now()
-      await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
-      warm.push(performance.now() - t2)
-    }
-    await app.close()
-    await silo.close()
-    const overhead = median(cold) - median(raw)
-    record({ scenario: 'cold', figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median cold ${median(cold).toFixed(2)} ms, raw ${median(raw).toFixed(2)} ms, warm ${median(warm).toFixed(2)} ms` })
-  }
-
-  // Memory per cached idle tenant: every tenant's pool cached, its connections closed by the idle timeout.
-  {
-    const gc = (globalThis as { gc?: () => void }).gc
-    const silo = await benchSilo(env, { TENANT_POOLS_MAX: size.tenants + 10, TENANT_IDLE_TIMEOUT_MS: 100, CONNECTION_BUDGET: 40 })
-    const app = await siloApp(silo)
-    const settle = async (): Promise<{ heap: number, rss: number }> => {
-      await new Promise((resolve) => setTimeout(resolve, 2500))
-      gc?.(); gc?.()
-      const usage = process.memoryUsage()
-      return { heap: usage.heapUsed, rss: usage.rss }
-    }
-    const before = await settle()
-    for (let i = 0; i < size.tenants; i++) await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
-    const after = await settle()
-    const stats = silo.pools.stats()
-    await app.close()
-    await silo.close()
-    const heapPer = (after.heap - before.heap) / size.tenants / 1024
-    const rssPer = (after.rss - before.rss) / size.tenants / 1024
-    record({ scenario: 'memory', figure: 'KB heap per idle cached tenant', value: heapPer, target: '<= 30 KB', met: heapPer <= 30 && rssPer <= 30, detail: `RSS ${rssPer.toFixed(1)} KB per tenant; ${stats.pools} pools cached, ${stats.connections.free + stats.connections.used} connections open${gc === undefined ? '; no --expose-gc' : ''}` })
-  }
-
-  // Fleet: one additive migration over every tenant.
-  {
-    const dir = await mkdtemp(join(tmpdir(), 'silo-bench-migrations-'))
-    for (const file of await readdir(tenantMigrationsDir)) {
-      if (file.endsWith('.ts') || file.endsWith('.js')) await copyFile(new URL(file, tenantMigrationsDir), join(dir, file))
-    }
-    const extension = (await readdir(tenantMigrationsDir)).some((file) => file.endsWith('.ts')) ? '.ts' : '.js'
-    await writeFile(join(dir, `20991231000000_bench_additive${extension}`),
-      'export async function up (knex) { await knex.schema.alterTable(\'articles\', (t) => { t.text(\'bench_note\') }) }\n' +
-      'export async function down (knex) { await knex.schema.alterTable(\'articles\', (t) => { t.dropColumn(\'bench_note\') }) }\n')
-    const migrator = new TenantMigrator(setup.server, setup.serverVersion, new DirectoryMigrationSource(pathToFileURL(`${dir}/`)))
-    const slugs = Array.from({ length: size.fleet }, (_, i) => slugOf(i))
-    const t0 = performance.now()
-    const results = await migrateFleet(setup.catalog, migrator, slugs, { concurrency: 8 })
-    const seconds = (performance.now() - t0) / 1000
-    await rm(dir, { recursive: true, force: true })
-    const failed = results.filter((r) => r.status !== 'migrated').length
-    const projected = seconds * (1000 / size.fleet)
-    record({ scenario: 'fleet migration', figure: 's for 1,000 tenants', value: projected, target: '< 30 s', met: projected < 30 && failed === 0, detail: `${size.fleet} tenants in ${seconds.toFixed(1)} s at concurrency 8, ${failed} not migrated${size.fleet === 1000 ? '' : ' (scaled to 1,000)'}` })
-  }
+  const fleet = await fleetMigration(setup, Array.from({ length: size.fleet }, (_, i) => slugOf(i)), 8)
+  const per1000 = fleet.seconds * (1000 / fleet.tenants)
+  record({
+    scenario: 'fleet migration',
+    figure: 's for 1,000 tenants',
+    value: per1000,
+    target: '< 30 s',
+    met: per1000 < 30 && fleet.failed === 0,
+    detail: `${fleet.tenants} tenants in ${fleet.seconds.toFixed(1)} s at concurrency 8, ${fleet.failed} not migrated; ${(fleet.seconds / fleet.floorSeconds).toFixed(2)}x the floor of one connection per tenant (${fleet.floorSeconds.toFixed(1)} s, ${Math.round(fleet.tenants / fleet.floorSeconds)} connections/s)${fleet.tenants === 1000 ? '' : '; scaled to 1,000'}`
+  })
   await setup.close()
 } finally {
   log('cleaning up')

@@ -1,0 +1,102 @@
+import pg from 'pg'
+import type { Silo } from '../src/silo.js'
+import { siloApp } from './apps.js'
+import { benchSilo, type BenchEnv } from './fixtures.js'
+import { hostOf, slugOf } from './hosts.js'
+import { median } from './load.js'
+
+const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+export interface ColdFigures {
+  coldMs: number
+  rawMs: number
+  warmMs: number
+}
+
+/**
+ * The first request to a tenant no cache of a fresh instance has seen (catalog look-up, pool,
+ * connection, query), against a raw `pg` connect + the same query to the same database, in
+ * alternating order with a pause after each (a closing backend must not slow the next one).
+ */
+export async function coldStart (env: BenchEnv, setup: Silo, samples: number): Promise<ColdFigures> {
+  const silo = await benchSilo(env, { TENANT_POOLS_MAX: 1000 })
+  const app = await siloApp(silo)
+  const cold: number[] = []
+  const raw: number[] = []
+  const warm: number[] = []
+  try {
+    const records = await setup.catalog.tenantsBySlugs(Array.from({ length: samples }, (_, i) => slugOf(i)))
+    for (let i = 0; i < samples; i++) {
+      const tenant = records.get(slugOf(i))
+      if (tenant === undefined) continue
+      const viaRaw = async (): Promise<void> => {
+        const t0 = performance.now()
+        const client = new pg.Client({ ...setup.server, database: tenant.database.name, user: tenant.database.user, password: tenant.database.password })
+        await client.connect()
+        await client.query('select * from articles where id = $1', [1])
+        raw.push(performance.now() - t0)
+        await client.end()
+        await pause(30)
+      }
+      const viaSilo = async (): Promise<void> => {
+        const t0 = performance.now()
+        const res = await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
+        cold.push(performance.now() - t0)
+        if (res.statusCode !== 200) throw new Error(`cold request failed: ${res.statusCode} ${res.body}`)
+        const t1 = performance.now()
+        await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
+        warm.push(performance.now() - t1)
+        await pause(30)
+      }
+      if (i % 2 === 0) {
+        await viaRaw()
+        await viaSilo()
+      } else {
+        await viaSilo()
+        await viaRaw()
+      }
+    }
+  } finally {
+    await app.close()
+    await silo.close()
+  }
+  return { coldMs: median(cold), rawMs: median(raw), warmMs: median(warm) }
+}
+
+export interface MemoryFigures {
+  heapPerTenantKb: number
+  rssPerTenantKb: number
+  pools: number
+  connections: number
+  gc: boolean
+}
+
+/** Memory per cached idle tenant: every tenant's pool cached, its connections closed by the idle timeout. */
+export async function idleMemory (env: BenchEnv, tenants: number): Promise<MemoryFigures> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  const silo = await benchSilo(env, { TENANT_POOLS_MAX: tenants + 10, TENANT_IDLE_TIMEOUT_MS: 100, CONNECTION_BUDGET: 40 })
+  const app = await siloApp(silo)
+  const settle = async (): Promise<{ heap: number, rss: number }> => {
+    await pause(2500)
+    gc?.()
+    gc?.()
+    const usage = process.memoryUsage()
+    return { heap: usage.heapUsed, rss: usage.rss }
+  }
+  try {
+    const before = await settle()
+    for (let i = 0; i < tenants; i++) await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
+    const after = await settle()
+    const stats = silo.pools.stats()
+    return {
+      heapPerTenantKb: (after.heap - before.heap) / tenants / 1024,
+      rssPerTenantKb: (after.rss - before.rss) / tenants / 1024,
+      pools: stats.pools,
+      connections: stats.connections.free + stats.connections.used,
+      gc: gc !== undefined
+    }
+  } finally {
+    await app.close()
+    await silo.close()
+  }
+}
