@@ -85,6 +85,16 @@ t.test('with room in the budget, bursts of quick queries on one tenant are serve
   t.equal(stats.grown, 0, 'the pool never grew')
 })
 
+t.test('a tenant with many requests waiting grows its pool, up to TENANT_POOL_MAX', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 3 }, sleepRoute)
+  await createTenant(silo, 'busy')
+  const responses = await Promise.all(Array.from({ length: 40 }, async () => await app.inject({ url: '/sleep?ms=20', headers: { host: 'busy.test' } })))
+  t.equal(responses.filter((res) => res.statusCode !== 200).length, 0)
+  const stats = silo.pools.stats()
+  t.equal(stats.grown, 2, 'the pool grew twice, from one connection to its limit of three')
+  t.equal(stats.budget.open, 3)
+})
+
 t.test('under churn over many tenants the connection budget is never exceeded', async (t) => {
   const budget = 4
   const { silo, app } = await testApp(t, { CONNECTION_BUDGET: budget, TENANT_POOL_MAX: 2, TENANT_POOLS_MAX: 3, TENANT_ACQUIRE_TIMEOUT_MS: 20000 }, sleepRoute)

@@ -3,8 +3,9 @@ interface TarnPool {
   max: number
   numUsed: () => number
   numFree: () => number
+  numPendingAcquires: () => number
   numPendingCreates: () => number
-  on: (event: string, listener: (eventId: number) => void) => void
+  on: (event: string, listener: (...args: unknown[]) => void) => void
   /** Tarn's own "serve waiters or open a connection" step; it runs on every acquire and release. */
   _tryAcquireOrCreate: () => void
 }
@@ -18,33 +19,60 @@ export interface ElasticOptions {
   grew?: () => void
 }
 
+/** Requests queued per connection past which a pool grows even though each query is quick. */
+const DEEP_QUEUE = 8
+
 /**
  * Makes a tenant pool grow on demand. Knex's pool opens a new connection whenever a request
  * finds none free, up to its max; a query takes well under a millisecond and an open several
  * (tens on a small VM), so a busy moment would open connections that only add PostgreSQL
  * backends competing for the server's cores, and, under a tight budget, cost other tenants
- * their pools. Here the pool starts with a limit of one connection and raises it by one only
- * when a request has waited `graceMs` (on the order of an open's time) without being served;
- * when its connections are closed (idle timeout, eviction) the limit follows them down.
+ * their pools. Here the pool starts with a limit of one connection and raises it by one when a
+ * request has waited `graceMs` without being served and either a connection has been held
+ * that long (a slow query or a transaction) or the queue is deep (a tenant hot enough to need
+ * more than one backend). When its connections are closed (idle timeout, eviction) the limit
+ * follows them down.
  */
 export function makeElastic (pool: TarnPool, options: ElasticOptions): void {
   pool.max = 1
   const waiting = new Set<number>()
+  /** Connections in use, and since when. */
+  const held = new Map<unknown, number>()
   const fits = (): number => pool.numUsed() + pool.numFree() + pool.numPendingCreates()
+  const heldLongerThan = (ms: number): boolean => {
+    const since = performance.now() - ms
+    for (const at of held.values()) if (at <= since) return true
+    return false
+  }
 
-  pool.on('acquireRequest', (eventId) => {
-    waiting.add(eventId)
-    if (pool.numFree() > 0 || fits() < pool.max || pool.max >= options.max) return
+  /** Checks, after a grace and again each grace while the request waits, whether the pool should grow for it. */
+  const watch = (eventId: number, grace: number): void => {
     const timer = setTimeout(() => {
       if (!waiting.has(eventId) || pool.max >= options.max) return
-      pool.max++
-      options.grew?.()
-      pool._tryAcquireOrCreate()
-    }, options.graceMs())
+      if (heldLongerThan(grace) || pool.numPendingAcquires() >= DEEP_QUEUE * Math.max(1, pool.numUsed())) {
+        pool.max++
+        options.grew?.()
+        pool._tryAcquireOrCreate()
+      } else {
+        watch(eventId, grace)
+      }
+    }, grace)
     timer.unref()
+  }
+
+  pool.on('acquireRequest', (eventId) => {
+    waiting.add(eventId as number)
+    if (pool.numFree() > 0 || fits() < pool.max || pool.max >= options.max) return
+    watch(eventId as number, options.graceMs())
   })
-  const served = (eventId: number): void => { waiting.delete(eventId) }
-  pool.on('acquireSuccess', served)
-  pool.on('acquireFail', served)
-  pool.on('destroySuccess', () => { pool.max = Math.max(1, Math.min(pool.max, fits())) })
+  pool.on('acquireSuccess', (eventId, resource) => {
+    waiting.delete(eventId as number)
+    held.set(resource, performance.now())
+  })
+  pool.on('acquireFail', (eventId) => { waiting.delete(eventId as number) })
+  pool.on('release', (resource) => { held.delete(resource) })
+  pool.on('destroySuccess', (_eventId, resource) => {
+    held.delete(resource)
+    pool.max = Math.max(1, Math.min(pool.max, fits()))
+  })
 }
