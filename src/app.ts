@@ -9,7 +9,7 @@ import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
 import { registerRequestLogging, TenantAwareLogController } from './request-logging.js'
 import { adminScope } from './routes/admin/admin-scope.js'
-import { tenancyPlugin } from './tenancy/tenancy-plugin.js'
+import { newRequestOutcomes, tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
 import { articleRoutes } from './routes/tenant/articles.js'
 import { tenantInfoRoutes } from './routes/tenant/tenant-info.js'
@@ -58,10 +58,13 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   registerErrorHandling(app)
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', async (_request, reply) => {
-    if (!closing) return
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) {
+      done()
+      return
+    }
     void reply.header('connection', 'close')
-    throw shuttingDown()
+    done(shuttingDown())
   })
 
   await app.register(swagger, {
@@ -70,7 +73,8 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
     }
   })
-  const metrics = createMetrics(silo)
+  const outcomes = newRequestOutcomes()
+  const metrics = createMetrics(silo, outcomes)
   app.addHook('onClose', async () => { metrics.close() })
 
   await app.register(tenancyPlugin, {
@@ -78,6 +82,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     pools: silo.pools,
     events: silo.events,
     nonTenantHosts: [silo.config.adminHost],
+    outcomes,
     ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
   registerRequestLogging(app)

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Silo } from './silo.js'
-import type { SiloEventMap } from './tenancy/events.js'
+import type { RequestOutcome, SiloEventMap } from './tenancy/events.js'
+import { newRequestOutcomes, type RequestOutcomes } from './tenancy/tenancy-plugin.js'
 
 export interface SiloMetrics {
   registry: Registry
@@ -10,10 +11,11 @@ export interface SiloMetrics {
 
 /**
  * Prometheus metrics of one Silo instance, in a registry of its own. Gauges are read from the
- * pool cache, budget and host cache at scrape time; counters and the cold-open histogram
+ * pool cache, budget and host cache at scrape time, and so are request outcomes (counted by the
+ * tenancy plugin: no work per request here); the other counters and the cold-open histogram
  * follow the core's lifecycle events.
  */
-export function createMetrics (silo: Silo): SiloMetrics {
+export function createMetrics (silo: Silo, outcomes: RequestOutcomes): SiloMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'silo_' })
   const registers = [registry]
@@ -94,7 +96,19 @@ export function createMetrics (silo: Silo): SiloMetrics {
     }
   }))
 
-  const requests = new Counter({ name: 'silo_tenant_requests_total', help: 'Requests by how their tenant resolved (served, not_found, suspended, ...)', labelNames: ['outcome'], registers })
+  const seenOutcomes = newRequestOutcomes()
+  registry.registerMetric(new Counter({
+    name: 'silo_tenant_requests_total',
+    help: 'Requests by how their tenant resolved (served, not_found, suspended, ...)',
+    labelNames: ['outcome'],
+    registers: [],
+    collect () {
+      for (const [outcome, now] of Object.entries(outcomes) as Array<[RequestOutcome, number]>) {
+        if (now > seenOutcomes[outcome]) this.inc({ outcome }, now - seenOutcomes[outcome])
+        seenOutcomes[outcome] = now
+      }
+    }
+  }))
   const opened = new Counter({ name: 'silo_pool_opened_total', help: 'Tenant pools created', registers })
   const evicted = new Counter({ name: 'silo_pool_evictions_total', help: 'Tenant pools retired, by reason', labelNames: ['reason'], registers })
   const coldOpen = new Histogram({
@@ -106,7 +120,6 @@ export function createMetrics (silo: Silo): SiloMetrics {
   const failures = new Counter({ name: 'silo_connection_failures_total', help: 'Tenant connections that could not be opened', registers })
 
   const listeners: { [K in keyof SiloEventMap]?: (...args: SiloEventMap[K]) => void } = {
-    'request:tenant': ({ outcome }) => { requests.inc({ outcome }) },
     'pool:opened': () => { opened.inc() },
     'pool:evicted': ({ reason }) => { evicted.inc({ reason }) },
     'connection:opened': ({ durationMs }) => { coldOpen.observe(durationMs / 1000) },

@@ -31,6 +31,12 @@ export class TenantAwareLogController extends LogController {
  * (onRequest) or the request was refused before that (onError).
  */
 export function registerRequestLogging (app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => { logIncoming(request) })
-  app.addHook('onError', async (request) => { logIncoming(request) })
+  app.addHook('onRequest', (request, _reply, done) => {
+    logIncoming(request)
+    done()
+  })
+  app.addHook('onError', (request, _reply, _error, done) => {
+    logIncoming(request)
+    done()
+  })
 }

@@ -52,6 +52,20 @@ export class HostResolver {
     this.#known = new LRUCache<string, TenantRecord>({ max: options.max, ttl, noDeleteOnStaleGet: true })
   }
 
+  /**
+   * The answer for `host` if it is known without asking the catalog (a cached tenant, or a host
+   * known to be unknown), else undefined. Synchronous: the hot path of every request.
+   */
+  cached (host: string): TenantRecord | null | undefined {
+    if ((this.#domains !== null && !this.#domains.has(host)) || this.#unknown.get(host) === true) {
+      this.#stats.negativeHits++
+      return null
+    }
+    const tenant = this.#known.get(host)
+    if (tenant !== undefined) this.#stats.hits++
+    return tenant
+  }
+
   /** The tenant serving `host` (already normalized), or null when the catalog has none. */
   async resolve (host: string): Promise<TenantRecord | null> {
     if ((this.#domains !== null && !this.#domains.has(host)) || this.#unknown.get(host) === true) {

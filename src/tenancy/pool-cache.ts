@@ -267,7 +267,15 @@ function tarnPool (entry: PoolEntry): TarnPool | undefined {
   return (entry.db.client as { pool?: TarnPool }).pool
 }
 
+/** Computed once per record: cached records are the same objects request after request. */
+const fingerprints = new WeakMap<TenantRecord, string>()
+
 function fingerprintOf (tenant: TenantRecord): string {
-  const { host, port, name, user, password } = tenant.database
-  return [host, port, name, user, password].join('\u0000')
+  let fingerprint = fingerprints.get(tenant)
+  if (fingerprint === undefined) {
+    const { host, port, name, user, password } = tenant.database
+    fingerprint = [host, port, name, user, password].join('\u0000')
+    fingerprints.set(tenant, fingerprint)
+  }
+  return fingerprint
 }

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
@@ -48,7 +48,15 @@ export interface TenancyPluginOptions {
    * tenancy does not exist, so it is 404 NOT_FOUND rather than TENANT_NOT_FOUND.
    */
   nonTenantHosts?: string[]
+  /** Counts of how requests' tenants resolved, kept here for metrics to read (no event per request). */
+  outcomes?: RequestOutcomes
 }
+
+/** How many requests resolved to each outcome, since start. */
+export type RequestOutcomes = Record<RequestOutcome, number>
+
+export const newRequestOutcomes = (): RequestOutcomes =>
+  ({ served: 0, host_invalid: 0, not_found: 0, suspended: 0, unavailable: 0, catalog_unavailable: 0 })
 
 const leaseKey = Symbol('silo.lease')
 type LeasedRequest = FastifyRequest & { [leaseKey]?: PoolLease }
@@ -67,39 +75,31 @@ export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: st
 }
 
 async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
-  const { resolver, pools, events, requiredSchemaVersion } = options
+  const { resolver, pools, events, requiredSchemaVersion, outcomes } = options
   const nonTenantHosts = new Set(options.nonTenantHosts ?? [])
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
 
-  const resolve = async (request: FastifyRequest): Promise<{ tenant: TenantRecord, host: string }> => {
-    const host = hostFromHeader(request.headers.host)
-    if (host === null) throw outcome('host_invalid', hostInvalid())
-    if (nonTenantHosts.has(host)) throw notFound(`Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`)
-    let tenant: TenantRecord | null
-    try {
-      tenant = await resolver.resolve(host)
-    } catch (error) {
-      throw outcome('catalog_unavailable', error)
-    }
-    if (tenant === null) throw outcome('not_found', tenantNotFound(host))
+  const count = (kind: RequestOutcome): void => {
+    if (outcomes !== undefined) outcomes[kind]++
+    if (events !== undefined && events.listenerCount('request:tenant') > 0) events.emit('request:tenant', { outcome: kind })
+  }
+  const refused = (kind: RequestOutcome, error: unknown): unknown => {
+    count(kind)
+    return error
+  }
+  const servable = (tenant: TenantRecord | null, host: string): TenantRecord => {
+    if (tenant === null) throw refused('not_found', tenantNotFound(host))
     try {
       assertServable(tenant, requiredSchemaVersion)
     } catch (error) {
-      throw outcome(tenant.status === 'suspended' ? 'suspended' : 'unavailable', error)
+      throw refused(tenant.status === 'suspended' ? 'suspended' : 'unavailable', error)
     }
-    return { tenant, host }
+    return tenant
   }
-  const outcome = (kind: RequestOutcome, error: unknown): unknown => {
-    events?.emit('request:tenant', { outcome: kind })
-    return error
-  }
-
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config?.tenancy === false) return
-    const { tenant, host } = await resolve(request)
+  const serve = (request: FastifyRequest, reply: FastifyReply, tenant: TenantRecord, host: string): void => {
     const lease = pools.acquire(tenant)
-    events?.emit('request:tenant', { outcome: 'served' })
+    count('served')
     ;(request as LeasedRequest)[leaseKey] = lease
     request.db = lease.db
     request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, domains: tenant.domains, host }
@@ -109,13 +109,53 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
       request.log = request.log.child({ tenant: tenant.slug })
       reply.log = request.log
     }
+  }
+
+  // Callback-style hooks: on the hot path (a cached host) nothing is awaited, and no promise is made.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config?.tenancy === false) {
+      done()
+      return
+    }
+    let host: string | null
+    let cached: TenantRecord | null | undefined
+    try {
+      host = hostFromHeader(request.headers.host)
+      if (host === null) throw refused('host_invalid', hostInvalid())
+      if (nonTenantHosts.has(host)) throw notFound(`Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`)
+      cached = resolver.cached(host)
+      if (cached !== undefined) serve(request, reply, servable(cached, host), host)
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    if (cached !== undefined) {
+      done()
+      return
+    }
+    const known = host
+    resolver.resolve(known).then(
+      (tenant) => {
+        try {
+          serve(request, reply, servable(tenant, known), known)
+          done()
+        } catch (error) {
+          done(error as Error)
+        }
+      },
+      (error: unknown) => { done(refused('catalog_unavailable', error) as Error) }
+    )
   })
 
-  const release = async (request: FastifyRequest): Promise<void> => {
+  const release = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
     (request as LeasedRequest)[leaseKey]?.release()
+    done()
   }
   app.addHook('onResponse', release)
-  app.addHook('onRequestAbort', release)
+  app.addHook('onRequestAbort', (request, done) => {
+    (request as LeasedRequest)[leaseKey]?.release()
+    done()
+  })
 }
 
 export const tenancyPlugin = fp(tenancy, { name: 'silo-tenancy', fastify: '5.x' })
