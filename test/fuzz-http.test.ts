@@ -514,7 +514,8 @@ t.test('GET /articles with any limit and cursor is a consistent page or 400 VALI
     {
       weight: 2,
       arbitrary: fc.oneof(fc.bigInt({ min: -(10n ** 20n), max: 0n }).map((n) => `a:${n}`), fc.bigInt({ min: 10n ** 16n, max: 10n ** 40n }).map((n) => `a:${n}`),
-        hostileString.map((s) => `a:${s}`), fc.constantFrom('a:', 'a:01', 'a:1e3', 'a:1.5', 'a: 1', 'b:1', 'a:9007199254740992', 'a:99999999999999999'))
+        // A hostile string may be plain digits, and "a:<digits>" is a cursor this API issues.
+        hostileString.filter((s) => !/^[1-9][0-9]{0,15}$/.test(s)).map((s) => `a:${s}`), fc.constantFrom('a:', 'a:01', 'a:1e3', 'a:1.5', 'a: 1', 'b:1', 'a:9007199254740992', 'a:99999999999999999'))
         .map((text): Param => ({ value: cursorFor(text), valid: false }))
     },
     { weight: 2, arbitrary: fc.oneof(hostileString, fc.base64String({ maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 30 }), fc.stringMatching(/^[A-Za-z0-9_-]{65,100}$/)).map((value): Param => ({ value, valid: null })) }
