@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
 import type { Silo } from './silo.js'
-import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './error-handler.js'
+import { clientErrorHandler, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
 import { shuttingDown } from './errors.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
@@ -83,6 +83,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     events: silo.events,
     nonTenantHosts: [silo.config.adminHost],
     outcomes,
+    refuse: replyWithError,
     ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
   registerRequestLogging(app)

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { SiloError, type ErrorCode } from './errors.js'
+import { logIncoming } from './request-logging.js'
 import { classifyDatabaseError } from './tenancy/database-errors.js'
 
 interface HttpError {
@@ -31,14 +32,33 @@ export function toHttpError (error: unknown): HttpError {
   return fromFastify(fastifyError) ?? { statusCode: 500, code: 'INTERNAL_ERROR', message: 'Internal server error' }
 }
 
+/** Sends the body as text: an object would go through the route's response serializers, a measurable share of a 404. */
 export function sendError (reply: FastifyReply, error: HttpError): FastifyReply {
   if (error.retryAfter !== undefined) void reply.header('retry-after', String(error.retryAfter))
-  return reply.code(error.statusCode).type('application/json').send({
+  return reply.code(error.statusCode).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify({
     statusCode: error.statusCode,
     code: error.code,
     error: STATUS_CODES[error.statusCode] ?? 'Error',
     message: error.message
-  })
+  }))
+}
+
+/**
+ * Logs `error` and answers it in the contract's shape. It is the error handler, and the tenancy
+ * plugin calls it directly for the requests it refuses: handing an error to Fastify's error path
+ * (onError hooks, the handler chain) cost as much again as answering it, which made a flood of
+ * unknown hosts twice as expensive to turn away as a request for a constant route.
+ */
+export function replyWithError (error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  logIncoming(request)
+  const http = toHttpError(error)
+  if (http.statusCode >= 500) {
+    const cause = error instanceof SiloError ? error.cause : error
+    request.log.error({ err: cause ?? error, code: http.code }, http.message)
+  } else {
+    request.log.info({ code: http.code }, http.message)
+  }
+  return sendError(reply, http)
 }
 
 /**
@@ -47,16 +67,7 @@ export function sendError (reply: FastifyReply, error: HttpError): FastifyReply 
  * to the log.
  */
 export function registerErrorHandling (app: FastifyInstance): void {
-  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const http = toHttpError(error)
-    if (http.statusCode >= 500) {
-      const cause = error instanceof SiloError ? error.cause : error
-      request.log.error({ err: cause ?? error, code: http.code }, http.message)
-    } else {
-      request.log.info({ code: http.code }, http.message)
-    }
-    return sendError(reply, http)
-  })
+  app.setErrorHandler(replyWithError)
   app.setNotFoundHandler((request, reply) => sendError(reply, {
     statusCode: 404, code: 'NOT_FOUND', message: `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`
   }))

@@ -4,7 +4,7 @@ const incomingLogged = Symbol('silo.incomingLogged')
 type LoggedRequest = FastifyRequest & { [incomingLogged]?: true }
 
 /** Logs a request's "incoming request" line once, through its logger as it is at that point. */
-function logIncoming (request: FastifyRequest): void {
+export function logIncoming (request: FastifyRequest): void {
   if ((request as LoggedRequest)[incomingLogged] === true) return
   ;(request as LoggedRequest)[incomingLogged] = true
   request.log.info({ req: request }, 'incoming request')

@@ -68,15 +68,8 @@ export class HostResolver {
 
   /** The tenant serving `host` (already normalized), or null when the catalog has none. */
   async resolve (host: string): Promise<TenantRecord | null> {
-    if ((this.#domains !== null && !this.#domains.has(host)) || this.#unknown.get(host) === true) {
-      this.#stats.negativeHits++
-      return null
-    }
-    const cached = this.#known.get(host)
-    if (cached !== undefined) {
-      this.#stats.hits++
-      return cached
-    }
+    const cached = this.cached(host)
+    if (cached !== undefined) return cached
     let pending = this.#inflight.get(host)
     if (pending === undefined) {
       const started = this.#load(host)
