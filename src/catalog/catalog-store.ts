@@ -215,42 +215,30 @@ export class CatalogStore {
       )
     if (slugs !== undefined) query.whereIn('tenants.slug', slugs)
     const rows = await query as Array<TenantRow & { domains: string[], primary_domain: string | null }>
-    return rows.map((row) => ({
-      id: row.id,
-      slug: row.slug,
-      name: row.name,
-      status: row.status,
-      schemaVersion: row.schema_version,
-      databaseName: row.db_name,
-      domains: row.domains,
-      primaryDomain: row.primary_domain,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at
-    }))
+    return rows.map((row) => toSummary(row, row.primary_domain))
   }
 
   async domainsOf (tenantId: string): Promise<string[]> {
     return await this.#knex('domains').where({ tenant_id: tenantId }).orderBy([{ column: 'is_primary', order: 'desc' }, 'host']).pluck('host')
   }
 
-  /** Inserts the tenant (status provisioning) and its domains, the first one primary, atomically. */
+  /** Inserts the tenant (status provisioning) and its domains, the first one primary, in one statement. */
   async insertTenant (tenant: NewTenant): Promise<TenantRecord> {
     try {
-      return await this.#knex.transaction(async (trx) => {
-        const [row] = await trx<TenantRow>('tenants').insert({
-          slug: tenant.slug,
-          name: tenant.name,
-          status: 'provisioning',
-          db_name: tenant.databaseName,
-          db_user: tenant.databaseUser,
-          db_password: this.#cipher.encrypt(tenant.password)
-        }).returning('*')
-        if (row === undefined) throw new Error('insert returned no row')
-        if (tenant.domains.length > 0) {
-          await trx('domains').insert(tenant.domains.map((host, index) => ({ host, tenant_id: row.id, is_primary: index === 0 })))
-        }
-        return this.#toRecord({ ...row, domains: tenant.domains })
-      })
+      const { rows } = await this.#knex.raw<{ rows: TenantRow[] }>(`
+        with tenant as (
+          insert into tenants (slug, name, status, db_name, db_user, db_password)
+          values (?, ?, 'provisioning', ?, ?, ?) returning *
+        ), domain as (
+          insert into domains (host, tenant_id, is_primary)
+          select host, (select id from tenant), position = 1 from unnest(?::text[]) with ordinality as given (host, position)
+        )
+        select * from tenant`, [
+        tenant.slug, tenant.name, tenant.databaseName, tenant.databaseUser, this.#cipher.encrypt(tenant.password), tenant.domains
+      ])
+      const row = rows[0]
+      if (row === undefined) throw new Error('insert returned no row')
+      return this.#toRecord({ ...row, domains: tenant.domains })
     } catch (error) {
       throw toConflict(error, tenant)
     }
@@ -260,9 +248,14 @@ export class CatalogStore {
     await this.#knex('tenants').where({ slug }).update({ status, updated_at: this.#knex.fn.now() })
   }
 
-  /** A provisioned tenant goes live: its schema version and status `active`, in one statement. */
-  async activate (slug: string, version: string | null): Promise<void> {
-    await this.#knex('tenants').where({ slug }).update({ status: 'active', schema_version: version, updated_at: this.#knex.fn.now() })
+  /** A provisioned tenant goes live: its schema version and status `active`, in one statement that returns its summary. */
+  async activate (slug: string, version: string | null): Promise<TenantSummary> {
+    const { rows } = await this.#knex.raw<{ rows: Array<TenantRow & { domains: string[] }> }>(`
+      update tenants set status = 'active', schema_version = ?, updated_at = now() where slug = ?
+      returning *, ${DOMAINS_OF_TENANT}`, [version, slug])
+    const row = rows[0]
+    if (row === undefined) throw new Error(`tenant ${slug} vanished while it was provisioned`)
+    return toSummary(row, row.domains[0] ?? null)
   }
 
   async setSchemaVersion (slug: string, version: string | null): Promise<void> {
@@ -315,6 +308,21 @@ export class CatalogStore {
         password: this.#cipher.decrypt(row.db_password)
       }
     }
+  }
+}
+
+function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: string | null): TenantSummary {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    status: row.status,
+    schemaVersion: row.schema_version,
+    databaseName: row.db_name,
+    domains: row.domains,
+    primaryDomain,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at
   }
 }
 

@@ -53,7 +53,10 @@ export class ServerAdmin {
     return rows as string[]
   }
 
-  /** Creates the login role, or resets its password when it exists (a re-run of a create). */
+  /**
+   * Creates the login role, or resets its password when it exists (a re-run of a create). The
+   * password must be a random one Silo generated: its verifier is cheap to derive (src/db/scram.ts).
+   */
   async ensureRole (name: string, password: string): Promise<void> {
     assertIdentifier(name, 'role name')
     const verifier = assertVerifier(scramVerifier(password))

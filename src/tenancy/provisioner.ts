@@ -89,6 +89,7 @@ export class Provisioner {
       } catch (error) {
         throw conflictError(error)
       }
+      let summary: TenantSummary
       try {
         await this.#step('role', slug)
         await admin.ensureRole(tenant.database.user, tenant.database.password)
@@ -102,14 +103,14 @@ export class Provisioner {
           await migrator.seed(tenant)
         }
         await this.#step('activate', slug)
-        await catalog.activate(slug, version)
+        summary = await catalog.activate(slug, version)
       } catch (error) {
         await this.#removeEverything(tenant).catch(async () => { await catalog.setStatus(slug, 'failed') })
         throw new SiloError('PROVISIONING_FAILED', 500, `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
       }
       for (const host of domains) this.#deps.resolver?.invalidateHost(host)
       this.#deps.events?.emit('tenant:created', { slug, durationMs: performance.now() - started })
-      return await this.#summary(slug)
+      return summary
     })
   }
 
