@@ -19,7 +19,7 @@ import type { LoadResult } from './load.js'
 const quick = process.argv.includes('--quick')
 const size = quick
   ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120 }
-  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 6, rounds: 3, coldSamples: 40, fleet: 1000 }
+  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000 }
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
 interface Row { scenario: string, figure: string, value: number, target: string, met: boolean, detail: string }

@@ -200,6 +200,9 @@ export class PoolCache {
         min: 0,
         max: this.#options.poolMax,
         idleTimeoutMillis: this.#options.idleTimeoutMs,
+        // Tarn looks for idle connections once a second by default, so a shorter idle timeout
+        // would hold connections (and budget slots) up to a second longer than configured.
+        reapIntervalMillis: Math.min(1000, Math.max(10, Math.floor(this.#options.idleTimeoutMs / 2))),
         acquireTimeoutMillis: this.#options.acquireTimeoutMs
       },
       ...(this.#options.version === undefined ? {} : { version: this.#options.version }),
