@@ -26,7 +26,7 @@ t.test('a fleet run where one tenant fails still migrates every other tenant and
   t.ok(results.filter((r) => r.slug !== 't-b').every((r) => r.status === 'migrated' && r.after === latest && r.before === null))
   t.ok(results.every((r) => r.durationMs >= 0))
 
-  const runs = await silo.catalog.migrationRuns({ runId: '00000000-0000-4000-8000-000000000001' })
+  const runs = await silo.catalog.runs.list({ runId: '00000000-0000-4000-8000-000000000001' })
   t.equal(runs.length, 5, 'one catalog row per tenant')
   t.match(runs.find((r) => r.slug === 't-b'), { status: 'failed', before: null, after: null, error: /articles/ })
   t.match(runs.find((r) => r.slug === 't-a'), { status: 'migrated', before: null, after: latest, applied: [latest] })

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
 import type { CredentialCipher } from './credential-cipher.js'
+import { MigrationRunLog } from './migration-runs.js'
 
 export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
 export type TenantStatus = typeof TENANT_STATUSES[number]
@@ -66,19 +67,6 @@ interface TenantRow {
 /** The tenant's domains, primary first, as one array column of a tenants query. */
 const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
 
-export interface MigrationRunRecord {
-  runId: string
-  slug: string
-  direction: 'latest' | 'rollback'
-  status: 'migrated' | 'up-to-date' | 'failed' | 'skipped'
-  before: string | null
-  after: string | null
-  applied: string[]
-  durationMs: number
-  error?: string
-  finishedAt?: Date
-}
-
 /** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
 export class CatalogConflict extends Error {
   constructor (readonly what: 'slug' | 'domain' | 'database', readonly value: string) {
@@ -91,9 +79,13 @@ export class CatalogStore {
   readonly #knex: Knex
   readonly #cipher: CredentialCipher
 
+  /** The record of every tenant migration attempt (migration_runs). */
+  readonly runs: MigrationRunLog
+
   constructor (knex: Knex, cipher: CredentialCipher) {
     this.#knex = knex
     this.#cipher = cipher
+    this.runs = new MigrationRunLog(knex)
   }
 
   get knex (): Knex {
@@ -128,57 +120,6 @@ export class CatalogStore {
         : 'select pg_advisory_xact_lock(hashtextextended(?, 0))', [`silo:${key}`])
       return await fn()
     })
-  }
-
-  /**
-   * Records a migration attempt; with `schemaVersion`, also sets the tenant's version, in the
-   * same statement (one round trip and one commit per tenant of a fleet run).
-   */
-  async recordMigrationRun (run: MigrationRunRecord, schemaVersion?: { version: string | null }): Promise<void> {
-    if (schemaVersion !== undefined) {
-      await this.#knex.raw(`
-        with updated as (
-          update tenants set schema_version = ?, updated_at = now() where slug = ? returning id
-        )
-        insert into migration_runs (run_id, tenant_id, slug, direction, status, version_before, version_after, applied, duration_ms, error)
-        select ?, (select id from updated), ?, ?, ?, ?, ?, ?, ?, ?`, [
-        schemaVersion.version, run.slug,
-        run.runId, run.slug, run.direction, run.status, run.before, run.after, run.applied, run.durationMs, run.error ?? null
-      ])
-      return
-    }
-    await this.#knex('migration_runs').insert({
-      run_id: run.runId,
-      tenant_id: this.#knex('tenants').where({ slug: run.slug }).select('id'),
-      slug: run.slug,
-      direction: run.direction,
-      status: run.status,
-      version_before: run.before,
-      version_after: run.after,
-      applied: run.applied,
-      duration_ms: run.durationMs,
-      error: run.error ?? null
-    })
-  }
-
-  /** The newest recorded migration attempts, newest first (of one tenant when a slug is given). */
-  async migrationRuns (options: { slug?: string, runId?: string, limit?: number } = {}): Promise<MigrationRunRecord[]> {
-    const query = this.#knex('migration_runs').orderBy('id', 'desc').limit(options.limit ?? 100)
-    if (options.slug !== undefined) query.where({ slug: options.slug })
-    if (options.runId !== undefined) query.where({ run_id: options.runId })
-    const rows = await query
-    return rows.map((row) => ({
-      runId: row.run_id,
-      slug: row.slug,
-      direction: row.direction,
-      status: row.status,
-      before: row.version_before,
-      after: row.version_after,
-      applied: row.applied,
-      durationMs: row.duration_ms,
-      ...(row.error === null ? {} : { error: row.error }),
-      finishedAt: row.finished_at
-    }))
   }
 
   async ping (): Promise<void> {

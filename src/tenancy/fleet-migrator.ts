@@ -62,7 +62,7 @@ export async function migrateFleet (
     const result = await migrateOne(await recordOf(index).catch(() => undefined), migrator, slug, direction)
     const succeeded = result.status === 'migrated' || result.status === 'up-to-date'
     try {
-      await catalog.recordMigrationRun({ runId, direction, ...result }, succeeded ? { version: result.after } : undefined)
+      await catalog.runs.record({ runId, direction, ...result }, succeeded ? { version: result.after } : undefined)
     } catch (error) {
       // The migration itself is done; losing its record must not turn it into a failure.
       result.error = [result.error, `not recorded in the catalog: ${(error as Error).message}`].filter(Boolean).join('; ')

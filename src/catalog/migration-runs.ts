@@ -1,0 +1,77 @@
+import type { Knex } from 'knex'
+
+export interface MigrationRunRecord {
+  runId: string
+  slug: string
+  direction: 'latest' | 'rollback'
+  status: 'migrated' | 'up-to-date' | 'failed' | 'skipped'
+  before: string | null
+  after: string | null
+  applied: string[]
+  durationMs: number
+  error?: string
+  finishedAt?: Date
+}
+
+/**
+ * The catalog's migration_runs table: one row per tenant per migration attempt (fleet runs,
+ * single-tenant migrations and rollbacks), with its status, versions, duration and error.
+ */
+export class MigrationRunLog {
+  readonly #knex: Knex
+
+  constructor (knex: Knex) {
+    this.#knex = knex
+  }
+
+  /**
+   * Records a migration attempt; with `schemaVersion`, also sets the tenant's version, in the
+   * same statement (one round trip and one commit per tenant of a fleet run).
+   */
+  async record (run: MigrationRunRecord, schemaVersion?: { version: string | null }): Promise<void> {
+    if (schemaVersion !== undefined) {
+      await this.#knex.raw(`
+        with updated as (
+          update tenants set schema_version = ?, updated_at = now() where slug = ? returning id
+        )
+        insert into migration_runs (run_id, tenant_id, slug, direction, status, version_before, version_after, applied, duration_ms, error)
+        select ?, (select id from updated), ?, ?, ?, ?, ?, ?, ?, ?`, [
+        schemaVersion.version, run.slug,
+        run.runId, run.slug, run.direction, run.status, run.before, run.after, run.applied, run.durationMs, run.error ?? null
+      ])
+      return
+    }
+    await this.#knex('migration_runs').insert({
+      run_id: run.runId,
+      tenant_id: this.#knex('tenants').where({ slug: run.slug }).select('id'),
+      slug: run.slug,
+      direction: run.direction,
+      status: run.status,
+      version_before: run.before,
+      version_after: run.after,
+      applied: run.applied,
+      duration_ms: run.durationMs,
+      error: run.error ?? null
+    })
+  }
+
+  /** The newest recorded migration attempts, newest first (of one tenant when a slug is given). */
+  async list (options: { slug?: string, runId?: string, limit?: number } = {}): Promise<MigrationRunRecord[]> {
+    const query = this.#knex('migration_runs').orderBy('id', 'desc').limit(options.limit ?? 100)
+    if (options.slug !== undefined) query.where({ slug: options.slug })
+    if (options.runId !== undefined) query.where({ run_id: options.runId })
+    const rows = await query
+    return rows.map((row) => ({
+      runId: row.run_id,
+      slug: row.slug,
+      direction: row.direction,
+      status: row.status,
+      before: row.version_before,
+      after: row.version_after,
+      applied: row.applied,
+      durationMs: row.duration_ms,
+      ...(row.error === null ? {} : { error: row.error }),
+      finishedAt: row.finished_at
+    }))
+  }
+}
