@@ -42,6 +42,9 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     // (SHUTTING_DOWN, below) instead of Fastify's body without a `code`.
     return503OnClosing: false,
     logController: new TenantAwareLogController(),
+    // Fastify makes a child logger (with the request id) for every request; a muted logger needs
+    // none, and making one cost a silent instance about 3 µs per request.
+    childLoggerFactory: (logger, bindings, options) => logger.level === 'silent' ? logger : logger.child(bindings, options),
     forceCloseConnections: 'idle',
     // A domain may be 253 characters, and DELETE /tenants/:slug/domains/:domain must reach it.
     routerOptions: { maxParamLength: 512 },

@@ -117,23 +117,19 @@ export class PoolCache {
       entry = this.#open(tenant, fingerprint)
       this.#withReason('lru', () => { this.#pools.set(tenant.id, entry as PoolEntry) })
     }
-    const leased = entry
-    leased.leases++
+    entry.leases++
     this.#leases++
-    let released = false
-    return {
-      db: leased.db,
-      release: () => {
-        if (released) return
-        released = true
-        leased.leases--
-        this.#leases--
-        if (leased.leases > 0) return
-        if (leased.retired) this.#destroy(leased)
-        // Openers are waiting for a slot and this pool just went idle: let its connections go.
-        else if (this.#budget.waiting > 0) this.#reclaimIdle()
-      }
-    }
+    return new Lease(entry, this.#released)
+  }
+
+  /** A lease on `entry` was given back. */
+  readonly #released = (entry: PoolEntry): void => {
+    entry.leases--
+    this.#leases--
+    if (entry.leases > 0) return
+    if (entry.retired) this.#destroy(entry)
+    // Openers are waiting for a slot and this pool just went idle: let its connections go.
+    else if (this.#budget.waiting > 0) this.#reclaimIdle()
   }
 
   /** Retire a tenant's pool (dropped, suspended, credentials changed); in-flight work finishes. */
@@ -262,6 +258,26 @@ export class PoolCache {
         this.#destroying.delete(done)
       })
     this.#destroying.add(done)
+  }
+}
+
+/** One request's hold on a pool: a class, not a closure per request (this is every request's path). */
+class Lease implements PoolLease {
+  readonly db: Knex
+  readonly #entry: PoolEntry
+  readonly #onRelease: (entry: PoolEntry) => void
+  #released = false
+
+  constructor (entry: PoolEntry, onRelease: (entry: PoolEntry) => void) {
+    this.db = entry.db
+    this.#entry = entry
+    this.#onRelease = onRelease
+  }
+
+  release (): void {
+    if (this.#released) return
+    this.#released = true
+    this.#onRelease(this.#entry)
   }
 }
 
