@@ -96,3 +96,64 @@ t.test('a create killed mid-way is completed by a re-run, or cleaned by doctor -
   }
   t.equal(JSON.parse((await cli('doctor', '--json')).stdout).healthy, true, 'consistent in the end')
 })
+
+t.test('a crash right after any step of create or drop is repaired by a re-run or by doctor --fix', async (t) => {
+  const articles = async (slug: string): Promise<number> => {
+    const tenant = await silo.catalog.tenantBySlug(slug)
+    if (tenant === null) throw new Error(`no tenant ${slug}`)
+    return await silo.migrator.withDatabase(tenant, async (db) => Number((await db('articles').count<Array<{ n: string }>>('* as n'))[0]?.n))
+  }
+  // What a process killed right after each step of create leaves: the steps before it, done, and nothing else.
+  const createSteps = ['catalog', 'role', 'database', 'migrate', 'seed'] as const
+  const crashCreate = async (slug: string, after: typeof createSteps[number]): Promise<void> => {
+    const name = `${prefix}${slug.replaceAll('-', '_')}`
+    const done = createSteps.indexOf(after)
+    const tenant = await silo.catalog.insertTenant({ slug, name: slug, databaseName: name, databaseUser: name, password: 'pw-left-by-a-crash', domains: [`${slug}.test`] })
+    if (done >= 1) await silo.admin.ensureRole(name, tenant.database.password)
+    if (done >= 2) await silo.admin.ensureDatabase(name, name)
+    if (done >= 3) await silo.migrator.migrate(tenant)
+    if (done >= 4) await silo.migrator.seed(tenant)
+  }
+  for (const [index, after] of createSteps.entries()) {
+    const rerun = `crash-c${index}-rerun`
+    await crashCreate(rerun, after)
+    const created = await cli('create', rerun, '--domain', `${rerun}.test`, '--seed')
+    t.equal(created.code, 0, `create crashed after ${after}, re-run: ${created.stderr}`)
+    t.same(await footprint(rerun), { catalog: 'active', database: true, role: true }, `re-run after a crash after ${after} completes the tenant`)
+    t.equal(await articles(rerun), 5, 'seeded exactly once')
+
+    await crashCreate(`crash-c${index}-doctor`, after)
+  }
+
+  // What a drop killed right after each step leaves: marked dropping, then database gone, then role gone.
+  const dropSteps = ['mark', 'drop-database', 'drop-role'] as const
+  const crashDrop = async (slug: string, after: typeof dropSteps[number]): Promise<void> => {
+    const name = `${prefix}${slug.replaceAll('-', '_')}`
+    await silo.provisioner.create({ slug, domains: [`${slug}.test`] })
+    await silo.catalog.setStatus(slug, 'dropping')
+    if (dropSteps.indexOf(after) >= 1) await silo.admin.dropDatabase(name)
+    if (dropSteps.indexOf(after) >= 2) await silo.admin.dropRole(name)
+  }
+  for (const [index, after] of dropSteps.entries()) {
+    const rerun = `crash-d${index}-rerun`
+    await crashDrop(rerun, after)
+    const dropped = await cli('drop', rerun, '--yes')
+    t.equal(dropped.code, 0, `drop crashed after ${after}, re-run: ${dropped.stderr}`)
+    t.same(await footprint(rerun), { catalog: null, database: false, role: false }, `re-run of a drop crashed after ${after} removes everything`)
+
+    await crashDrop(`crash-d${index}-doctor`, after)
+  }
+
+  // One doctor --fix repairs every state left above at once.
+  const fixed = await cli('doctor', '--fix')
+  t.equal(fixed.code, 0, fixed.stderr)
+  for (const [index, after] of createSteps.entries()) {
+    t.same(await footprint(`crash-c${index}-doctor`), { catalog: null, database: false, role: false }, `doctor --fix after a create crashed after ${after} leaves nothing`)
+  }
+  for (const [index, after] of dropSteps.entries()) {
+    t.same(await footprint(`crash-d${index}-doctor`), { catalog: null, database: false, role: false }, `doctor --fix after a drop crashed after ${after} leaves nothing`)
+  }
+  const report = JSON.parse((await cli('doctor', '--json')).stdout)
+  t.equal(report.healthy, true, 'consistent in the end')
+  t.same(await footprint('acme'), { catalog: 'active', database: true, role: true }, 'other tenants are untouched')
+})
