@@ -30,6 +30,12 @@ export interface Silo {
   provisioner: Provisioner
   /** Lifecycle events (tenants, pools, connections, request outcomes). */
   events: SiloEvents
+  /**
+   * Resolves once every catalog change committed before the call has been applied to this
+   * instance's caches (through the catalog feed; at once when it does not listen). Rejects
+   * while the feed is down.
+   */
+  syncCatalog: () => Promise<void>
   close: () => Promise<void>
 }
 
@@ -108,6 +114,7 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       template,
       provisioner,
       events,
+      syncCatalog: async () => { await listener?.sync() },
       close: async () => {
         await listener?.stop()
         await pools.close()

@@ -70,3 +70,45 @@ t.test('a tenant edited by hand in the catalog is followed too (the triggers, no
   t.ok(await eventually(async () => (await appA.inject({ url: '/tenant', headers: { host: 'initech.test' } })).statusCode === 403),
     'by the instance that did not make the change either')
 })
+
+t.test('syncCatalog: once it resolves, every change committed before it has been applied here', async (t) => {
+  await createTenant(a, 'hooli')
+  // No polling from here on: each answer must already be right when syncCatalog resolves.
+  await b.syncCatalog()
+  t.equal(await slugAt('hooli.test'), 'hooli', 'a tenant created elsewhere')
+  for (let round = 0; round < 5; round++) {
+    await a.catalog.knex('tenants').where({ slug: 'hooli' }).update({ status: 'suspended' })
+    await b.syncCatalog()
+    t.equal(await slugAt('hooli.test'), 403, `round ${round}: a suspension by hand`)
+    await a.catalog.knex('tenants').where({ slug: 'hooli' }).update({ status: 'active' })
+    await b.syncCatalog()
+    t.equal(await slugAt('hooli.test'), 'hooli', `round ${round}: and the resume`)
+  }
+  await a.provisioner.addDomain('hooli', 'www.hooli.test')
+  await b.syncCatalog()
+  t.equal(await slugAt('www.hooli.test'), 'hooli', 'a domain added elsewhere')
+
+  // Concurrent syncs each get their own marker back.
+  await Promise.all(Array.from({ length: 20 }, async () => { await b.syncCatalog() }))
+  t.pass('20 concurrent syncs resolved')
+})
+
+t.test('syncCatalog rejects while the feed is down, and works again once it is back', async (t) => {
+  const c = await openSilo(a.config)
+  t.teardown(async () => { await c.close() })
+  const states: boolean[] = []
+  c.events.on('catalog:feed', (state) => { states.push(state.connected) })
+  await c.syncCatalog()
+  // Cut the feed of `c` only: its listener is the one backend LISTENing that `a` and `b` did not open.
+  const listeners = async (): Promise<number[]> => (await a.admin.knex.raw<{ rows: Array<{ pid: number }> }>(
+    "select pid from pg_stat_activity where application_name = 'silo-listener' and datname = ? order by backend_start", [a.config.catalogDatabase]
+  )).rows.map((row) => row.pid)
+  const newest = (await listeners()).at(-1)
+  if (newest === undefined) return t.fail('the listener of the third instance has no backend')
+  await a.admin.knex.raw('select pg_terminate_backend(?)', [newest])
+  t.ok(await eventually(async () => states.includes(false)), 'the feed noticed it was cut')
+  await t.rejects(c.syncCatalog(), /not connected|lost/, 'a sync while it is down is refused, not left hanging')
+  t.ok(await eventually(async () => states.at(-1) === true, 10000), 'the feed reconnected')
+  await c.syncCatalog()
+  t.pass('and syncs again')
+})

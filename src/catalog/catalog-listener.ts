@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import pg from 'pg'
 import type { PgConnection } from '../db/knex-config.js'
 import type { HostResolver } from './host-resolver.js'
@@ -5,10 +6,12 @@ import type { HostResolver } from './host-resolver.js'
 const INITIAL_BACKOFF_MS = 250
 
 interface CatalogChange {
-  kind: 'domain' | 'tenant'
+  kind: 'domain' | 'tenant' | 'sync'
   op?: 'insert' | 'delete'
   host?: string
   id?: string
+  /** Of a sync marker: which sync() sent it. */
+  token?: string
 }
 
 export interface CatalogListenerOptions {
@@ -34,6 +37,8 @@ export class CatalogListener {
   #timer: NodeJS.Timeout | undefined
   #backoffMs = INITIAL_BACKOFF_MS
   #lostOnce = false
+  /** sync() calls waiting for their marker, by token. */
+  readonly #syncs = new Map<string, { resolve: () => void, reject: (error: Error) => void }>()
 
   constructor (options: CatalogListenerOptions) {
     this.#options = options
@@ -67,7 +72,28 @@ export class CatalogListener {
     clearTimeout(this.#timer)
     const client = this.#client
     this.#client = undefined
+    this.#abandonSyncs('the catalog feed was stopped')
     await client?.end().catch(() => {})
+  }
+
+  /**
+   * Resolves once every catalog change committed before the call has been applied here.
+   * It sends a marker on the channel and waits for it to come back: PostgreSQL delivers
+   * notifications in commit order, so those of earlier transactions are applied first.
+   * Rejects if the feed is down or is lost before the marker arrives.
+   */
+  async sync (): Promise<void> {
+    const client = this.#client
+    if (client === undefined) throw new Error('the catalog feed is not connected')
+    const token = randomUUID()
+    const arrived = new Promise<void>((resolve, reject) => { this.#syncs.set(token, { resolve, reject }) })
+    try {
+      await client.query("select pg_notify('silo_catalog', $1)", [JSON.stringify({ kind: 'sync', token })])
+    } catch (error) {
+      this.#syncs.delete(token)
+      throw error
+    }
+    await arrived
   }
 
   get connected (): boolean {
@@ -79,6 +105,12 @@ export class CatalogListener {
     try {
       change = JSON.parse(payload ?? '') as CatalogChange
     } catch {
+      return
+    }
+    if (change.kind === 'sync') {
+      const token = change.token ?? ''
+      this.#syncs.get(token)?.resolve()
+      this.#syncs.delete(token)
       return
     }
     const { resolver } = this.#options
@@ -95,9 +127,15 @@ export class CatalogListener {
     this.#client = undefined
     this.#options.resolver.setDomainIndex(null)
     this.#lostOnce = true
+    this.#abandonSyncs('the catalog feed was lost')
     this.#options.onState?.({ connected: false, ...(error === undefined ? {} : { error }) })
     void client.end().catch(() => {})
     this.#reconnect()
+  }
+
+  #abandonSyncs (reason: string): void {
+    for (const waiting of this.#syncs.values()) waiting.reject(new Error(reason))
+    this.#syncs.clear()
   }
 
   #reconnect (): void {
