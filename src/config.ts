@@ -24,6 +24,7 @@ const EnvSchema = Type.Object({
   HOST_CACHE_MAX: Type.Integer({ minimum: 1, default: 10000 }),
   TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),
   TENANT_TEMPLATE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  TENANT_SPARES: Type.Integer({ minimum: 0, maximum: 100, default: 2 }),
   SCHEMA_GUARD: Type.Union([Type.Literal('strict'), Type.Literal('off')], { default: 'strict' }),
   MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   LOG_LEVEL: Type.Union(
@@ -56,6 +57,8 @@ export interface Config {
   tenantDbPrefix: string
   /** Clone new tenant databases from a migrated template database. */
   tenantTemplate: boolean
+  /** Tenant databases a server keeps cloned ahead of demand (0: none; needs the template). */
+  tenantSpares: number
   /** Refuse (503) tenants whose schema is behind the code's newest migration. */
   schemaGuard: boolean
   migrateConcurrency: number
@@ -106,6 +109,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     hostCacheMax: env.HOST_CACHE_MAX,
     tenantDbPrefix: env.TENANT_DB_PREFIX,
     tenantTemplate: env.TENANT_TEMPLATE === 'on',
+    tenantSpares: env.TENANT_SPARES,
     schemaGuard: env.SCHEMA_GUARD === 'strict',
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
     logLevel: env.LOG_LEVEL

@@ -56,6 +56,9 @@ async function main (): Promise<void> {
     if (connected) logger.info('catalog change feed reconnected')
     else logger.warn({ err: error }, 'catalog change feed lost; unknown hosts are looked up in the catalog until it is back')
   })
+  silo.events.on('spares:failed', ({ error }) => {
+    logger.warn({ err: error }, 'a spare tenant database could not be made or claimed; creates clone the template meanwhile')
+  })
   if (embedded !== undefined && await ensureDemoTenants(silo)) logger.info('created demo tenants acme and globex')
   const app = await buildApp(silo, { logger })
 

@@ -11,6 +11,7 @@ import { SiloError } from './errors.js'
 import { SiloEvents } from './tenancy/events.js'
 import { PoolCache } from './tenancy/pool-cache.js'
 import { Provisioner } from './tenancy/provisioner.js'
+import { SpareDatabases } from './tenancy/spare-databases.js'
 import { TenantMigrator } from './tenancy/tenant-migrator.js'
 import { TenantTemplate } from './tenancy/tenant-template.js'
 
@@ -27,6 +28,8 @@ export interface Silo {
   migrator: TenantMigrator
   /** Undefined when TENANT_TEMPLATE=off. */
   template: TenantTemplate | undefined
+  /** Undefined when TENANT_SPARES=0, TENANT_TEMPLATE=off or opened with `spares: false`. */
+  spares: SpareDatabases | undefined
   provisioner: Provisioner
   /** Lifecycle events (tenants, pools, connections, request outcomes). */
   events: SiloEvents
@@ -45,6 +48,11 @@ export interface OpenSiloOptions {
    * servers; a one-shot CLI command has no use for it.
    */
   listen?: boolean
+  /**
+   * Keep TENANT_SPARES databases cloned ahead of demand. On for servers; a one-shot CLI
+   * command would leave its refills half-made when it exits.
+   */
+  spares?: boolean
 }
 
 /**
@@ -98,9 +106,13 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
     const template = config.tenantTemplate
       ? new TenantTemplate({ admin, catalog, server, prefix: config.tenantDbPrefix, version: serverVersion })
       : undefined
+    const spares = template !== undefined && config.tenantSpares > 0 && (options.spares ?? true)
+      ? new SpareDatabases({ admin, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
+      : undefined
     const provisioner = new Provisioner({
-      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template
+      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template, spares
     })
+    spares?.start()
     const openedCatalog = catalogDb
     return {
       config,
@@ -112,11 +124,13 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       pools,
       migrator,
       template,
+      spares,
       provisioner,
       events,
       syncCatalog: async () => { await listener?.sync() },
       close: async () => {
         await listener?.stop()
+        await spares?.close()
         await pools.close()
         await openedCatalog.destroy()
         await adminDb.destroy()

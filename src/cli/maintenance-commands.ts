@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import type { Silo } from '../silo.js'
 import { diagnose, isHealthy, repair, type DoctorDeps } from '../tenancy/doctor.js'
 import { tenantNotFoundBySlug } from '../tenancy/provisioner.js'
+import { listSpares } from '../tenancy/spare-databases.js'
 import { templateDatabaseName } from '../tenancy/tenant-template.js'
 import { assertSlug } from '../tenancy/tenant-names.js'
 import { UsageError } from './fleet-command.js'
@@ -11,12 +12,16 @@ import { table } from './output.js'
 
 type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
 
-const doctorDeps = (silo: Silo): DoctorDeps => ({
+/** Besides tenants, Silo owns the template and the complete spares (a half-made spare is an orphan). */
+const doctorDeps = async (silo: Silo): Promise<DoctorDeps> => ({
   admin: silo.admin,
   catalog: silo.catalog,
   provisioner: silo.provisioner,
   prefix: silo.config.tenantDbPrefix,
-  reserved: [templateDatabaseName(silo.config.tenantDbPrefix)]
+  reserved: [
+    templateDatabaseName(silo.config.tenantDbPrefix),
+    ...(await listSpares(silo.admin, silo.config.tenantDbPrefix)).map((spare) => spare.name)
+  ]
 })
 
 interface QueryResult { command: string, rowCount: number | null, rows: Array<Record<string, unknown>>, fields?: Array<{ name: string }> }
@@ -43,7 +48,7 @@ export function maintenanceCommands (program: Command, action: Action): void {
     .option('--fix', 'drop orphans and the tenants left half-made, half-dropped or without a database')
     .option('--json', 'print JSON')
     .action(action(async (options: { fix?: boolean, json?: boolean }) => await withSilo(async (silo) => {
-      const deps = doctorDeps(silo)
+      const deps = await doctorDeps(silo)
       const report = await diagnose(deps)
       const repaired = options.fix === true ? await repair(deps, report) : undefined
       if (options.json === true) {

@@ -9,7 +9,7 @@ import { openSilo, type Silo } from '../silo.js'
 export async function withSilo<T> (fn: (silo: Silo) => Promise<T>): Promise<T> {
   const { config, embedded } = await resolveDatabase(loadConfig())
   try {
-    const silo = await openSilo(config, { listen: false })
+    const silo = await openSilo(config, { listen: false, spares: false })
     try {
       return await fn(silo)
     } finally {

@@ -60,7 +60,7 @@ export class ServerAdmin {
   async ensureRole (name: string, password: string): Promise<void> {
     assertIdentifier(name, 'role name')
     const verifier = assertVerifier(scramVerifier(password))
-    const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${verifier}'`
+    const attributes = loginAttributes(verifier)
     try {
       await this.#knex.raw(`CREATE ROLE ?? WITH ${attributes}`, [name])
     } catch (error) {
@@ -68,6 +68,24 @@ export class ServerAdmin {
       await this.#knex.raw(`ALTER ROLE ?? WITH ${attributes}`, [name])
     }
     await this.#grantRoleToSelfIfNeeded(name)
+  }
+
+  /**
+   * Renames the database and the role `from` (a spare made by SpareDatabases: a database owned
+   * by a NOLOGIN role of the same name) to `database` and `role`, and makes that role a login
+   * with `password`, all in one transaction: either a tenant's database and role exist under
+   * the new names, or the spare is untouched. Fails with 3D000 when `from` is gone (claimed by
+   * another instance) and 55006 while a session is open on it.
+   */
+  async adoptDatabaseAndRole (from: string, database: string, role: string, password: string): Promise<void> {
+    assertIdentifier(from, 'database name')
+    assertIdentifier(database, 'database name')
+    assertIdentifier(role, 'role name')
+    const verifier = assertVerifier(scramVerifier(password))
+    // One simple query of several statements is one implicit transaction; identifiers are quoted into the text.
+    await this.#knex.raw(
+      `ALTER DATABASE ?? RENAME TO ??; ALTER ROLE ?? RENAME TO ??; ALTER ROLE ?? WITH ${loginAttributes(verifier)}; COMMENT ON DATABASE ?? IS NULL`,
+      [from, database, from, role, role, database])
   }
 
   /** Creates the database owned by `owner` (unless it exists) and lets only its owner connect. */
@@ -156,6 +174,10 @@ export class ServerAdmin {
     await this.#knex.raw('GRANT ?? TO CURRENT_USER', [name])
   }
 }
+
+/** What every tenant role is: a login with its password and no privilege beyond its database. */
+const loginAttributes = (verifier: string): string =>
+  `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '${verifier}'`
 
 function escapeLike (text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`)

@@ -16,6 +16,8 @@ export interface SiloEventMap {
   'tenant:dropped': [{ slug: string }]
   /** A create fell back from cloning the template to migrating an empty database. */
   'template:unavailable': [{ slug: string, error: Error }]
+  /** Making, adopting, claiming or dropping a spare database failed (creates go the usual way meanwhile). */
+  'spares:failed': [{ error: Error }]
   'pool:opened': [{ tenantId: string, slug: string }]
   'pool:evicted': [{ tenantId: string, slug: string, reason: 'lru' | 'removed' | 'idle' | 'closing' }]
   'connection:opened': [{ slug: string, durationMs: number }]

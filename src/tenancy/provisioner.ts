@@ -5,6 +5,7 @@ import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError, validationFailed } from '../errors.js'
 import type { SiloEvents } from './events.js'
 import type { PoolCache } from './pool-cache.js'
+import type { SpareDatabases } from './spare-databases.js'
 import type { TenantTemplate } from './tenant-template.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
@@ -17,6 +18,8 @@ export interface ProvisionerDeps {
   prefix: string
   /** Clone new databases from this template; without it (or when it fails) migrate an empty one. */
   template?: TenantTemplate
+  /** Databases cloned ahead of demand, claimed before any of the above. */
+  spares?: SpareDatabases
   /** Hosts no tenant may claim (the admin host). */
   reservedHosts?: string[]
   /**
@@ -54,8 +57,8 @@ export class Provisioner {
   }
 
   /**
-   * Catalog row (provisioning) → role → database (CONNECT for its owner only, cloned from the
-   * template or migrated) → seeds → active. On failure everything made is undone. A tenant left in provisioning or
+   * Catalog row (provisioning) → role and database, from a spare when one is ready, else role →
+   * database (CONNECT for its owner only, cloned from the template or migrated) → seeds → active. On failure everything made is undone. A tenant left in provisioning or
    * failed by a crash is cleaned up and created afresh by the next create of the same slug.
    */
   async create (input: CreateTenantInput): Promise<TenantSummary> {
@@ -92,12 +95,15 @@ export class Provisioner {
       let summary: TenantSummary
       try {
         await this.#step('role', slug)
-        await admin.ensureRole(tenant.database.user, tenant.database.password)
-        await this.#step('database', slug)
-        const cloned = await this.#cloneFromTemplate(tenant)
-        if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user)
-        await this.#step('migrate', slug)
-        const version = cloned ? await this.#deps.template?.ready() ?? null : (await migrator.migrate(tenant)).after
+        let version = await this.#claimSpare(tenant)
+        if (version === undefined) {
+          await admin.ensureRole(tenant.database.user, tenant.database.password)
+          await this.#step('database', slug)
+          const cloned = await this.#cloneFromTemplate(tenant)
+          if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user)
+          await this.#step('migrate', slug)
+          version = cloned ? await this.#deps.template?.ready() ?? null : (await migrator.migrate(tenant)).after
+        }
         if (input.seed === true) {
           await this.#step('seed', slug)
           await migrator.seed(tenant)
@@ -192,6 +198,21 @@ export class Provisioner {
   #forget (tenant: TenantRecord): void {
     this.#deps.resolver?.invalidateTenant(tenant.id)
     this.#deps.pools?.evict(tenant.id)
+  }
+
+  /**
+   * The tenant's database and role made from a spare in one step; their schema version, or
+   * undefined when there is no spare to claim (or the template is unusable: then the usual
+   * path falls back too).
+   */
+  async #claimSpare (tenant: TenantRecord): Promise<string | null | undefined> {
+    const { spares } = this.#deps
+    if (spares === undefined) return undefined
+    try {
+      return await spares.claim(tenant.database.name, tenant.database.user, tenant.database.password)
+    } catch {
+      return undefined
+    }
   }
 
   /** True when the database was cloned from the template; false when there is none or it failed. */

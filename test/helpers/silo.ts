@@ -25,7 +25,9 @@ export const TEST_SECRET_KEY = 'test-secret-key-not-for-production'
 
 /**
  * Environment of a test's own Silo: a catalog database and a tenant database prefix of its
- * own, so test files run in parallel on one server without seeing each other.
+ * own, so test files run in parallel on one server without seeing each other. Spare databases
+ * are off: they are made in the background, and tests that count databases would race them
+ * (test/spare-databases.test.ts turns them on).
  */
 export function testEnv (overrides: Record<string, string | number> = {}): Record<string, string | number> {
   const id = randomBytes(4).toString('hex')
@@ -35,6 +37,7 @@ export function testEnv (overrides: Record<string, string | number> = {}): Recor
     TENANT_DB_PREFIX: `st${id}_`,
     SECRET_KEY: TEST_SECRET_KEY,
     LOG_LEVEL: 'silent',
+    TENANT_SPARES: 0,
     ...overrides
   }
 }
