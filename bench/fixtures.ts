@@ -22,7 +22,7 @@ export function benchEnv (): BenchEnv {
   return { databaseUrl, catalogDatabase: `silo_bench_${id}`, prefix: `sb${id}_` }
 }
 
-/** A Silo core on the bench catalog; every scenario opens its own with its own pool settings. */
+/** A Silo core on the bench catalog, without spares; every scenario opens its own with its own pool settings. */
 export async function benchSilo (env: BenchEnv, overrides: Record<string, string | number> = {}): Promise<Silo> {
   const config: Config = loadConfig({
     DATABASE_URL: env.databaseUrl,
@@ -32,6 +32,8 @@ export async function benchSilo (env: BenchEnv, overrides: Record<string, string
     LOG_LEVEL: 'silent',
     HOST_CACHE_TTL_MS: 60000,
     ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+    // No spares made in the background while a load scenario runs; provisioning turns them on.
+    TENANT_SPARES: 0,
     ...overrides
   }, { env: false, dotenv: false })
   return await openSilo(config)
