@@ -63,9 +63,12 @@ async function compare (baseline: Side, candidate: Side, silo?: Silo, pick?: (r:
 
 try {
   log(`provisioning ${size.tenants} tenants (catalog ${env.catalogDatabase})`)
+  // The article goes into the template first: spares cloned before it would lack it.
+  const seeder = await benchSilo(env)
+  await seedTemplate(seeder)
+  await seeder.close()
   // Spares as a server keeps them by default (TENANT_SPARES=2), made before the first create.
   const setup = await benchSilo(env, { TENANT_SPARES: 2 })
-  await seedTemplate(setup)
   await setup.spares?.settled()
   const provisioning = await provisionTenants(setup, { count: size.tenants, timed: size.timedCreates, log })
   await setup.spares?.settled()

@@ -65,11 +65,6 @@ export class SpareDatabases {
     void this.#adopted.then(() => { this.#fill() })
   }
 
-  /** Spares ready to be claimed by this instance. */
-  get available (): number {
-    return this.#ready.length
-  }
-
   /**
    * Turns a spare into `database` owned by the login role `role` with `password`; returns the
    * schema version it holds, or undefined when no spare of the template's version is ready or
@@ -104,7 +99,7 @@ export class SpareDatabases {
     }
   }
 
-  /** Stops making spares and waits for the one being made; ready spares stay for the next start. */
+  /** Stops making spares and waits for the one being made; ready spares stay for the next start or another instance. */
   async close (): Promise<void> {
     this.#closed = true
     await this.settled()
