@@ -48,6 +48,12 @@ export class ServerAdmin {
     return rows as string[]
   }
 
+  /** Databases named with `prefix` and their comments, in one round trip. */
+  async listDatabaseComments (prefix: string): Promise<Array<{ name: string, comment: string | null }>> {
+    return await this.#knex('pg_database').whereLike('datname', `${escapeLike(prefix)}%`).orderBy('datname')
+      .select<Array<{ name: string, comment: string | null }>>('datname as name', this.#knex.raw("shobj_description(oid, 'pg_database') as comment"))
+  }
+
   async listRoles (prefix: string): Promise<string[]> {
     const rows = await this.#knex('pg_roles').whereLike('rolname', `${escapeLike(prefix)}%`).orderBy('rolname').pluck('rolname')
     return rows as string[]

@@ -27,8 +27,7 @@ export interface Spare {
 /** The spares on the server that are complete (marked), whatever their version. */
 export async function listSpares (admin: ServerAdmin, prefix: string): Promise<Spare[]> {
   const spares: Spare[] = []
-  for (const name of await admin.listDatabases(spareNamePrefix(prefix))) {
-    const comment = await admin.databaseComment(name)
+  for (const { name, comment } of await admin.listDatabaseComments(spareNamePrefix(prefix))) {
     if (comment?.startsWith(MARKER) === true) spares.push({ name, version: comment.slice(MARKER.length) })
   }
   return spares
