@@ -1,4 +1,5 @@
 import t from 'tap'
+import { connect } from 'node:net'
 import type { Knex } from 'knex'
 import type { Silo } from '../src/silo.js'
 import { createTenant, testApp } from './helpers/silo.js'
@@ -113,4 +114,42 @@ t.test('closing the cache waits for in-flight requests, then closes every pool',
   const refused = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
   t.equal(refused.statusCode, 503)
   t.equal(refused.json().code, 'TENANT_UNAVAILABLE')
+})
+
+t.test('a client that leaves while its host is still being resolved leaves no lease behind', async (t) => {
+  const { silo, app } = await testApp(t)
+  await createTenant(silo, 'acme')
+  await silo.syncCatalog()
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = new URL(address)
+
+  // Hold the host look-up: the catalog's domains table is locked until we let go.
+  const locker = await silo.catalog.knex.client.acquireConnection() as { query: (sql: string) => Promise<unknown> }
+  t.teardown(async () => { await silo.catalog.knex.client.releaseConnection(locker) })
+  await locker.query('begin')
+  await locker.query('lock table domains in access exclusive mode')
+
+  const clients = 5
+  const sockets = Array.from({ length: clients }, () => connect(Number(port), '127.0.0.1'))
+  for (const socket of sockets) {
+    socket.on('error', () => {})
+    socket.write('GET /articles HTTP/1.1\r\nHost: acme.test\r\n\r\n')
+  }
+  const blocked = async (): Promise<boolean> => {
+    const rows = await silo.admin.knex('pg_stat_activity').where({ datname: silo.config.catalogDatabase, wait_event_type: 'Lock' }).count<Array<{ count: string }>>('* as count')
+    return Number(rows[0]?.count ?? 0) >= 1
+  }
+  t.ok(await eventually(blocked), 'the look-up is waiting on the lock')
+  // The clients go away while their tenant is being resolved; then the look-up completes.
+  for (const socket of sockets) socket.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await locker.query('commit')
+
+  t.ok(await eventually(async () => silo.pools.stats().opened >= 1), 'the look-up completed and the requests were admitted')
+  t.ok(await eventually(async () => silo.pools.stats().leases === 0), `no lease is left held (${silo.pools.stats().leases})`)
+  const res = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
+  t.equal(res.statusCode, 200, 'the tenant is served afterwards')
+  await app.close()
+  const closed = await Promise.race([silo.pools.close().then(() => true), new Promise((resolve) => setTimeout(() => { resolve(false) }, 5000))])
+  t.ok(closed, 'and closing the pools does not wait on a request that is gone')
 })

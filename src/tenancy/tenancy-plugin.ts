@@ -112,6 +112,10 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     const lease = pools.acquire(tenant)
     count('served')
     ;(request as LeasedRequest)[leaseKey] = lease
+    // The client left while the host was being resolved: onRequestAbort has run and found no
+    // lease, and onResponse never will (a closed socket does not finish). Give it back now, as
+    // that hook does for a client that leaves later.
+    if (request.raw.aborted) lease.release()
     request.db = lease.db
     request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, domains: tenant.domains, host }
     // Every later log line of this request, including Fastify's "request completed", names the
