@@ -123,7 +123,7 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       ? new TenantTemplate({ admin, catalog, ownership, server, prefix: config.tenantDbPrefix, version: serverVersion })
       : undefined
     const spares = template !== undefined && config.tenantSpares > 0 && (options.spares ?? true)
-      ? new SpareDatabases({ admin, ownership, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
+      ? new SpareDatabases({ admin, catalog, ownership, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
       : undefined
     const provisioner = new Provisioner({
       admin, catalog, ownership, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template, spares

@@ -134,6 +134,14 @@ export class CatalogStore {
     await this.#knex('catalog_identity').update({ objects_marked_at: this.#knex.fn.now() })
   }
 
+  /** Whether someone holds the advisory lock `withLock` takes on `key` right now. */
+  async isLocked (key: string): Promise<boolean> {
+    return await this.#knex.transaction(async (trx) => {
+      const { rows } = await trx.raw<{ rows: Array<{ free: boolean }> }>('select pg_try_advisory_xact_lock(hashtextextended(?, 0)) as free', [`silo:${key}`])
+      return rows[0]?.free !== true
+    })
+  }
+
   async ping (): Promise<void> {
     await this.#knex.raw('select 1')
   }

@@ -4,6 +4,7 @@ import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError } from '../errors.js'
 import type { Ownership } from './ownership.js'
 import type { Provisioner } from './provisioner.js'
+import { spareLockKey, spareNamePrefix } from './spare-databases.js'
 import { publicExposure, type Exposure } from './server-hardening.js'
 import { templateDatabaseName } from './tenant-template.js'
 
@@ -123,6 +124,13 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
     if (role.superuser || role.name === session.role) continue
     classify(report, ownership, 'role', role.name, parseMark(role.comment), known.roles.has(role.name) || completeSpares.has(role.name), prefix)
   }
+  // A spare an instance is making right now is not complete yet, and not an orphan either.
+  const making = new Set<string>()
+  for (const name of new Set([...report.orphanDatabases, ...report.orphanRoles])) {
+    if (name.startsWith(spareNamePrefix(prefix)) && await deps.catalog.isLocked(spareLockKey(name))) making.add(name)
+  }
+  report.orphanDatabases = report.orphanDatabases.filter((name) => !making.has(name))
+  report.orphanRoles = report.orphanRoles.filter((name) => !making.has(name))
   const existing = new Set(databases.map((database) => database.name))
   report.missingDatabases = tenants.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug)
   report.stuck = tenants.filter((tenant) => tenant.status === 'provisioning' || tenant.status === 'failed' || tenant.status === 'dropping')

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { CatalogStore } from '../catalog/catalog-store.js'
 import { assertIdentifier } from '../db/identifiers.js'
 import { parseMark } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
@@ -8,6 +9,8 @@ import type { TenantTemplate } from './tenant-template.js'
 
 export interface SpareDatabasesDeps {
   admin: ServerAdmin
+  /** Holds a lock on each spare while it is made, so doctor does not take it for an orphan. */
+  catalog: CatalogStore
   ownership: Ownership
   template: TenantTemplate
   prefix: string
@@ -18,6 +21,9 @@ export interface SpareDatabasesDeps {
 
 /** Spare databases and their roles are named `<prefix>_spare_<hex>`: slugs never start with `_`. */
 export const spareNamePrefix = (prefix: string): string => `${prefix}_spare_`
+
+/** The catalog lock held while a spare is made. */
+export const spareLockKey = (name: string): string => `spare:${name}`
 
 export interface Spare {
   name: string
@@ -132,8 +138,13 @@ export class SpareDatabases {
   }
 
   async #make (): Promise<Spare> {
-    const { admin, ownership, template, prefix } = this.#deps
+    const { catalog, prefix } = this.#deps
     const name = assertIdentifier(`${spareNamePrefix(prefix)}${randomBytes(4).toString('hex')}`, 'database name')
+    return await catalog.withLock(spareLockKey(name), 'exclusive', async () => await this.#makeLocked(name))
+  }
+
+  async #makeLocked (name: string): Promise<Spare> {
+    const { admin, ownership, template } = this.#deps
     try {
       await admin.ensureGroupRole(name, ownership.mark('spare'))
       const latest = await template.clone(name, name, { waitForClose: true })
