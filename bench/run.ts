@@ -93,7 +93,7 @@ try {
   // The single-database baseline: a plain Fastify + Knex app on one database cloned from the same template.
   const singleRole = `${env.prefix}_single`
   const singlePassword = randomBytes(18).toString('base64url')
-  await setup.admin.ensureRole(singleRole, singlePassword)
+  await setup.admin.ensureRole(singleRole, singlePassword, setup.ownership.mark('tenant'))
   await setup.template?.clone(singleRole, singleRole)
   const single = await singleDatabaseApp({ ...setup.server, database: singleRole, user: singleRole, password: singlePassword }, 10)
   const singleSide = articles(single.url, { kind: 'fixed', host: 'single.bench' })

@@ -37,6 +37,11 @@ type Env = Static<typeof EnvSchema>
 export interface Config {
   /** Admin URL of the PostgreSQL server; unset means an embedded server is started. */
   databaseUrl: string | undefined
+  /**
+   * DATABASE_URL was not given: Silo runs (or joins) an embedded server of its own, which it
+   * manages whole (it closes PostgreSQL's own databases to tenant roles at start).
+   */
+  managedServer: boolean
   /** Admin URL of the server holding the catalog database; unset means the DATABASE_URL server. */
   catalogDatabaseUrl: string | undefined
   catalogDatabase: string
@@ -91,6 +96,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
   }
   return {
     databaseUrl: env.DATABASE_URL,
+    managedServer: env.DATABASE_URL === undefined,
     catalogDatabaseUrl: env.CATALOG_DATABASE_URL,
     catalogDatabase: env.CATALOG_DATABASE,
     dataDir: env.DATA_DIR,

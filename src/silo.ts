@@ -9,8 +9,10 @@ import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-conf
 import { ServerAdmin } from './db/server-admin.js'
 import { SiloError } from './errors.js'
 import { SiloEvents } from './tenancy/events.js'
+import { Ownership } from './tenancy/ownership.js'
 import { PoolCache } from './tenancy/pool-cache.js'
 import { Provisioner } from './tenancy/provisioner.js'
+import { harden, planHardening } from './tenancy/server-hardening.js'
 import { SpareDatabases } from './tenancy/spare-databases.js'
 import { TenantMigrator } from './tenancy/tenant-migrator.js'
 import { TenantTemplate } from './tenancy/tenant-template.js'
@@ -23,6 +25,8 @@ export interface Silo {
   serverVersion: string
   admin: ServerAdmin
   catalog: CatalogStore
+  /** This catalog's identity and its marks on the server's databases and roles. */
+  ownership: Ownership
   resolver: HostResolver
   pools: PoolCache
   migrator: TenantMigrator
@@ -75,12 +79,24 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
   try {
     const admin = new ServerAdmin(adminDb)
     const serverVersion = await admin.serverVersion()
+    if (config.managedServer) {
+      // A server Silo runs for itself: a tenant role reaches its own database and nothing else.
+      const plan = await planHardening(adminDb)
+      if (plan.revoke.length > 0) await harden(adminDb, plan)
+    }
     const catalogServer = config.catalogDatabaseUrl === undefined ? server : connectionFromUrl(config.catalogDatabaseUrl)
     const catalogConnection = { ...catalogServer, database: config.catalogDatabase }
     catalogDb = catalogServer === server
       ? await openCatalog(admin, catalogConnection, serverVersion)
-      : await openCatalogElsewhere(catalogServer, config.catalogDatabase)
+      : await openCatalogElsewhere(catalogServer, config.catalogDatabase, admin)
     const catalog = new CatalogStore(catalogDb, new CredentialCipher(config.secretKey))
+    const identity = await catalog.identity()
+    const ownership = new Ownership({ id: identity.id, database: config.catalogDatabase }, admin)
+    // Once per catalog: tenants made before ownership marks get theirs, so doctor knows them.
+    if (!identity.objectsMarked) {
+      await ownership.markKnown(await catalog.listTenants())
+      await catalog.setObjectsMarked()
+    }
     const resolver = new HostResolver(catalog, { ttlMs: config.hostCacheTtlMs, max: config.hostCacheMax })
     const events = new SiloEvents()
     if (options.listen ?? true) {
@@ -104,13 +120,13 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
     })
     const migrator = new TenantMigrator(server, serverVersion)
     const template = config.tenantTemplate
-      ? new TenantTemplate({ admin, catalog, server, prefix: config.tenantDbPrefix, version: serverVersion })
+      ? new TenantTemplate({ admin, catalog, ownership, server, prefix: config.tenantDbPrefix, version: serverVersion })
       : undefined
     const spares = template !== undefined && config.tenantSpares > 0 && (options.spares ?? true)
-      ? new SpareDatabases({ admin, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
+      ? new SpareDatabases({ admin, catalog, ownership, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
       : undefined
     const provisioner = new Provisioner({
-      admin, catalog, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template, spares
+      admin, catalog, ownership, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template, spares
     })
     spares?.start()
     const openedCatalog = catalogDb
@@ -120,6 +136,7 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       serverVersion,
       admin,
       catalog,
+      ownership,
       resolver,
       pools,
       migrator,
@@ -148,11 +165,11 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
  * The catalog on a server of its own (CATALOG_DATABASE_URL): created and migrated there
  * through a short-lived admin connection to that server.
  */
-async function openCatalogElsewhere (server: PgConnection, database: string): Promise<Knex> {
+async function openCatalogElsewhere (server: PgConnection, database: string, tenantServer: ServerAdmin): Promise<Knex> {
   const adminDb = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 1 } }))
   try {
     const admin = new ServerAdmin(adminDb)
-    return await openCatalog(admin, { ...server, database }, await admin.serverVersion())
+    return await openCatalog(admin, { ...server, database }, await admin.serverVersion(), tenantServer)
   } finally {
     await adminDb.destroy()
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
+import { templateDatabaseName } from '../src/tenancy/tenant-template.js'
 import { runCli, spawnCli } from './helpers/cli.js'
 import { dropTestDatabases, testEnv } from './helpers/silo.js'
 
@@ -48,30 +49,50 @@ t.test("run executes SQL in one tenant's database only, as its role", async (t) 
   t.not((await cli('run', 'acme')).code, 0, 'no SQL is a usage error')
 })
 
-t.test('doctor finds orphans, missing databases and half-made tenants, and --fix repairs them', async (t) => {
-  await silo.admin.ensurePrivateDatabase(`${prefix}orphan`)
-  await silo.admin.ensureRole(`${prefix}lost`, 'some-password')
+t.test('doctor finds orphans, missing databases and half-made tenants; --fix repairs at once and drops only with --yes', async (t) => {
+  const mark = silo.ownership.mark('tenant')
+  // What a create whose catalog row was lost leaves: objects with this catalog's mark it does not know.
+  await silo.admin.ensurePrivateDatabase(`${prefix}orphan`, mark)
+  await silo.admin.ensureRole(`${prefix}lost`, 'some-password', mark)
+  // Somebody else's database, named with the prefix but without a mark.
+  await silo.admin.knex.raw('create database ??', [`${prefix}stranger`])
   await silo.provisioner.create({ slug: 'vanished', domains: ['vanished.test'] })
-  await silo.admin.dropDatabase(`${prefix}vanished`)
+  await silo.admin.dropDatabaseUnchecked(`${prefix}vanished`)
   await silo.catalog.insertTenant({ slug: 'halfway', name: 'halfway', databaseName: `${prefix}halfway`, databaseUser: `${prefix}halfway`, password: 'pw-left-behind', domains: ['halfway.test'] })
-  await silo.admin.ensureRole(`${prefix}halfway`, 'pw-left-behind')
+  await silo.admin.ensureRole(`${prefix}halfway`, 'pw-left-behind', mark)
 
   const sick = await cli('doctor', '--json')
   t.equal(sick.code, 1, 'problems found: exit 1')
-  t.match(JSON.parse(sick.stdout), {
+  const diagnosed = JSON.parse(sick.stdout)
+  t.match(diagnosed, {
     healthy: false,
-    report: { orphanDatabases: [`${prefix}orphan`], orphanRoles: [`${prefix}lost`], missingDatabases: ['halfway', 'vanished'], stuck: [{ slug: 'halfway', status: 'provisioning' }] }
+    report: { orphanDatabases: [`${prefix}orphan`], orphanRoles: [`${prefix}lost`], missingDatabases: ['halfway', 'vanished'], stuck: [{ slug: 'halfway', status: 'provisioning' }] },
+    plan: { repair: { tenants: [{ slug: 'halfway' }] }, drop: { databases: [`${prefix}orphan`], roles: [`${prefix}lost`], tenants: ['vanished'] } }
   })
-  const fixed = await cli('doctor', '--fix')
+  t.match(diagnosed.report.notOurs, [{ type: 'database', name: `${prefix}stranger`, reason: /no Silo mark/ }], 'an unmarked database with the prefix is not ours')
+
+  const unconfirmed = await cli('doctor', '--fix')
+  t.equal(unconfirmed.code, 1, 'drops wait for --yes: exit 1')
+  t.match(unconfirmed.stdout, /removed or dropped: tenant halfway/, 'the half-made tenant is repaired at once')
+  t.match(unconfirmed.stdout, new RegExp(`will drop, with --yes: tenant vanished \\(its database is missing\\), database ${prefix}orphan, role ${prefix}lost`))
+  t.same(await footprint('halfway'), { catalog: null, database: false, role: false })
+  t.ok(await silo.admin.databaseExists(`${prefix}orphan`), 'nothing dropped without --yes')
+  t.ok(await silo.admin.roleExists(`${prefix}lost`))
+  t.equal((await footprint('vanished')).catalog, 'active', 'and no catalog entry removed')
+
+  const fixed = await cli('doctor', '--fix', '--yes')
   t.equal(fixed.code, 0, fixed.stderr)
-  t.match(fixed.stdout, /dropped: .*tenant halfway/)
+  t.match(fixed.stdout, new RegExp(`removed or dropped: tenant vanished, database ${prefix}orphan, role ${prefix}lost`))
   const healthy = await cli('doctor', '--json')
   t.equal(healthy.code, 0)
   t.equal(JSON.parse(healthy.stdout).healthy, true)
-  t.same(await footprint('halfway'), { catalog: null, database: false, role: false })
   t.same(await footprint('vanished'), { catalog: null, database: false, role: false })
+  t.notOk(await silo.admin.databaseExists(`${prefix}orphan`))
+  t.notOk(await silo.admin.roleExists(`${prefix}lost`))
+  t.ok(await silo.admin.databaseExists(`${prefix}stranger`), 'what is not ours is never touched')
   t.same(await footprint('acme'), { catalog: 'active', database: true, role: true }, 'healthy tenants are untouched')
-  t.ok(await silo.admin.databaseExists(`${prefix}_template`), 'the template is not an orphan')
+  t.ok(await silo.admin.databaseExists(templateDatabaseName(prefix, silo.ownership.identity)), 'the template is not an orphan')
+  t.equal((await cli('doctor', '--yes')).code, 2, '--yes without --fix is a usage error')
 })
 
 t.test('a create killed mid-way is completed by a re-run, or cleaned by doctor --fix', async (t) => {
@@ -90,7 +111,7 @@ t.test('a create killed mid-way is completed by a re-run, or cleaned by doctor -
       t.equal(rerun.code, 0, rerun.stderr)
       t.same(await footprint(slug), { catalog: 'active', database: true, role: true })
     } else {
-      t.equal((await cli('doctor', '--fix')).code, 0)
+      t.equal((await cli('doctor', '--fix')).code, 0, 'a half-made tenant is repaired without --yes')
       t.same(await footprint(slug), { catalog: null, database: false, role: false })
     }
   }
@@ -109,8 +130,8 @@ t.test('a crash right after any step of create or drop is repaired by a re-run o
     const name = `${prefix}${slug.replaceAll('-', '_')}`
     const done = createSteps.indexOf(after)
     const tenant = await silo.catalog.insertTenant({ slug, name: slug, databaseName: name, databaseUser: name, password: 'pw-left-by-a-crash', domains: [`${slug}.test`] })
-    if (done >= 1) await silo.admin.ensureRole(name, tenant.database.password)
-    if (done >= 2) await silo.admin.ensureDatabase(name, name)
+    if (done >= 1) await silo.admin.ensureRole(name, tenant.database.password, silo.ownership.mark('tenant'))
+    if (done >= 2) await silo.admin.ensureDatabase(name, name, { mark: silo.ownership.mark('tenant') })
     if (done >= 3) await silo.migrator.migrate(tenant)
     if (done >= 4) await silo.migrator.seed(tenant)
   }
@@ -131,8 +152,8 @@ t.test('a crash right after any step of create or drop is repaired by a re-run o
     const name = `${prefix}${slug.replaceAll('-', '_')}`
     await silo.provisioner.create({ slug, domains: [`${slug}.test`] })
     await silo.catalog.setStatus(slug, 'dropping')
-    if (dropSteps.indexOf(after) >= 1) await silo.admin.dropDatabase(name)
-    if (dropSteps.indexOf(after) >= 2) await silo.admin.dropRole(name)
+    if (dropSteps.indexOf(after) >= 1) await silo.admin.dropDatabaseUnchecked(name)
+    if (dropSteps.indexOf(after) >= 2) await silo.admin.dropRoleUnchecked(name)
   }
   for (const [index, after] of dropSteps.entries()) {
     const rerun = `crash-d${index}-rerun`

@@ -20,6 +20,7 @@ const nothing = { catalog: null, database: false, role: false }
 const faultyProvisioner = (silo: Silo, failAt: ProvisioningStep): Provisioner => new Provisioner({
   admin: silo.admin,
   catalog: silo.catalog,
+  ownership: silo.ownership,
   migrator: silo.migrator,
   prefix,
   resolver: silo.resolver,
@@ -47,8 +48,8 @@ t.test('a create interrupted by a crash (row, role and database left) is complet
   const name = `${prefix}${slug}`
   // What a process killed after creating the database leaves: a provisioning row, a role, an empty database.
   const half = await silo.catalog.insertTenant({ slug, name: slug, databaseName: name, databaseUser: name, password: 'left-behind-password', domains: ['crashed.test'] })
-  await silo.admin.ensureRole(half.database.user, half.database.password)
-  await silo.admin.ensureDatabase(half.database.name, half.database.user)
+  await silo.admin.ensureRole(half.database.user, half.database.password, silo.ownership.mark('tenant'))
+  await silo.admin.ensureDatabase(half.database.name, half.database.user, { mark: silo.ownership.mark('tenant') })
   const unavailable = await app.inject({ url: '/articles', headers: { host: 'crashed.test' } })
   t.equal(unavailable.statusCode, 503, 'a half-made tenant is not served')
   t.equal(unavailable.json().code, 'TENANT_UNAVAILABLE')
@@ -78,8 +79,9 @@ t.test('create refuses taken slugs and domains, reserved hosts and foreign datab
   await t.rejects(silo.provisioner.create({ slug: 'newcomer', domains: ['new.test', 'ALIAS.test.'] }), { code: 'DOMAIN_TAKEN', statusCode: 409, message: /alias\.test/ })
   t.same(await footprint('newcomer'), nothing, 'a domain conflict leaves nothing')
   await t.rejects(silo.provisioner.create({ slug: 'sneaky', domains: [silo.config.adminHost] }), { code: 'VALIDATION_FAILED' })
-  await silo.admin.ensureRole(`${prefix}foreign`, 'some-password')
-  t.teardown(async () => { await silo.admin.dropRole(`${prefix}foreign`) })
+  // Made by someone else: no mark.
+  await silo.admin.knex.raw('create role ?? nologin', [`${prefix}foreign`])
+  t.teardown(async () => { await silo.admin.dropRoleUnchecked(`${prefix}foreign`) })
   await t.rejects(silo.provisioner.create({ slug: 'foreign', domains: ['foreign.test'] }), { code: 'SLUG_TAKEN', message: /outside this catalog/ })
   t.ok(await silo.admin.roleExists(`${prefix}foreign`), 'a role the catalog does not own is left alone')
   t.equal(await silo.catalog.tenantBySlug('foreign'), null)

@@ -19,7 +19,7 @@ const oidOf = async (database: string): Promise<number | undefined> =>
   (await admin.knex('pg_database').where({ datname: database }).first<{ oid: number } | undefined>('oid'))?.oid
 const spareOids = async (): Promise<Map<number, string>> => {
   const oids = new Map<number, string>()
-  for (const spare of await listSpares(admin, prefix)) {
+  for (const spare of await listSpares(admin, silo.ownership, prefix)) {
     const oid = await oidOf(spare.name)
     if (oid !== undefined) oids.set(oid, spare.name)
   }
@@ -48,7 +48,7 @@ const ownersIn = async (database: string): Promise<string[]> => {
 
 t.test('a server keeps TENANT_SPARES complete spares, each a clone of the template owned by a role that cannot log in', async (t) => {
   await spares.settled()
-  const ready = await listSpares(admin, prefix)
+  const ready = await listSpares(admin, silo.ownership, prefix)
   t.equal(ready.length, 2, 'two spares')
   t.same(await spareNames(), { databases: ready.map((spare) => spare.name), roles: ready.map((spare) => spare.name) }, 'nothing half-made beside them')
   const latest = await silo.template?.ready()
@@ -74,7 +74,8 @@ t.test('a create claims a spare: the tenant gets that database under its own nam
   const owner = await admin.knex('pg_database').where({ datname: database }).first<{ owner: string }>(admin.knex.raw('pg_get_userbyid(datdba) as owner'))
   t.equal(owner?.owner, database, 'the database belongs to the tenant role')
   t.same(await ownersIn(database), [database], 'so does every object inside it')
-  t.equal(await admin.databaseComment(database), null, 'the spare mark is gone')
+  t.equal(await admin.databaseComment(database), silo.ownership.mark('tenant'), 'the spare mark gave way to the tenant mark')
+  t.equal(await admin.roleComment(database), silo.ownership.mark('tenant'), 'on its role too')
   t.equal((await silo.catalog.tenantBySlug('acme'))?.schemaVersion, await silo.template?.ready(), 'the catalog records the schema version the spare held')
 
   // The tenant works end to end, through its own role and password.
@@ -84,7 +85,7 @@ t.test('a create claims a spare: the tenant gets that database under its own nam
   t.same(listed.json().items.map((article: { title: string }) => article.title), ['From a spare'])
 
   await spares.settled()
-  t.equal((await listSpares(admin, prefix)).length, 2, 'the spare was made again')
+  t.equal((await listSpares(admin, silo.ownership, prefix)).length, 2, 'the spare was made again')
 })
 
 t.test("a tenant made from a spare cannot reach another tenant's database", async (t) => {
@@ -99,8 +100,8 @@ t.test("a tenant made from a spare cannot reach another tenant's database", asyn
 t.test('spares behind the template are dropped, never handed out', async (t) => {
   await spares.settled()
   // A second instance adopts the spares on the server; mark them all as cloned at an older migration.
-  const stale = await listSpares(admin, prefix)
-  for (const spare of stale) await admin.setDatabaseComment(spare.name, 'silo-spare:20000101000000_older.ts')
+  const stale = await listSpares(admin, silo.ownership, prefix)
+  for (const spare of stale) await admin.setDatabaseComment(spare.name, silo.ownership.mark('spare', '20000101000000_older'))
   const b = await openSilo(silo.config)
   t.teardown(async () => { await b.close() })
   const created = await b.provisioner.create({ slug: 'initech', domains: ['initech.test'] })
@@ -115,7 +116,7 @@ t.test('spares behind the template are dropped, never handed out', async (t) => 
   t.notOk(oid !== undefined && staleOids.has(oid), 'the tenant did not get a stale spare')
   t.equal(created.schemaVersion, await silo.template?.ready(), 'it is at the newest version')
   await b.spares?.settled()
-  const names = new Set((await listSpares(admin, prefix)).map((spare) => spare.name))
+  const names = new Set((await listSpares(admin, silo.ownership, prefix)).map((spare) => spare.name))
   t.notOk(stale.some((spare) => names.has(spare.name)), 'the stale spares were dropped')
   await b.close()
 })
@@ -148,7 +149,7 @@ t.test('closing waits for the spare being made: nothing half-made is left behind
   await c.provisioner.create({ slug: 'closing', domains: ['closing.test'] })
   await c.close()
   await spares.settled()
-  const complete = (await listSpares(admin, prefix)).map((spare) => spare.name)
+  const complete = (await listSpares(admin, silo.ownership, prefix)).map((spare) => spare.name)
   t.same(await spareNames(), { databases: complete, roles: complete }, 'every spare on the server is complete')
 })
 
@@ -164,7 +165,7 @@ t.test('doctor counts complete spares as Silo\'s own, not as orphans', async (t)
   const doctor = await runCli(['doctor', '--json'], env)
   t.equal(doctor.code, 0, doctor.stdout + doctor.stderr)
   t.same(JSON.parse(doctor.stdout).report.orphanDatabases, [])
-  t.ok((await listSpares(admin, prefix)).length >= 2, 'and the spares are still there')
+  t.ok((await listSpares(admin, silo.ownership, prefix)).length >= 2, 'and the spares are still there')
 })
 
 t.test('with TENANT_SPARES=0 no spare is made', async (t) => {

@@ -32,6 +32,7 @@ export interface TenantSummary {
   status: TenantStatus
   schemaVersion: string | null
   databaseName: string
+  databaseUser: string
   domains: string[]
   primaryDomain: string | null
   createdAt: Date
@@ -119,6 +120,25 @@ export class CatalogStore {
         ? 'select pg_advisory_xact_lock_shared(hashtextextended(?, 0))'
         : 'select pg_advisory_xact_lock(hashtextextended(?, 0))', [`silo:${key}`])
       return await fn()
+    })
+  }
+
+  /** The catalog's generated id, and whether the objects of tenants made before marks were marked. */
+  async identity (): Promise<{ id: string, objectsMarked: boolean }> {
+    const row = await this.#knex('catalog_identity').first<{ id: string, objects_marked_at: Date | null } | undefined>('id', 'objects_marked_at')
+    if (row === undefined) throw new Error('The catalog has no identity row')
+    return { id: row.id, objectsMarked: row.objects_marked_at !== null }
+  }
+
+  async setObjectsMarked (): Promise<void> {
+    await this.#knex('catalog_identity').update({ objects_marked_at: this.#knex.fn.now() })
+  }
+
+  /** Whether someone holds the advisory lock `withLock` takes on `key` right now. */
+  async isLocked (key: string): Promise<boolean> {
+    return await this.#knex.transaction(async (trx) => {
+      const { rows } = await trx.raw<{ rows: Array<{ free: boolean }> }>('select pg_try_advisory_xact_lock(hashtextextended(?, 0)) as free', [`silo:${key}`])
+      return rows[0]?.free !== true
     })
   }
 
@@ -263,6 +283,7 @@ function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: strin
     status: row.status,
     schemaVersion: row.schema_version,
     databaseName: row.db_name,
+    databaseUser: row.db_user,
     domains: row.domains,
     primaryDomain,
     createdAt: row.created_at,

@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { Silo } from '../silo.js'
-import { diagnose, isHealthy, repair, type DoctorDeps } from '../tenancy/doctor.js'
+import { diagnose, isHealthy, planIsEmpty, planRepair, repair, type DoctorDeps, type DoctorPlan, type DoctorReport, type DoctorRepair } from '../tenancy/doctor.js'
 import { tenantNotFoundBySlug } from '../tenancy/provisioner.js'
-import { listSpares } from '../tenancy/spare-databases.js'
-import { templateDatabaseName } from '../tenancy/tenant-template.js'
+import { harden, planHardening } from '../tenancy/server-hardening.js'
 import { assertSlug } from '../tenancy/tenant-names.js'
 import { UsageError } from './fleet-command.js'
 import { withSilo } from './open-silo.js'
@@ -12,17 +11,55 @@ import { table } from './output.js'
 
 type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
 
-/** Besides tenants, Silo owns the template and the complete spares (a half-made spare is an orphan). */
-const doctorDeps = async (silo: Silo): Promise<DoctorDeps> => ({
+const doctorDeps = (silo: Silo): DoctorDeps => ({
   admin: silo.admin,
   catalog: silo.catalog,
+  ownership: silo.ownership,
   provisioner: silo.provisioner,
-  prefix: silo.config.tenantDbPrefix,
-  reserved: [
-    templateDatabaseName(silo.config.tenantDbPrefix),
-    ...(await listSpares(silo.admin, silo.config.tenantDbPrefix)).map((spare) => spare.name)
-  ]
+  prefix: silo.config.tenantDbPrefix
 })
+
+const list = (items: string[]): string => items.length === 0 ? 'none' : items.join(', ')
+
+function printReport (report: DoctorReport): void {
+  console.log(`catalog ${report.catalog.database} (id ${report.catalog.id})`)
+  console.log(`orphan databases: ${list(report.orphanDatabases)}`)
+  console.log(`orphan roles: ${list(report.orphanRoles)}`)
+  console.log(`tenants without a database: ${list(report.missingDatabases)}`)
+  console.log(`tenants left half-done: ${list(report.stuck.map((entry) => `${entry.slug} (${entry.status})`))}`)
+  console.log(`tenant objects without this catalog's mark: ${list(report.unmarked.map((entry) => `${entry.type} ${entry.name}`))}`)
+  for (const entry of report.notOurs) console.log(`not ours, never touched: ${entry.type} ${entry.name}: ${entry.reason}`)
+  for (const entry of report.exposed) {
+    console.log(`warning: every tenant role can reach database ${entry.database} (${entry.privileges.join(', ')} granted to PUBLIC)` +
+      (entry.hardenable ? '; `tenants harden` closes it' : '; not Silo\'s: revoke it there if tenants must not reach it'))
+  }
+}
+
+function drops (drop: DoctorPlan['drop']): string[] {
+  return [
+    ...drop.tenants.map((slug) => `tenant ${slug} (its database is missing)`),
+    ...drop.databases.map((name) => `database ${name}`),
+    ...drop.roles.map((name) => `role ${name}`)
+  ]
+}
+
+function printRepair (plan: DoctorPlan, repaired: DoctorRepair, confirmed: boolean): void {
+  const done = [
+    ...repaired.dropped.tenants.map((slug) => `tenant ${slug}`),
+    ...repaired.dropped.databases.map((name) => `database ${name}`),
+    ...repaired.dropped.roles.map((name) => `role ${name}`)
+  ]
+  console.log(`removed or dropped: ${list(done)}`)
+  console.log(`marked as this catalog's: ${list(repaired.marked.map((entry) => `${entry.type} ${entry.name}`))}`)
+  for (const skipped of repaired.skipped) console.log(`skipped ${skipped.name}: ${skipped.reason}`)
+  const pending = drops(repaired.unconfirmed)
+  if (!confirmed && pending.length > 0) {
+    console.log(`will drop, with --yes: ${pending.join(', ')}`)
+    console.log('nothing was dropped: run `tenants doctor --fix --yes` to drop these')
+  } else if (!confirmed && planIsEmpty(plan)) {
+    console.log('nothing to repair')
+  }
+}
 
 interface QueryResult { command: string, rowCount: number | null, rows: Array<Record<string, unknown>>, fields?: Array<{ name: string }> }
 
@@ -44,30 +81,56 @@ function printResult (result: QueryResult, json: boolean): void {
 /** `doctor` and `run`: finding and repairing drift, and acting inside one tenant's database. */
 export function maintenanceCommands (program: Command, action: Action): void {
   program.command('doctor')
-    .description('find databases and roles the catalog does not know, and catalog entries whose database is missing or that were left half-made; --fix repairs them')
-    .option('--fix', 'drop orphans and the tenants left half-made, half-dropped or without a database')
-    .option('--json', 'print JSON')
-    .action(action(async (options: { fix?: boolean, json?: boolean }) => await withSilo(async (silo) => {
-      const deps = await doctorDeps(silo)
-      const report = await diagnose(deps)
-      const repaired = options.fix === true ? await repair(deps, report) : undefined
-      if (options.json === true) {
-        console.log(JSON.stringify({ report, healthy: isHealthy(report), ...(repaired === undefined ? {} : { repaired }) }, null, 2))
-      } else {
-        const list = (items: string[]): string => items.length === 0 ? 'none' : items.join(', ')
-        console.log(`orphan databases: ${list(report.orphanDatabases)}`)
-        console.log(`orphan roles: ${list(report.orphanRoles)}`)
-        console.log(`tenants without a database: ${list(report.missingDatabases)}`)
-        console.log(`tenants left half-done: ${list(report.stuck.map((entry) => `${entry.slug} (${entry.status})`))}`)
-        if (repaired !== undefined) {
-          console.log(`dropped: ${list([...repaired.dropped.tenants.map((slug) => `tenant ${slug}`), ...repaired.dropped.databases.map((db) => `database ${db}`), ...repaired.dropped.roles.map((role) => `role ${role}`)])}`)
-          for (const skipped of repaired.skipped) console.log(`skipped ${skipped.slug}: ${skipped.reason}`)
-        } else if (!isHealthy(report)) {
-          console.log('run `tenants doctor --fix` to repair')
+    .description("compare the server with the catalog: this catalog's databases and roles it does not know, tenants whose database is missing or left half-made; --fix repairs")
+    .option('--fix', 'repair half-made tenants and missing marks at once; show the drops it would make')
+    .option('--yes', 'with --fix: also drop the orphans and remove tenants whose database is missing')
+    .option('--json', 'print the report, the plan and what was done as JSON')
+    .action(action(async (options: { fix?: boolean, yes?: boolean, json?: boolean }) => {
+      if (options.yes === true && options.fix !== true) throw new UsageError('--yes confirms the drops of --fix: give both')
+      return await withSilo(async (silo) => {
+        const deps = doctorDeps(silo)
+        const report = await diagnose(deps)
+        const plan = planRepair(report)
+        const confirmed = options.yes === true
+        const repaired = options.fix === true ? await repair(deps, plan, { confirmed }) : undefined
+        if (options.json === true) {
+          console.log(JSON.stringify({ report, healthy: isHealthy(report), plan, ...(repaired === undefined ? {} : { repaired }) }, null, 2))
+        } else {
+          printReport(report)
+          if (repaired !== undefined) printRepair(plan, repaired, confirmed)
+          else if (!isHealthy(report)) {
+            const pending = drops(plan.drop)
+            if (pending.length > 0) console.log(`--fix --yes would drop: ${pending.join(', ')}`)
+            console.log('run `tenants doctor --fix` to repair what is safe and see the rest; `--fix --yes` drops')
+          }
         }
+        // Healthy, or every problem repaired: success. Problems left (unconfirmed drops included): exit 1.
+        if (isHealthy(report)) return true
+        if (repaired === undefined) return false
+        return repaired.skipped.length === 0 && drops(repaired.unconfirmed).length === 0
+      })
+    }))
+
+  program.command('harden')
+    .description('close PostgreSQL\'s own databases (postgres, template1) to PUBLIC, so a tenant role reaches its own database only')
+    .option('--yes', 'carry it out (without it, show what would change)')
+    .option('--json', 'print the plan as JSON')
+    .action(action(async (options: { yes?: boolean, json?: boolean }) => await withSilo(async (silo) => {
+      const plan = await planHardening(silo.admin.knex)
+      if (options.yes === true && plan.revoke.length > 0) await harden(silo.admin.knex, plan)
+      const applied = options.yes === true
+      if (options.json === true) {
+        console.log(JSON.stringify({ plan, applied }, null, 2))
+      } else if (plan.revoke.length === 0) {
+        console.log('nothing to do: no database of PostgreSQL\'s own is open to PUBLIC')
+      } else {
+        for (const exposure of plan.revoke) {
+          console.log(`${applied ? 'revoked' : 'will revoke'} ${exposure.privileges.join(', ')} on database ${exposure.database} from PUBLIC`)
+        }
+        for (const { role, database } of plan.losing) console.log(`${applied ? 'lost' : 'will lose'} CONNECT on ${database}: role ${role} (GRANT CONNECT ON DATABASE ${database} TO ${role} gives it back)`)
+        if (!applied) console.log('nothing was changed: run `tenants harden --yes` to do it')
       }
-      // Healthy, or every problem repaired: success. Problems left: exit 1.
-      return isHealthy(report) || (repaired !== undefined && repaired.skipped.length === 0)
+      return applied || plan.revoke.length === 0
     })))
 
   program.command('run <slug> [sql...]')

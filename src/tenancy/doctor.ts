@@ -1,79 +1,226 @@
-import type { CatalogStore } from '../catalog/catalog-store.js'
+import type { CatalogStore, TenantSummary } from '../catalog/catalog-store.js'
+import { databaseMark, parseMark, type Mark } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError } from '../errors.js'
+import type { Ownership } from './ownership.js'
 import type { Provisioner } from './provisioner.js'
+import { spareLockKey, spareNamePrefix } from './spare-databases.js'
+import { publicExposure, type Exposure } from './server-hardening.js'
+import { templateDatabaseName } from './tenant-template.js'
+
+export type ObjectType = 'database' | 'role'
 
 export interface DoctorReport {
-  /** Databases named with Silo's prefix that no catalog entry claims. */
+  /** The catalog whose marks decide what is Silo's here. */
+  catalog: { id: string, database: string }
+  /** Databases carrying this catalog's mark that it does not know (no tenant, template or complete spare). */
   orphanDatabases: string[]
-  /** Roles named with Silo's prefix that no catalog entry claims. */
+  /** Roles carrying this catalog's mark that it does not know. */
   orphanRoles: string[]
   /** Catalog entries whose database is gone. */
   missingDatabases: string[]
   /** Catalog entries left provisioning, failed or dropping by an interrupted operation. */
   stuck: Array<{ slug: string, status: string }>
+  /** Databases and roles of this catalog's tenants with no mark at all (made before marks existed). */
+  unmarked: Array<{ type: ObjectType, name: string }>
+  /**
+   * Objects named with the tenant prefix that are not this catalog's: no mark (a template or
+   * spare of a Silo from before marks, or somebody else's), or another catalog's mark. Listed so
+   * nobody wonders; never touched.
+   */
+  notOurs: Array<{ type: ObjectType, name: string, reason: string }>
+  /**
+   * Databases every tenant role can reach through PUBLIC (a warning, not a problem of the
+   * catalog's: `tenants harden` closes PostgreSQL's own).
+   */
+  exposed: Exposure[]
+}
+
+/** What `doctor --fix` does: `repair` at once, `drop` only when confirmed (`--yes`). */
+export interface DoctorPlan {
+  repair: {
+    /** Tenants left half-made or half-dropped: removed, as a re-run of their drop. */
+    tenants: Array<{ slug: string, status: string }>
+    /** This catalog's tenant objects without a mark: marked. */
+    mark: Array<{ type: ObjectType, name: string }>
+  }
+  drop: {
+    databases: string[]
+    roles: string[]
+    /** Tenants whose database is missing: their catalog entries (and domains) removed. */
+    tenants: string[]
+  }
 }
 
 export interface DoctorRepair {
   dropped: { databases: string[], roles: string[], tenants: string[] }
-  /** Entries another process is working on right now, left alone. */
-  skipped: Array<{ slug: string, reason: string }>
+  marked: Array<{ type: ObjectType, name: string }>
+  /** Planned drops not carried out because `--yes` was not given. */
+  unconfirmed: DoctorPlan['drop']
+  /** Entries another process is working on right now, or that changed hands since the diagnosis: left alone. */
+  skipped: Array<{ name: string, reason: string }>
 }
 
 export interface DoctorDeps {
   admin: ServerAdmin
   catalog: CatalogStore
+  ownership: Ownership
   provisioner: Provisioner
   prefix: string
-  /** Names Silo owns that are not tenants (the template database and role). */
-  reserved: string[]
 }
 
-export const isHealthy = (report: DoctorReport): boolean =>
-  report.orphanDatabases.length + report.orphanRoles.length + report.missingDatabases.length + report.stuck.length === 0
+/** Never candidates, whatever their names or comments. */
+const POSTGRES_DATABASES = ['postgres', 'template0', 'template1']
 
-/** Compares the server with the catalog: what exists on one and not the other. */
-export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
-  const tenants = await deps.catalog.listTenants()
-  const claimed = new Set([...tenants.map((tenant) => tenant.databaseName), ...deps.reserved])
-  const databases = await deps.admin.listDatabases(deps.prefix)
-  const roles = await deps.admin.listRoles(deps.prefix)
-  const existing = new Set(databases)
+export const isHealthy = (report: DoctorReport): boolean =>
+  report.orphanDatabases.length + report.orphanRoles.length + report.missingDatabases.length +
+  report.stuck.length + report.unmarked.length === 0
+
+export const planIsEmpty = (plan: DoctorPlan): boolean =>
+  plan.repair.tenants.length + plan.repair.mark.length + plan.drop.databases.length + plan.drop.roles.length + plan.drop.tenants.length === 0
+
+/** What the catalog knows by name: its tenants' databases and roles, and its template. */
+function knownNames (deps: DoctorDeps, tenants: TenantSummary[]): { databases: Set<string>, roles: Set<string> } {
+  const template = templateDatabaseName(deps.prefix, deps.ownership.identity)
   return {
-    orphanDatabases: databases.filter((name) => !claimed.has(name)),
-    orphanRoles: roles.filter((name) => !claimed.has(name)),
-    missingDatabases: tenants.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug),
-    stuck: tenants.filter((tenant) => tenant.status === 'provisioning' || tenant.status === 'failed' || tenant.status === 'dropping')
-      .map((tenant) => ({ slug: tenant.slug, status: tenant.status }))
+    databases: new Set([...tenants.map((tenant) => tenant.databaseName), template]),
+    roles: new Set([...tenants.map((tenant) => tenant.databaseUser), template])
+  }
+}
+
+/** A complete spare (its database's mark records a version) is this catalog's own, in use. */
+const isCompleteSpare = (mark: Mark | null): boolean => mark?.kind === 'spare' && mark.detail !== undefined
+
+/**
+ * Compares the server with the catalog. Only what carries this catalog's mark can be an
+ * orphan; the catalog database, the admin connection's database and role, PostgreSQL's own
+ * databases and superusers are never candidates, whatever their names.
+ */
+export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
+  const { ownership, admin, prefix } = deps
+  const [tenants, databases, roles, session, exposed] = await Promise.all([
+    deps.catalog.listTenants(), admin.listDatabaseObjects(), admin.listRoleObjects(), admin.session(), publicExposure(admin.knex)
+  ])
+  const known = knownNames(deps, tenants)
+  const protectedDatabases = new Set([...POSTGRES_DATABASES, ownership.identity.database, session.database])
+  const report: DoctorReport = {
+    catalog: { ...ownership.identity },
+    orphanDatabases: [],
+    orphanRoles: [],
+    missingDatabases: [],
+    stuck: [],
+    unmarked: [],
+    notOurs: [],
+    exposed
+  }
+  const completeSpares = new Set<string>()
+  for (const database of databases) {
+    if (protectedDatabases.has(database.name)) continue
+    const mark = databaseMark(database)
+    if (ownership.claimOf(mark) === 'ours' && isCompleteSpare(parseMark(database.comment))) completeSpares.add(database.name)
+    classify(report, ownership, 'database', database.name, mark, known.databases.has(database.name) || completeSpares.has(database.name), prefix)
+  }
+  for (const role of roles) {
+    if (role.superuser || role.name === session.role) continue
+    classify(report, ownership, 'role', role.name, parseMark(role.comment), known.roles.has(role.name) || completeSpares.has(role.name), prefix)
+  }
+  // A spare an instance is making right now is not complete yet, and not an orphan either.
+  const making = new Set<string>()
+  for (const name of new Set([...report.orphanDatabases, ...report.orphanRoles])) {
+    if (name.startsWith(spareNamePrefix(prefix)) && await deps.catalog.isLocked(spareLockKey(name))) making.add(name)
+  }
+  report.orphanDatabases = report.orphanDatabases.filter((name) => !making.has(name))
+  report.orphanRoles = report.orphanRoles.filter((name) => !making.has(name))
+  const existing = new Set(databases.map((database) => database.name))
+  report.missingDatabases = tenants.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug)
+  report.stuck = tenants.filter((tenant) => tenant.status === 'provisioning' || tenant.status === 'failed' || tenant.status === 'dropping')
+    .map((tenant) => ({ slug: tenant.slug, status: tenant.status }))
+  return report
+}
+
+function classify (report: DoctorReport, ownership: Ownership, type: ObjectType, name: string, mark: Mark | null, known: boolean, prefix: string): void {
+  const claim = ownership.claimOf(mark)
+  if (claim === 'ours') {
+    if (!known) (type === 'database' ? report.orphanDatabases : report.orphanRoles).push(name)
+  } else if (claim === 'unmarked' && known) {
+    report.unmarked.push({ type, name })
+  } else if (name.startsWith(prefix) || (claim === 'theirs' && known)) {
+    report.notOurs.push({
+      type,
+      name,
+      reason: mark === null
+        ? 'no Silo mark (made by someone else, or a template or spare of a Silo from before ownership marks)'
+        : `marked by another catalog (${mark.catalogDatabase}, id ${mark.catalogId})`
+    })
+  }
+}
+
+/** What `--fix` would do for this report. */
+export function planRepair (report: DoctorReport): DoctorPlan {
+  const stuck = new Set(report.stuck.map((entry) => entry.slug))
+  return {
+    repair: { tenants: report.stuck, mark: report.unmarked },
+    drop: {
+      databases: report.orphanDatabases,
+      roles: report.orphanRoles,
+      tenants: report.missingDatabases.filter((slug) => !stuck.has(slug))
+    }
   }
 }
 
 /**
- * Brings server and catalog back in step: orphan databases and roles are dropped; tenants
- * whose database is gone, or left half-made or half-dropped, are dropped through the
- * provisioner (under their lock, so an operation in progress is skipped, not raced).
+ * Carries out the plan: the repairs always, the drops only when `confirmed`. Every drop is
+ * checked again at the moment it is made: a tenant through the provisioner, under its lock (an
+ * operation in progress is skipped, not raced); an orphan only if the catalog still does not
+ * know it and it still carries this catalog's mark.
  */
-export async function repair (deps: DoctorDeps, report: DoctorReport): Promise<DoctorRepair> {
-  const result: DoctorRepair = { dropped: { databases: [], roles: [], tenants: [] }, skipped: [] }
-  const slugs = [...new Set([...report.missingDatabases, ...report.stuck.map((entry) => entry.slug)])]
+export async function repair (deps: DoctorDeps, plan: DoctorPlan, options: { confirmed: boolean }): Promise<DoctorRepair> {
+  const result: DoctorRepair = {
+    dropped: { databases: [], roles: [], tenants: [] },
+    marked: [],
+    unconfirmed: { databases: [], roles: [], tenants: [] },
+    skipped: []
+  }
+  await dropTenants(deps, plan.repair.tenants.map((entry) => entry.slug), result)
+  if (plan.repair.mark.length > 0) {
+    const tenants = await deps.catalog.listTenants()
+    const marked = await deps.ownership.markKnown(tenants)
+    const planned = new Set(plan.repair.mark.map((entry) => `${entry.type}:${entry.name}`))
+    result.marked = marked.map(({ kind, name }) => ({ type: kind, name })).filter((entry) => planned.has(`${entry.type}:${entry.name}`))
+  }
+  if (!options.confirmed) {
+    result.unconfirmed = plan.drop
+    return result
+  }
+  await dropTenants(deps, plan.drop.tenants, result)
+  // Re-read: a create may have claimed a name since the diagnosis.
+  const known = knownNames(deps, await deps.catalog.listTenants())
+  for (const name of plan.drop.databases) {
+    if (known.databases.has(name)) {
+      result.skipped.push({ name, reason: 'the catalog knows it now' })
+    } else if (await deps.ownership.dropDatabase(name, { unmarked: 'keep' }) === 'ours') {
+      result.dropped.databases.push(name)
+    }
+  }
+  for (const name of plan.drop.roles) {
+    if (known.roles.has(name)) {
+      result.skipped.push({ name, reason: 'the catalog knows it now' })
+    } else if (await deps.ownership.dropRole(name, { unmarked: 'keep' }) === 'ours') {
+      result.dropped.roles.push(name)
+    }
+  }
+  return result
+}
+
+async function dropTenants (deps: DoctorDeps, slugs: string[], result: DoctorRepair): Promise<void> {
   for (const slug of slugs) {
     try {
       await deps.provisioner.drop(slug)
       result.dropped.tenants.push(slug)
     } catch (error) {
+      if (error instanceof SiloError && error.code === 'TENANT_NOT_FOUND') continue
       if (!(error instanceof SiloError) || error.code !== 'TENANT_LOCKED') throw error
-      result.skipped.push({ slug, reason: 'another operation on it is in progress' })
+      result.skipped.push({ name: slug, reason: 'another operation on it is in progress' })
     }
   }
-  // Re-read: a create may have claimed a name since the diagnosis.
-  const claimed = new Set([...(await deps.catalog.listTenants()).map((tenant) => tenant.databaseName), ...deps.reserved])
-  for (const name of report.orphanDatabases.filter((db) => !claimed.has(db))) {
-    await deps.admin.dropDatabase(name)
-    result.dropped.databases.push(name)
-  }
-  for (const name of report.orphanRoles.filter((role) => !claimed.has(role))) {
-    await deps.admin.dropRole(name)
-    result.dropped.roles.push(name)
-  }
-  return result
 }

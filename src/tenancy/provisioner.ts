@@ -4,6 +4,7 @@ import type { HostResolver } from '../catalog/host-resolver.js'
 import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError, validationFailed } from '../errors.js'
 import type { SiloEvents } from './events.js'
+import type { Ownership } from './ownership.js'
 import type { PoolCache } from './pool-cache.js'
 import type { SpareDatabases } from './spare-databases.js'
 import type { TenantTemplate } from './tenant-template.js'
@@ -13,6 +14,8 @@ import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
 export interface ProvisionerDeps {
   admin: ServerAdmin
   catalog: CatalogStore
+  /** Marks what a create makes; what a drop removes is checked against it first. */
+  ownership: Ownership
   migrator: TenantMigrator
   /** Prefix of every tenant database and role name. */
   prefix: string
@@ -97,10 +100,11 @@ export class Provisioner {
         await this.#step('role', slug)
         let version = await this.#claimSpare(tenant)
         if (version === undefined) {
-          await admin.ensureRole(tenant.database.user, tenant.database.password)
+          const mark = this.#deps.ownership.mark('tenant')
+          await admin.ensureRole(tenant.database.user, tenant.database.password, mark)
           await this.#step('database', slug)
           const cloned = await this.#cloneFromTemplate(tenant)
-          if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user)
+          if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user, { mark })
           await this.#step('migrate', slug)
           version = cloned ? await this.#deps.template?.ready() ?? null : (await migrator.migrate(tenant)).after
         }
@@ -112,6 +116,8 @@ export class Provisioner {
         summary = await catalog.activate(slug, version)
       } catch (error) {
         await this.#removeEverything(tenant).catch(async () => { await catalog.setStatus(slug, 'failed') })
+        // A refusal (a name another catalog took meanwhile) keeps its own code and status.
+        if (error instanceof SiloError && error.statusCode < 500) throw error
         throw new SiloError('PROVISIONING_FAILED', 500, `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
       }
       for (const host of domains) this.#deps.resolver?.invalidateHost(host)
@@ -217,15 +223,16 @@ export class Provisioner {
 
   /** True when the database was cloned from the template; false when there is none or it failed. */
   async #cloneFromTemplate (tenant: TenantRecord): Promise<boolean> {
-    const { template, admin } = this.#deps
+    const { template, ownership } = this.#deps
     if (template === undefined) return false
     try {
-      await template.clone(tenant.database.name, tenant.database.user)
+      await template.clone(tenant.database.name, tenant.database.user, { mark: ownership.mark('tenant') })
       return true
     } catch (error) {
+      if (error instanceof SiloError) throw error
       this.#deps.events?.emit('template:unavailable', { slug: tenant.slug, error: error as Error })
       template.reset()
-      await admin.dropDatabase(tenant.database.name)
+      await ownership.dropDatabase(tenant.database.name, { unmarked: 'keep' })
       return false
     }
   }
@@ -237,12 +244,15 @@ export class Provisioner {
   /**
    * Database, role, catalog rows, in that order, each tolerating what is already gone: the
    * catalog row goes last, so an interrupted removal is still known and a re-run finishes it.
+   * The database and role go only if they are this catalog's (or carry no mark at all: the
+   * catalog names them); one another catalog marked, met by two catalogs creating one name at
+   * once on a shared server, is left to its owner.
    */
   async #removeEverything (tenant: TenantRecord): Promise<void> {
     await this.#step('drop-database', tenant.slug)
-    await this.#deps.admin.dropDatabase(tenant.database.name)
+    await this.#deps.ownership.dropDatabase(tenant.database.name, { unmarked: 'drop' })
     await this.#step('drop-role', tenant.slug)
-    await this.#deps.admin.dropRole(tenant.database.user)
+    await this.#deps.ownership.dropRole(tenant.database.user, { unmarked: 'drop' })
     await this.#step('drop-catalog', tenant.slug)
     await this.#deps.catalog.deleteTenant(tenant.slug)
   }

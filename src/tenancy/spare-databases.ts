@@ -1,11 +1,17 @@
 import { randomBytes } from 'node:crypto'
+import type { CatalogStore } from '../catalog/catalog-store.js'
 import { assertIdentifier } from '../db/identifiers.js'
+import { parseMark } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
 import type { SiloEvents } from './events.js'
+import type { Ownership } from './ownership.js'
 import type { TenantTemplate } from './tenant-template.js'
 
 export interface SpareDatabasesDeps {
   admin: ServerAdmin
+  /** Holds a lock on each spare while it is made, so doctor does not take it for an orphan. */
+  catalog: CatalogStore
+  ownership: Ownership
   template: TenantTemplate
   prefix: string
   /** How many spares to keep ready. */
@@ -13,10 +19,11 @@ export interface SpareDatabasesDeps {
   events?: SiloEvents
 }
 
-const MARKER = 'silo-spare:'
-
 /** Spare databases and their roles are named `<prefix>_spare_<hex>`: slugs never start with `_`. */
 export const spareNamePrefix = (prefix: string): string => `${prefix}_spare_`
+
+/** The catalog lock held while a spare is made. */
+export const spareLockKey = (name: string): string => `spare:${name}`
 
 export interface Spare {
   name: string
@@ -24,11 +31,15 @@ export interface Spare {
   version: string
 }
 
-/** The spares on the server that are complete (marked), whatever their version. */
-export async function listSpares (admin: ServerAdmin, prefix: string): Promise<Spare[]> {
+/**
+ * This catalog's spares on the server that are complete (their mark records a version), whatever
+ * the version. Another catalog's spares, on a server and prefix shared with it, are not listed.
+ */
+export async function listSpares (admin: ServerAdmin, ownership: Ownership, prefix: string): Promise<Spare[]> {
   const spares: Spare[] = []
   for (const { name, comment } of await admin.listDatabaseComments(spareNamePrefix(prefix))) {
-    if (comment?.startsWith(MARKER) === true) spares.push({ name, version: comment.slice(MARKER.length) })
+    const mark = parseMark(comment)
+    if (mark?.kind === 'spare' && mark.detail !== undefined && ownership.claimOf(mark) === 'ours') spares.push({ name, version: mark.detail })
   }
   return spares
 }
@@ -38,8 +49,9 @@ export async function listSpares (admin: ServerAdmin, prefix: string): Promise<S
  * NOLOGIN role of its own, with every object already handed to that role and no session
  * left on it; claiming one renames database and role to the tenant's names and gives the
  * role its login and password, in one transaction of a few milliseconds, instead of the
- * tens of milliseconds CREATE DATABASE takes. A spare records the schema version it was
- * cloned at (its comment); one behind the template is dropped, never handed out.
+ * tens of milliseconds CREATE DATABASE takes. A spare's role carries this catalog's mark from
+ * its creation; its database's mark, set last, records the schema version it was cloned at, so
+ * an unfinished spare is never claimed. One behind the template is dropped, never handed out.
  *
  * After each claim, and at start, spares are made again in the background, one at a time,
  * up to `target`. Spares left by an earlier run, or by another instance, are adopted; two
@@ -81,7 +93,7 @@ export class SpareDatabases {
           continue
         }
         try {
-          await this.#deps.admin.adoptDatabaseAndRole(spare.name, database, role, password)
+          await this.#deps.admin.adoptDatabaseAndRole(spare.name, database, role, password, this.#deps.ownership.mark('tenant'))
           return latest
         } catch (error) {
           // Gone: claimed by another instance, or dropped by hand; try the next one. Anything
@@ -113,7 +125,7 @@ export class SpareDatabases {
   }
 
   async #adopt (): Promise<void> {
-    this.#ready.push(...await listSpares(this.#deps.admin, this.#deps.prefix))
+    this.#ready.push(...await listSpares(this.#deps.admin, this.#deps.ownership, this.#deps.prefix))
   }
 
   #fill (): void {
@@ -126,14 +138,19 @@ export class SpareDatabases {
   }
 
   async #make (): Promise<Spare> {
-    const { admin, template, prefix } = this.#deps
+    const { catalog, prefix } = this.#deps
     const name = assertIdentifier(`${spareNamePrefix(prefix)}${randomBytes(4).toString('hex')}`, 'database name')
+    return await catalog.withLock(spareLockKey(name), 'exclusive', async () => await this.#makeLocked(name))
+  }
+
+  async #makeLocked (name: string): Promise<Spare> {
+    const { admin, ownership, template } = this.#deps
     try {
-      await admin.ensureGroupRole(name)
+      await admin.ensureGroupRole(name, ownership.mark('spare'))
       const latest = await template.clone(name, name, { waitForClose: true })
       const version = latest ?? 'empty'
-      // Marked last: a spare without its mark is unfinished, never claimed.
-      await admin.setDatabaseComment(name, `${MARKER}${version}`)
+      // The database's mark, with its version, comes last: a spare without it is unfinished, never claimed.
+      await admin.setDatabaseComment(name, ownership.mark('spare', version))
       return { name, version }
     } catch (error) {
       await this.#discard(name)
@@ -148,8 +165,8 @@ export class SpareDatabases {
 
   async #discard (name: string): Promise<void> {
     try {
-      await this.#deps.admin.dropDatabase(name)
-      await this.#deps.admin.dropRole(name)
+      await this.#deps.ownership.dropDatabase(name, { unmarked: 'keep' })
+      await this.#deps.ownership.dropRole(name, { unmarked: 'keep' })
     } catch (error) {
       this.#failed(error)
     }

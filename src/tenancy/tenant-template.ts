@@ -2,20 +2,26 @@ import knex, { type Knex } from 'knex'
 import type { CatalogStore } from '../catalog/catalog-store.js'
 import { assertIdentifier } from '../db/identifiers.js'
 import { knexConfig, tenantMigrations, type PgConnection } from '../db/knex-config.js'
+import type { CatalogIdentity } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
+import type { Ownership } from './ownership.js'
 
 export interface TenantTemplateDeps {
   admin: ServerAdmin
   catalog: CatalogStore
+  ownership: Ownership
   server: PgConnection
   prefix: string
   version?: string
 }
 
-const MARKER = 'silo-template:'
-
-/** Name of the template database (and its role): slugs never start with `_`, so no tenant can take it. */
-export const templateDatabaseName = (prefix: string): string => assertIdentifier(`${prefix}_template`, 'database name')
+/**
+ * Name of the template database (and its role): slugs never start with `_`, so no tenant can
+ * take it, and it carries the start of the catalog's id, so two catalogs sharing a server and a
+ * prefix each keep a template of their own (each refreshes it under a lock in its own catalog).
+ */
+export const templateDatabaseName = (prefix: string, identity: CatalogIdentity): string =>
+  assertIdentifier(`${prefix}_template_${identity.id.replaceAll('-', '').slice(0, 8)}`, 'database name')
 
 /**
  * A database kept migrated to the newest tenant migration, from which new tenant databases are
@@ -24,8 +30,9 @@ export const templateDatabaseName = (prefix: string): string => assertIdentifier
  * The template database belongs to the admin role; the objects inside it are created under
  * SET ROLE to a NOLOGIN role of its own, so a clone can hand exactly those objects to the
  * tenant's role (REASSIGN OWNED) and keep nothing of the template role (DROP OWNED). Between
- * refreshes nobody may connect to it (cloning needs it idle). Its schema version is kept in
- * its comment, readable without connecting. Refreshes take an exclusive catalog lock and
+ * refreshes nobody may connect to it (cloning needs it idle). Both carry this catalog's mark;
+ * the database's mark records the schema version once a refresh completes, readable without
+ * connecting. Refreshes take an exclusive catalog lock and
  * clones a shared one, so instances and CLIs can do both concurrently.
  */
 export class TenantTemplate {
@@ -36,7 +43,7 @@ export class TenantTemplate {
 
   constructor (deps: TenantTemplateDeps) {
     this.#deps = deps
-    this.databaseName = templateDatabaseName(deps.prefix)
+    this.databaseName = templateDatabaseName(deps.prefix, deps.ownership.identity)
     this.roleName = this.databaseName
   }
 
@@ -50,15 +57,16 @@ export class TenantTemplate {
   }
 
   /**
-   * Creates `database` owned by `owner` as a clone of the template; returns its schema version.
-   * By default the connection that hands the objects over is let go without waiting for the
-   * server to end its session; `waitForClose` waits (a spare must be idle to be renamed).
+   * Creates `database` owned by `owner` as a clone of the template, commented with `mark` when
+   * given; returns its schema version. By default the connection that hands the objects over is
+   * let go without waiting for the server to end its session; `waitForClose` waits (a spare must
+   * be idle to be renamed).
    */
-  async clone (database: string, owner: string, options: { waitForClose?: boolean } = {}): Promise<string | null> {
+  async clone (database: string, owner: string, options: { waitForClose?: boolean, mark?: string } = {}): Promise<string | null> {
     const version = await this.ready()
     const { admin, catalog } = this.#deps
     await catalog.withLock(this.#lockKey(), 'shared', async () => {
-      await admin.ensureDatabase(database, owner, this.databaseName)
+      await admin.ensureDatabase(database, owner, { template: this.databaseName, ...(options.mark === undefined ? {} : { mark: options.mark }) })
     })
     // Identifier bindings are quoted into the text, so both statements go in one round trip.
     // Not waiting for the session to end saves 3 ms here.
@@ -79,13 +87,13 @@ export class TenantTemplate {
 
   async #refresh (): Promise<string | null> {
     const latest = await tenantMigrations.latestName()
-    const marker = `${MARKER}${latest ?? 'empty'}`
-    const { admin, catalog } = this.#deps
+    const { admin, catalog, ownership } = this.#deps
+    const marker = ownership.mark('template', latest ?? 'empty')
     if (await admin.databaseComment(this.databaseName) === marker) return latest
     await catalog.withLock(this.#lockKey(), 'exclusive', async () => {
       if (await admin.databaseComment(this.databaseName) === marker) return
-      await admin.ensureGroupRole(this.roleName)
-      await admin.ensurePrivateDatabase(this.databaseName)
+      await admin.ensureGroupRole(this.roleName, ownership.mark('template'))
+      await admin.ensurePrivateDatabase(this.databaseName, ownership.mark('template'))
       await admin.setAllowConnections(this.databaseName, true)
       await this.#inDatabase(this.databaseName, async (db) => {
         await db.raw('GRANT USAGE, CREATE ON SCHEMA public TO ??', [this.roleName])

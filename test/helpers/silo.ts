@@ -51,9 +51,9 @@ export async function dropTestDatabases (config: Pick<Config, 'catalogDatabase' 
   const db = knex(knexConfig({ connection: connectionFromUrl(databaseUrl()), pool: { min: 0, max: 1 } }))
   try {
     const admin = new ServerAdmin(db)
-    for (const name of await admin.listDatabases(config.tenantDbPrefix)) await admin.dropDatabase(name)
-    for (const name of await admin.listRoles(config.tenantDbPrefix)) await admin.dropRole(name)
-    await admin.dropDatabase(config.catalogDatabase)
+    for (const name of await admin.listDatabases(config.tenantDbPrefix)) await admin.dropDatabaseUnchecked(name)
+    for (const name of await admin.listRoles(config.tenantDbPrefix)) await admin.dropRoleUnchecked(name)
+    await admin.dropDatabaseUnchecked(config.catalogDatabase)
   } finally {
     await db.destroy()
   }

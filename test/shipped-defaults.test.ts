@@ -1,0 +1,185 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import t from 'tap'
+import { CredentialCipher } from '../src/catalog/credential-cipher.js'
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js'
+import { runCli } from './helpers/cli.js'
+
+// A new user's first steps, with nothing configured: `npm start` (embedded PostgreSQL, catalog
+// `silo_catalog`, tenant prefix `silo_`: the catalog's name starts with the prefix), then
+// `tenants doctor`. Doctor once called the catalog an orphan here, and `--fix` dropped it.
+
+const root = fileURLToPath(new URL('../', import.meta.url))
+const dataDir = await mkdtemp(join(tmpdir(), 'silo-defaults-'))
+
+/** Every setting at its shipped default: the caller's test settings are blanked (an empty value counts as unset). */
+const env: Record<string, string> = {
+  DATABASE_URL: '',
+  CATALOG_DATABASE: '',
+  CATALOG_DATABASE_URL: '',
+  TENANT_DB_PREFIX: '',
+  TENANT_SPARES: '',
+  SECRET_KEY: '',
+  ADMIN_TOKEN: '',
+  ADMIN_HOST: '',
+  DATA_DIR: dataDir,
+  PORT: '0',
+  LOG_LEVEL: 'info'
+}
+
+/** The embedded server's pid, if one runs on the data directory now. */
+async function postmasterPid (): Promise<number | null> {
+  const text = await readFile(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').catch(() => null)
+  const pid = Number(text?.split('\n')[0])
+  if (!Number.isInteger(pid) || pid <= 0) return null
+  try {
+    process.kill(pid, 0)
+    return pid
+  } catch {
+    return null
+  }
+}
+
+t.teardown(async () => {
+  // Whatever happened above, no PostgreSQL outlives the test.
+  const pid = await postmasterPid()
+  if (pid !== null) {
+    process.kill(pid, 'SIGINT')
+    for (let i = 0; i < 200 && await postmasterPid() !== null; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  await rm(dataDir, { recursive: true, force: true })
+})
+
+interface Server { port: number, stop: () => Promise<number | null> }
+
+/** Spawns the server as `npm start` runs it with no configuration; resolves once it listens, or with its exit. */
+async function startServer (): Promise<Server | { code: number | null, stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => { child.on('exit', (code) => { resolve(code) }) })
+  const listening = new Promise<number>((resolve) => {
+    let pending = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString()
+      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(pending)
+      if (match !== null) resolve(Number(match[1]))
+    })
+  })
+  const first = await Promise.race([listening, exited.then((code) => ({ code }))])
+  if (typeof first === 'object') return { code: first.code, stderr }
+  return {
+    port: first,
+    stop: async () => {
+      child.kill('SIGTERM')
+      return await exited
+    }
+  }
+}
+
+async function get (port: number, host: string, path: string): Promise<{ status: number, body: string }> {
+  return await new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }) })
+    }).on('error', reject)
+  })
+}
+
+const articleCount = async (port: number, host: string): Promise<number> => {
+  const res = await get(port, host, '/articles')
+  return res.status === 200 ? (JSON.parse(res.body) as { items: unknown[] }).items.length : -res.status
+}
+
+const secrets = async (): Promise<{ postgresPassword: string, secretKey: string }> =>
+  JSON.parse(await readFile(join(dataDir, 'dev-secrets.json'), 'utf8')) as { postgresPassword: string, secretKey: string }
+
+/** The embedded server's admin URL, while it runs. */
+async function adminUrl (): Promise<string> {
+  const pidFile = await readFile(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8')
+  const port = Number(pidFile.split('\n')[3])
+  return `postgres://postgres:${encodeURIComponent((await secrets()).postgresPassword)}@127.0.0.1:${port}/postgres`
+}
+
+t.test('with the shipped defaults, doctor finds nothing to drop, and --fix --yes drops nothing', async (t) => {
+  const server = await startServer()
+  if (!('port' in server)) return t.fail(`the server did not start: ${server.stderr}`)
+  t.equal(await articleCount(server.port, 'acme.localhost'), 5, 'the demo tenant acme serves its articles')
+  t.equal(await articleCount(server.port, 'globex.localhost'), 5, 'so does globex')
+
+  const doctor = await runCli(['doctor', '--json'], env)
+  t.equal(doctor.code, 0, doctor.stdout + doctor.stderr)
+  const { report, healthy } = JSON.parse(doctor.stdout)
+  t.equal(healthy, true)
+  t.equal(report.catalog.database, 'silo_catalog')
+  t.same([report.orphanDatabases, report.orphanRoles], [[], []], 'no orphan: not the catalog, not the template, not the spares')
+  t.notOk(report.notOurs.some((entry: { name: string }) => entry.name === 'silo_catalog'), 'the catalog is not even a candidate')
+  t.same(report.exposed.filter((entry: { hardenable: boolean }) => entry.hardenable), [], "the embedded server's own databases are closed to tenant roles")
+
+  const fixed = await runCli(['doctor', '--fix', '--yes', '--json'], env)
+  t.equal(fixed.code, 0, fixed.stderr)
+  t.same(JSON.parse(fixed.stdout).repaired.dropped, { databases: [], roles: [], tenants: [] }, 'nothing dropped')
+  t.equal(await articleCount(server.port, 'acme.localhost'), 5, 'acme still serves')
+  t.equal(await articleCount(server.port, 'globex.localhost'), 5, 'globex still serves')
+
+  // A tenant role reaches its own database and nothing else: the embedded server is Silo's, hardened at start.
+  const catalog = new pg.Client({ connectionString: (await adminUrl()).replace(/\/postgres$/, '/silo_catalog') })
+  await catalog.connect()
+  const sealed = (await catalog.query<{ db_password: string }>("select db_password from tenants where slug = 'acme'")).rows[0]?.db_password ?? ''
+  await catalog.end()
+  const password = new CredentialCipher((await secrets()).secretKey).decrypt(sealed)
+  const asAcme = async (database: string): Promise<void> => {
+    // Host and port from the admin URL; a connection string would override the rest.
+    const { hostname, port } = new URL(await adminUrl())
+    const client = new pg.Client({ host: hostname, port: Number(port), user: 'silo_acme', password, database })
+    await client.connect()
+    await client.end()
+  }
+  await asAcme('silo_acme')
+  t.pass("acme's role connects to its own database")
+  await t.rejects(asAcme('silo_globex'), { code: '42501' }, "and not to globex's")
+  await t.rejects(asAcme('postgres'), { code: '42501' }, "and not to the server's postgres database")
+  await t.rejects(asAcme('template1'), { code: '42501' }, 'nor to template1')
+
+  t.equal(await server.stop(), 0, 'SIGTERM: a clean exit')
+})
+
+t.test('a start that finds the catalog gone but its tenants still there refuses, and drops nothing', async (t) => {
+  // The state doctor --fix used to leave: silo_catalog dropped, the tenant databases still there.
+  const { postgresPassword } = await secrets()
+  const embedded = await startEmbeddedPostgres({ dataDir, password: postgresPassword })
+  const admin = new pg.Client({ connectionString: embedded.url })
+  await admin.connect()
+  await admin.query('drop database silo_catalog with (force)')
+  await admin.end()
+  await embedded.stop()
+
+  const refused = await startServer()
+  if ('port' in refused) {
+    await refused.stop()
+    return t.fail('the server started over a lost catalog')
+  }
+  t.equal(refused.code, 1, 'the server exits 1')
+  t.match(refused.stderr, /The catalog database silo_catalog does not exist, but 2 tenant databases on the server carry its mark \(silo_acme, silo_globex\)/)
+  t.match(refused.stderr, /Restore it/)
+  const list = await runCli(['list'], env)
+  t.equal(list.code, 1, 'so does every CLI command')
+  t.match(list.stderr, /^tenants: The catalog database silo_catalog does not exist/)
+
+  const after = await startEmbeddedPostgres({ dataDir, password: postgresPassword })
+  const check = new pg.Client({ connectionString: after.url })
+  await check.connect()
+  const { rows } = await check.query<{ datname: string }>("select datname from pg_database where datname in ('silo_acme', 'silo_globex', 'silo_catalog') order by datname")
+  await check.end()
+  await after.stop()
+  t.same(rows.map((row) => row.datname), ['silo_acme', 'silo_globex'], 'the tenant databases are whole, and no empty catalog was made over them')
+})
