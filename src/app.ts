@@ -5,6 +5,7 @@ import { Ajv } from 'ajv'
 import type { Silo } from './silo.js'
 import { clientErrorHandler, expectationFailed, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
 import { hostInvalid, shuttingDown } from './errors.js'
+import { firstContactErrors } from './first-contact.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
 import { registerRequestLogging, TenantAwareLogController } from './request-logging.js'
@@ -109,6 +110,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     nonTenantHosts: [silo.config.adminHost],
     outcomes,
     refuse: replyWithError,
+    ...firstContactErrors(silo.config.adminHost),
     ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
   registerRequestLogging(app)
