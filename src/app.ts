@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
 import type { Silo } from './silo.js'
+import { DEMO_TENANTS } from './demo-tenants.js'
 import { clientErrorHandler, expectationFailed, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
 import { hostInvalid, shuttingDown } from './errors.js'
 import { firstContactErrors } from './first-contact.js'
@@ -13,8 +14,7 @@ import { adminScope } from './routes/admin/admin-scope.js'
 import { absoluteTarget, hasDuplicateHost } from './tenancy/host.js'
 import { newRequestOutcomes, tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
-import { articleRoutes } from './routes/tenant/articles.js'
-import { tenantInfoRoutes } from './routes/tenant/tenant-info.js'
+import { tenantScope } from './routes/tenant/tenant-scope.js'
 
 export interface BuildAppOptions {
   /** Defaults to Silo's logger at the configured level. */
@@ -31,6 +31,12 @@ function validatorCompilers (): { body: Ajv, other: Ajv } {
     body: new Ajv({ ...base, coerceTypes: false, removeAdditional: false }),
     other: new Ajv({ ...base, coerceTypes: 'array', removeAdditional: true })
   }
+}
+
+/** The host the docs offer for tenant routes: the first demo tenant's, with the configured port. */
+function exampleTenantHost (port: number): string {
+  const domain = DEMO_TENANTS[0]?.domains[0] ?? 'tenant.localhost'
+  return port === 80 || port === 0 ? domain : `${domain}:${port}`
 }
 
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
@@ -115,8 +121,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   })
   registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
-  await app.register(tenantInfoRoutes)
-  await app.register(articleRoutes)
+  await app.register(tenantScope, { adminHost: silo.config.adminHost, exampleHost: exampleTenantHost(silo.config.port) })
   await app.register(adminScope, { silo, metrics: metrics.registry })
   return app
 }
