@@ -3,16 +3,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
 import type { Silo } from './silo.js'
-import { clientErrorHandler, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
-import { shuttingDown } from './errors.js'
+import { DEMO_TENANTS } from './demo-tenants.js'
+import { clientErrorHandler, expectationFailed, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
+import { hostInvalid, shuttingDown } from './errors.js'
+import { firstContactErrors } from './first-contact.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
 import { registerRequestLogging, TenantAwareLogController } from './request-logging.js'
 import { adminScope } from './routes/admin/admin-scope.js'
+import { absoluteTarget, hasDuplicateHost } from './tenancy/host.js'
 import { newRequestOutcomes, tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
-import { articleRoutes } from './routes/tenant/articles.js'
-import { tenantInfoRoutes } from './routes/tenant/tenant-info.js'
+import { tenantScope } from './routes/tenant/tenant-scope.js'
 
 export interface BuildAppOptions {
   /** Defaults to Silo's logger at the configured level. */
@@ -29,6 +31,12 @@ function validatorCompilers (): { body: Ajv, other: Ajv } {
     body: new Ajv({ ...base, coerceTypes: false, removeAdditional: false }),
     other: new Ajv({ ...base, coerceTypes: 'array', removeAdditional: true })
   }
+}
+
+/** The host the docs offer for tenant routes: the first demo tenant's, with the configured port. */
+function exampleTenantHost (port: number): string {
+  const domain = DEMO_TENANTS[0]?.domains[0] ?? 'tenant.localhost'
+  return port === 80 || port === 0 ? domain : `${domain}:${port}`
 }
 
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
@@ -51,8 +59,22 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     // Router and parser errors (bad percent-encoding, a parameter too long, a request Node cannot
     // parse) get Silo's JSON error with a code, like every other error.
     frameworkErrors,
-    clientErrorHandler
+    clientErrorHandler,
+    // An absolute-form target (`GET http://globex.localhost/tenant`) names the host: RFC 9112
+    // §3.2.2 has the server ignore Host and use the target's authority. It replaces Host before
+    // routing, so the admin-host constraint, the tenancy plugin and the logs all see the same host,
+    // and it is judged like any Host (malformed: 400 HOST_INVALID). Origin-form targets, every
+    // ordinary request, cost one character test.
+    rewriteUrl: (request) => {
+      const url = request.url ?? '/'
+      const target = absoluteTarget(url)
+      if (target === null) return url
+      request.headers.host = target.authority
+      return target.path
+    }
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // Node answers an `Expect` other than 100-continue with a bare 417 unless someone listens.
+  app.server.on('checkExpectation', expectationFailed)
   // Only JSON bodies: anything else is 415 UNSUPPORTED_MEDIA_TYPE, not a string that fails validation.
   app.removeContentTypeParser('text/plain')
 
@@ -61,13 +83,20 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   registerErrorHandling(app)
   let closing = false
   app.addHook('preClose', async () => { closing = true })
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing) {
-      done()
+  // First of every request's hooks, on every route (tenant, admin, health, not found).
+  app.addHook('onRequest', (request, reply, done) => {
+    if (closing) {
+      void reply.header('connection', 'close')
+      done(shuttingDown())
       return
     }
-    void reply.header('connection', 'close')
-    done(shuttingDown())
+    // Two Host lines are refused (RFC 9112 §3.2) whichever host the first one names: Node keeps
+    // only the first, and another server in front of Silo may have kept the second.
+    if (hasDuplicateHost(request.raw.rawHeaders)) {
+      done(hostInvalid('The request carries more than one Host header'))
+      return
+    }
+    done()
   })
 
   await app.register(swagger, {
@@ -87,12 +116,12 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     nonTenantHosts: [silo.config.adminHost],
     outcomes,
     refuse: replyWithError,
+    ...firstContactErrors(silo.config.adminHost),
     ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
   registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
-  await app.register(tenantInfoRoutes)
-  await app.register(articleRoutes)
+  await app.register(tenantScope, { adminHost: silo.config.adminHost, exampleHost: exampleTenantHost(silo.config.port) })
   await app.register(adminScope, { silo, metrics: metrics.registry })
   return app
 }

@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { SiloError, type ErrorCode } from './errors.js'
@@ -18,7 +18,9 @@ function fromFastify (error: FastifyError): HttpError | null {
   if (status < 400 || status >= 500) return null
   if (status === 413) return { statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'Request body is too large' }
   if (status === 415) return { statusCode: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: error.message }
-  if (status === 404) return { statusCode: 404, code: 'NOT_FOUND', message: 'Not found' }
+  // A plugin's 403 (@fastify/static refusing a path that climbs out of its root) says that
+  // something is there: answered as what does not exist, not as a validation failure.
+  if (status === 404 || status === 403) return { statusCode: 404, code: 'NOT_FOUND', message: 'Not found' }
   return { statusCode: 400, code: 'VALIDATION_FAILED', message: error.message }
 }
 
@@ -94,4 +96,21 @@ export function clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket
   const { status, code, message } = CLIENT_ERRORS[error.code ?? ''] ?? { status: 400, code: 'VALIDATION_FAILED', message: 'Malformed HTTP request' }
   const body = JSON.stringify({ statusCode: status, code, error: STATUS_CODES[status] ?? 'Error', message })
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => { socket.destroy() })
+}
+
+/**
+ * The http server's `checkExpectation` event: a request whose `Expect` is not `100-continue`
+ * (which Node answers itself) gets the contract's 417 instead of Node's bare one. Node does not
+ * hand such a request to Fastify, so it is answered here.
+ */
+export function expectationFailed (_request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify({
+    statusCode: 417,
+    code: 'EXPECTATION_FAILED' satisfies ErrorCode,
+    error: STATUS_CODES[417],
+    message: 'The only expectation Silo meets is Expect: 100-continue'
+  })
+  // Closed after the answer: the body the request announced may or may not follow.
+  response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+  response.end(body)
 }

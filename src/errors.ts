@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'SHUTTING_DOWN'
   | 'REQUEST_TIMEOUT'
   | 'HEADERS_TOO_LARGE'
+  | 'EXPECTATION_FAILED'
   | 'INTERNAL_ERROR'
 
 export interface SiloErrorOptions {

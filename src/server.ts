@@ -1,32 +1,12 @@
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
-import { loadConfig, type Config } from './config.js'
-import { ensureDemoTenants, DEMO_TENANTS } from './demo-tenants.js'
+import { loadConfig } from './config.js'
+import { ensureDemoTenants } from './demo-tenants.js'
 import { resolveDatabase } from './dev-mode.js'
 import { createLogger } from './logger.js'
 import { openSilo } from './silo.js'
-
-function devBanner (config: Config, address: string): string {
-  const port = new URL(address).port
-  const lines = [
-    '',
-    `Silo is running (embedded PostgreSQL, data in ${config.dataDir}).`,
-    '',
-    'Try the demo tenants:'
-  ]
-  for (const tenant of DEMO_TENANTS) {
-    lines.push(`  curl -H 'Host: ${tenant.domains[0] ?? ''}' http://127.0.0.1:${port}/articles`)
-  }
-  lines.push(
-    `  curl -H 'Host: acme.localhost' -H 'content-type: application/json' -d '{"title":"Hello","body":"From acme"}' http://127.0.0.1:${port}/articles`,
-    '',
-    `Admin host ${config.adminHost}, token (dev mode only): ${config.adminToken ?? ''}`,
-    'Provision more tenants: npm run tenants -- create <slug> --domain <host> --seed',
-    ''
-  )
-  return lines.join('\n')
-}
+import { assertAdminHostFree, devBanner, docsUrl } from './start-up.js'
 
 /**
  * Stops accepting connections and waits for the requests in flight. Fastify closes the
@@ -52,6 +32,13 @@ async function main (): Promise<void> {
   })
 
   const silo = await openSilo(config)
+  try {
+    await assertAdminHostFree(silo.catalog, config.adminHost)
+  } catch (error) {
+    await silo.close()
+    await embedded?.stop()
+    throw error
+  }
   silo.events.on('catalog:feed', ({ connected, error }) => {
     if (connected) logger.info('catalog change feed reconnected')
     else logger.warn({ err: error }, 'catalog change feed lost; unknown hosts are looked up in the catalog until it is back')
@@ -70,8 +57,10 @@ async function main (): Promise<void> {
     await embedded?.stop()
   })
 
-  const address = await app.listen({ host: config.host, port: config.port })
-  if (embedded !== undefined) process.stdout.write(devBanner(config, address) + '\n')
+  const port = Number(new URL(await app.listen({ host: config.host, port: config.port })).port)
+  // Never the token: this line goes wherever the logs go.
+  app.log.info({ adminHost: config.adminHost, docs: docsUrl(config.adminHost, port) }, `admin API and docs on ${config.adminHost}: ${docsUrl(config.adminHost, port)}`)
+  if (embedded !== undefined) process.stdout.write(devBanner(config, port) + '\n')
 }
 
 main().catch((error: unknown) => {

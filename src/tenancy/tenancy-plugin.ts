@@ -57,6 +57,14 @@ export interface TenancyPluginOptions {
    * flood of unknown hosts as cheap as serving a constant route.
    */
   refuse?: (error: Error, request: FastifyRequest, reply: FastifyReply) => unknown
+  /**
+   * The error for a request whose Host is missing or malformed (default: 400 HOST_INVALID with a
+   * generic message). Called only for such requests, so an application can say more (where to go
+   * instead) at no cost to the requests it serves.
+   */
+  hostInvalid?: (request: FastifyRequest) => Error
+  /** The error for a well-formed host that is no tenant's (default: 404 TENANT_NOT_FOUND). Called only for such requests. */
+  tenantNotFound?: (host: string, request: FastifyRequest) => Error
 }
 
 /** How many requests resolved to each outcome, since start. */
@@ -85,6 +93,8 @@ export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: st
 
 async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
   const { resolver, pools, events, requiredSchemaVersion, outcomes, refuse } = options
+  const invalidHost = options.hostInvalid ?? (() => hostInvalid())
+  const unknownHost = options.tenantNotFound ?? ((host: string) => tenantNotFound(host))
   const nonTenantHosts = new Set(options.nonTenantHosts ?? [])
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
@@ -99,8 +109,8 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     return error as Error
   }
   /** Why `tenant` may not be served now, or undefined when it may. */
-  const refusal = (tenant: TenantRecord | null, host: string): Error | undefined => {
-    if (tenant === null) return refused('not_found', tenantNotFound(host))
+  const refusal = (request: FastifyRequest, tenant: TenantRecord | null, host: string): Error | undefined => {
+    if (tenant === null) return refused('not_found', unknownHost(host, request))
     try {
       assertServable(tenant, requiredSchemaVersion)
     } catch (error) {
@@ -133,7 +143,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
   }
   /** Serves the request for the host's tenant, or answers why not. */
   const admit = (request: FastifyRequest, reply: FastifyReply, done: HookDone, tenant: TenantRecord | null, host: string): void => {
-    const error = refusal(tenant, host)
+    const error = refusal(request, tenant, host)
     if (error !== undefined) {
       reject(error, request, reply, done)
       return
@@ -157,7 +167,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     }
     const host = hostFromHeader(request.headers.host)
     if (host === null) {
-      reject(refused('host_invalid', hostInvalid()), request, reply, done)
+      reject(refused('host_invalid', invalidHost(request)), request, reply, done)
       return
     }
     if (nonTenantHosts.has(host)) {

@@ -1,0 +1,56 @@
+import type { FastifyInstance } from 'fastify'
+import cors from '@fastify/cors'
+import { articleRoutes } from './articles.js'
+import { tenantInfoRoutes } from './tenant-info.js'
+
+/** An OpenAPI server object, as @fastify/swagger copies a route's `schema.servers` onto its operation. */
+interface OpenApiServer {
+  url: string
+  description?: string
+  variables?: Record<string, { default: string, description?: string }>
+}
+
+declare module 'fastify' {
+  interface FastifySchema {
+    /** Where this operation is served (OpenAPI), when not on the document's own origin. */
+    servers?: OpenApiServer[]
+  }
+}
+
+export interface TenantScopeOptions {
+  /** The admin host: its pages (Swagger UI at /docs) may call tenant routes from the browser. */
+  adminHost: string
+  /** The tenant host the docs offer by default, with its port (`acme.localhost:3000`). */
+  exampleHost: string
+}
+
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/**
+ * The tenant API, served on every tenant host. The docs live on the admin host, so each tenant
+ * operation names its own server (a tenant host, as a variable): Swagger UI's "Try it out" then
+ * calls a tenant host instead of the admin host, where tenant routes do not exist. That call is
+ * cross-origin, so tenant routes allow CORS from the admin host's origins (http or https, any
+ * port) and from no other. Refusals of the tenancy plugin (unknown host, suspended tenant) come
+ * before this scope's hooks and carry no CORS headers: the 404 flood of unknown hosts stays as
+ * cheap as it was.
+ */
+export async function tenantScope (app: FastifyInstance, { adminHost, exampleHost }: TenantScopeOptions): Promise<void> {
+  const servers: OpenApiServer[] = [{
+    url: 'http://{tenantHost}',
+    description: 'A tenant host: every tenant route answers for the tenant of its Host',
+    variables: { tenantHost: { default: exampleHost, description: "One of a tenant's domains, with the port" } }
+  }]
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.hide === true) return
+    route.schema = { ...route.schema, servers }
+  })
+  await app.register(cors, {
+    origin: new RegExp(`^https?://${escapeRegExp(adminHost)}(:\\d{1,5})?$`, 'i'),
+    methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+    // An OPTIONS without Origin is answered like a preflight (204), not with the plugin's text/plain 400.
+    strictPreflight: false
+  })
+  await app.register(tenantInfoRoutes)
+  await app.register(articleRoutes)
+}

@@ -1,0 +1,145 @@
+import { spawn } from 'node:child_process'
+import http from 'node:http'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { loadConfig } from '../src/config.js'
+import { devBanner } from '../src/start-up.js'
+import { runCli } from './helpers/cli.js'
+import { createTenant, dropTestDatabases, testEnv, testSilo, type Teardown } from './helpers/silo.js'
+
+/*
+ * What the server says and checks when it starts, on the spawned server (src/server.ts through
+ * tsx, as `npm run dev` runs it) outside embedded dev mode, and the dev-mode banner as text.
+ */
+
+const root = fileURLToPath(new URL('../', import.meta.url))
+const token = 'admin-token-server-start-0123456789'
+
+interface Server {
+  /** Resolves with the first JSON log line `match` accepts; rejects if the process exits first or none comes within `timeoutMs`. */
+  line: (match: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>
+  output: () => string
+  exited: Promise<number | null>
+  stop: () => Promise<number | null>
+}
+
+/** Spawns the server with exactly `env` (no variable of the caller's shell); killed in teardown if still running. */
+function startServer (t: Teardown, env: Record<string, string | number>): Server {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: root,
+    env: Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  const lines: Array<Record<string, unknown>> = []
+  const waiters = new Set<() => void>()
+  let pending = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+    pending += chunk.toString()
+    const complete = pending.split('\n')
+    pending = complete.pop() ?? ''
+    for (const text of complete) {
+      try {
+        lines.push(JSON.parse(text) as Record<string, unknown>)
+      } catch {}
+    }
+    for (const wake of waiters) wake()
+  })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const exited = new Promise<number | null>((resolve) => { child.on('close', (code) => { resolve(code) }) })
+  void exited.then(() => { for (const wake of waiters) wake() })
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  const line = async (match: (line: Record<string, unknown>) => boolean, timeoutMs = 60000): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const found = lines.find(match)
+      if (found !== undefined) return found
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server exited (${String(child.exitCode)}): ${output}`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`no such log line within ${timeoutMs} ms: ${output.slice(-2000)}`)
+      // Woken by every chunk of output and by the exit; the timer only bounds a wait for nothing.
+      await new Promise<void>((resolve) => {
+        const wake = (): void => { waiters.delete(wake); clearTimeout(timer); resolve() }
+        const timer = setTimeout(wake, left)
+        waiters.add(wake)
+      })
+    }
+  }
+  const stop = async (): Promise<number | null> => {
+    child.kill('SIGTERM')
+    return await exited
+  }
+  return { line, output: () => output, exited, stop }
+}
+
+const get = async (port: number, host: string, path: string): Promise<number> => await new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port, path, headers: { host } }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+})
+
+const isListening = (line: Record<string, unknown>): boolean => typeof line.msg === 'string' && line.msg.startsWith('Server listening at ')
+
+t.test('outside dev mode the server logs one line with the admin host and the docs URL, and never the admin token', async (t) => {
+  const env = testEnv({ LOG_LEVEL: 'info', PORT: 0, ADMIN_TOKEN: token })
+  t.teardown(async () => { await dropTestDatabases(loadConfig(env, { env: false, dotenv: false })) })
+  const server = startServer(t, env)
+  const port = Number(new URL(String((await server.line(isListening)).msg).slice('Server listening at '.length)).port)
+  // Logged right after "Server listening": a short wait is enough once that line is there.
+  const line = await server.line((l) => l.adminHost !== undefined, 10000)
+  t.match(line, { level: 30, adminHost: 'admin.localhost', docs: `http://admin.localhost:${port}/docs` })
+  t.ok(String(line.msg).includes(`http://admin.localhost:${port}/docs`), 'the message names the docs URL')
+  t.equal(await get(port, `admin.localhost:${port}`, '/docs/json'), 200, 'and the docs are there')
+  t.equal(await server.stop(), 0)
+  t.notOk(server.output().includes(token), 'the admin token appears nowhere in the output')
+  t.notOk(server.output().includes('Silo is running'), 'no dev banner')
+})
+
+t.test('in dev mode the banner names the docs URL, the admin token and the demo tenant URLs', async (t) => {
+  const banner = devBanner({ adminHost: 'admin.localhost', adminToken: token, dataDir: '.data' }, 3000)
+  for (const expected of ['http://admin.localhost:3000/docs', token, 'http://acme.localhost:3000/articles', 'http://globex.localhost:3000/articles']) {
+    t.ok(banner.includes(expected), expected)
+  }
+})
+
+t.test('a tenant holding the admin host as a domain stops the server from starting; the CLI still works and fixes it', async (t) => {
+  const silo = await testSilo(t)
+  const acme = await createTenant(silo, 'acme', { domains: ['acme.test'] })
+  // The provisioner refuses the admin host as a domain; a catalog can still hold one (added
+  // under another ADMIN_HOST, or by hand), so it goes straight into the catalog here.
+  await silo.catalog.addDomain(acme.id, 'admin.localhost')
+  const env = testEnv({
+    LOG_LEVEL: 'info',
+    PORT: 0,
+    ADMIN_TOKEN: token,
+    CATALOG_DATABASE: silo.config.catalogDatabase,
+    TENANT_DB_PREFIX: silo.config.tenantDbPrefix
+  })
+
+  const refused = startServer(t, env)
+  const outcome = await Promise.race([
+    refused.exited.then((code) => ({ code })),
+    refused.line(isListening).then(() => ({ code: 'listening' }), () => ({ code: 'neither' }))
+  ])
+  t.not(outcome.code, 'listening', 'the server does not start')
+  await refused.stop()
+  t.ok(outcome.code !== 0 && typeof outcome.code === 'number', `exits non-zero (${String(outcome.code)})`)
+  const lines = refused.output().trim().split('\n').filter((text) => !text.startsWith('{'))
+  t.equal(lines.length, 1, `one line: ${refused.output()}`)
+  t.match(lines[0], /^silo: ADMIN_HOST admin\.localhost is also a domain of tenant acme\b/)
+  t.match(lines[0], /npm run tenants -- domains remove admin\.localhost/, 'says how to fix it')
+  t.match(lines[0], /or set ADMIN_HOST to another host/)
+
+  const list = await runCli(['list'], env)
+  t.equal(list.code, 0, `the CLI works in that state: ${list.stderr}`)
+  t.match(list.stdout, /admin\.localhost/)
+  const removed = await runCli(['domains', 'remove', 'admin.localhost'], env)
+  t.equal(removed.code, 0, removed.stderr)
+
+  const started = startServer(t, env)
+  await started.line(isListening)
+  t.pass('once the domain is removed the server starts')
+  t.equal(await started.stop(), 0)
+})
