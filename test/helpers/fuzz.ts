@@ -28,6 +28,7 @@ export const CONTRACT_CODES: Readonly<Record<string, number>> = {
   SHUTTING_DOWN: 503,
   REQUEST_TIMEOUT: 408,
   HEADERS_TOO_LARGE: 431,
+  EXPECTATION_FAILED: 417,
   INTERNAL_ERROR: 500
 }
 
