@@ -179,7 +179,7 @@ t.test('a credential that cannot be decrypted makes that tenant 503 TENANT_UNAVA
   silo.events.on('request:tenant', ({ outcome }) => { outcomes.push(outcome) })
   const res = await get('acme.test')
   t.same(outcomes, ['unavailable'], 'counted as the tenant unavailable, not the catalog')
-  t.equal(res.statusCode, 503, 'the cached record, with a password that still works, is not served instead')
+  t.equal(res.statusCode, 503, 'acme is refused as soon as the feed announced the change')
   t.same(res.json(), { statusCode: 503, code: 'TENANT_UNAVAILABLE', error: 'Service Unavailable', message: 'The tenant database is unavailable' })
   t.equal(res.headers['retry-after'], '5')
   t.equal((await get('globex.test')).statusCode, 200, 'globex is served')
@@ -208,4 +208,23 @@ t.test('a credential that cannot be decrypted makes that tenant 503 TENANT_UNAVA
 
   await silo.provisioner.drop('acme')
   t.equal((await get('acme.test')).statusCode, 404, 'and the tenant can still be dropped')
+
+  t.test('nor is a cached record served once its TTL has run out, though nothing announced a change', async (t) => {
+    const other = await openWith(t, silo, { SECRET_KEY: RIGHT_KEY }, { hostCacheTtlMs: 20 })
+    const otherApp = await buildApp(other)
+    t.teardown(async () => { await otherApp.close() })
+    t.equal((await otherApp.inject({ url: '/articles', headers: { host: 'globex.test' } })).statusCode, 200)
+    // Rewritten as a rekey by a key this instance lacks would do it: without a change notification.
+    const password = (await silo.catalog.tenantBySlug('globex'))?.database.password ?? ''
+    await silo.catalog.knex.transaction(async (trx) => {
+      await trx.raw('select set_config(\'silo.rekey\', \'on\', true)')
+      await trx('tenants').where({ slug: 'globex' }).update({ db_password: sealV1(password, WRONG_KEY) })
+    })
+    const deadline = Date.now() + 10000
+    while (other.resolver.cached('globex.test') !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal(other.resolver.cached('globex.test'), undefined, 'the cached answer has expired (it is kept, stale)')
+    const res = await otherApp.inject({ url: '/articles', headers: { host: 'globex.test' } })
+    t.equal(res.statusCode, 503, 'the stale record is not served')
+    t.equal(res.json().code, 'TENANT_UNAVAILABLE')
+  })
 })
