@@ -14,6 +14,7 @@ const EnvSchema = Type.Object({
   ADMIN_HOST: Type.String({ minLength: 1, default: 'admin.localhost' }),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SECRET_KEY: Type.Optional(Type.String({ minLength: 16 })),
+  SECRET_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 16 })),
   TENANT_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
   TENANT_POOLS_MAX: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
   CONNECTION_BUDGET: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -51,6 +52,8 @@ export interface Config {
   adminHost: string
   adminToken: string | undefined
   secretKey: string | undefined
+  /** The key SECRET_KEY replaces, during a rotation: decrypts only (see `tenants rekey`). */
+  secretKeyPrevious: string | undefined
   tenantPoolMax: number
   tenantPoolsMax: number
   connectionBudget: number
@@ -105,6 +108,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     adminHost: env.ADMIN_HOST.toLowerCase(),
     adminToken: env.ADMIN_TOKEN,
     secretKey: env.SECRET_KEY,
+    secretKeyPrevious: env.SECRET_KEY_PREVIOUS,
     tenantPoolMax: env.TENANT_POOL_MAX,
     tenantPoolsMax: env.TENANT_POOLS_MAX,
     connectionBudget: env.CONNECTION_BUDGET ?? env.TENANT_POOL_MAX * env.TENANT_POOLS_MAX,

@@ -43,6 +43,10 @@ async function main (): Promise<void> {
     if (connected) logger.info('catalog change feed reconnected')
     else logger.warn({ err: error }, 'catalog change feed lost; unknown hosts are looked up in the catalog until it is back')
   })
+  silo.events.on('catalog:key', ({ keyId, held }) => {
+    if (held) logger.info({ keyId }, 'tenant credentials are now under another key, which this instance holds')
+    else logger.error({ keyId }, 'tenant credentials are now under a key this instance does not hold: restart it with the new SECRET_KEY (cached tenants are served until then, others get 503)')
+  })
   silo.events.on('spares:failed', ({ error }) => {
     logger.warn({ err: error }, 'a spare tenant database could not be made or claimed; creates clone the template meanwhile')
   })

@@ -1,9 +1,9 @@
 import knex, { type Knex } from 'knex'
 import type { Config } from './config.js'
 import { CatalogListener } from './catalog/catalog-listener.js'
+import { catalogKeyFollower, openCredentialCipher } from './catalog/catalog-key.js'
 import { CatalogStore } from './catalog/catalog-store.js'
 import { openCatalog } from './catalog/catalog-setup.js'
-import { CredentialCipher } from './catalog/credential-cipher.js'
 import { HostResolver } from './catalog/host-resolver.js'
 import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-config.js'
 import { ServerAdmin } from './db/server-admin.js'
@@ -89,7 +89,8 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
     catalogDb = catalogServer === server
       ? await openCatalog(admin, catalogConnection, serverVersion)
       : await openCatalogElsewhere(catalogServer, config.catalogDatabase, admin)
-    const catalog = new CatalogStore(catalogDb, new CredentialCipher(config.secretKey))
+    const cipher = await openCredentialCipher(catalogDb, { current: config.secretKey, previous: config.secretKeyPrevious })
+    const catalog = new CatalogStore(catalogDb, cipher)
     const identity = await catalog.identity()
     const ownership = new Ownership({ id: identity.id, database: config.catalogDatabase }, admin)
     // Once per catalog: tenants made before ownership marks get theirs, so doctor knows them.
@@ -103,7 +104,8 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       listener = new CatalogListener({
         connection: catalogConnection,
         resolver,
-        onState: (state) => { events.emit('catalog:feed', state) }
+        onState: (state) => { events.emit('catalog:feed', state) },
+        onKeyChange: catalogKeyFollower(cipher, events)
       })
       await listener.start()
     }

@@ -37,7 +37,7 @@ t.test('tenant passwords are stored encrypted, never in plain text', async (t) =
   const row = await silo.catalog.knex('tenants').where({ slug: 'acme' }).first()
   const stored = JSON.stringify(row)
   t.notOk(stored.includes(tenant?.database.password ?? '<none>'), 'the catalog row does not contain the password')
-  t.match(row.db_password, /^v1:[\w-]+:[\w-]+:[\w-]+$/, 'AES-GCM envelope')
+  t.match(row.db_password, /^v2:[\w-]{12}:[\w-]+:[\w-]+:[\w-]+$/, 'AES-GCM envelope naming its key id')
   const { rows } = await silo.admin.knex.raw('select rolpassword from pg_authid where rolname = ?', [tenant?.database.user ?? '']) as { rows: Array<{ rolpassword: string }> }
   t.match(rows[0]?.rolpassword, /^SCRAM-SHA-256\$/, 'PostgreSQL holds a SCRAM verifier')
 })

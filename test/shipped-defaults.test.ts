@@ -136,7 +136,7 @@ t.test('with the shipped defaults, doctor finds nothing to drop, and --fix --yes
   await catalog.connect()
   const sealed = (await catalog.query<{ db_password: string }>("select db_password from tenants where slug = 'acme'")).rows[0]?.db_password ?? ''
   await catalog.end()
-  const password = new CredentialCipher((await secrets()).secretKey).decrypt(sealed)
+  const password = new CredentialCipher({ current: (await secrets()).secretKey }).decrypt(sealed)
   const asAcme = async (database: string): Promise<void> => {
     // Host and port from the admin URL; a connection string would override the rest.
     const { hostname, port } = new URL(await adminUrl())

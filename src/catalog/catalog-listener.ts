@@ -6,10 +6,12 @@ import type { HostResolver } from './host-resolver.js'
 const INITIAL_BACKOFF_MS = 250
 
 interface CatalogChange {
-  kind: 'domain' | 'tenant' | 'sync'
+  kind: 'domain' | 'tenant' | 'sync' | 'key'
   op?: 'insert' | 'delete'
   host?: string
   id?: string
+  /** Of a key change: the id of the key the credentials are under now. */
+  keyId?: string | null
   /** Of a sync marker: which sync() sent it. */
   token?: string
 }
@@ -21,6 +23,11 @@ export interface CatalogListenerOptions {
   maxBackoffMs?: number
   /** Told when the feed is lost (with the error, if any) and when it is back. */
   onState?: (state: { connected: boolean, error?: Error }) => void
+  /**
+   * Told the id of the key the catalog's credentials are under, on each (re)connect and
+   * whenever it changes (`tenants rekey`): see catalogKeyFollower.
+   */
+  onKeyChange?: (keyId: string | null) => void
 }
 
 /**
@@ -56,9 +63,12 @@ export class CatalogListener {
       await client.query('LISTEN silo_catalog')
       // Listening first, then reading: a change in between is applied twice, never missed.
       const { rows } = await client.query<{ host: string }>('select host from domains')
+      // A rotation may have happened while the feed was down.
+      const identity = await client.query<{ key_id: string | null }>('select key_id from catalog_identity')
       this.#client = client
       this.#options.resolver.clear()
       this.#options.resolver.setDomainIndex(new Set(rows.map((row) => row.host)))
+      this.#options.onKeyChange?.(identity.rows[0]?.key_id ?? null)
       if (this.#lostOnce) this.#options.onState?.({ connected: true })
       this.#backoffMs = INITIAL_BACKOFF_MS
     } catch (error) {
@@ -114,6 +124,12 @@ export class CatalogListener {
       return
     }
     const { resolver } = this.#options
+    if (change.kind === 'key') {
+      // Cached tenants stay valid (a rekey changes no password); failures may not.
+      resolver.forgetUnreadable()
+      this.#options.onKeyChange?.(change.keyId ?? null)
+      return
+    }
     if (change.kind === 'domain' && typeof change.host === 'string') {
       if (change.op === 'delete') resolver.forgetHost(change.host)
       else resolver.invalidateHost(change.host)

@@ -1,11 +1,16 @@
 import type { Knex } from 'knex'
-import type { CredentialCipher } from './credential-cipher.js'
+import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 
 export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
 export type TenantStatus = typeof TENANT_STATUSES[number]
 
-/** Where a tenant's data lives and how to log in to it (password decrypted, kept in memory only). */
+/**
+ * Where a tenant's data lives and how to log in to it (password decrypted, kept in memory only).
+ * When the stored credential cannot be decrypted, reading `password` throws the reason (see
+ * `unreadableCredential`): the rest of the record (status, domains) still serves whatever
+ * does not log in to the tenant's database (suspend, drop, list, a fleet run's other tenants).
+ */
 export interface TenantDatabase {
   host: string | null
   port: number | null
@@ -67,6 +72,14 @@ interface TenantRow {
 
 /** The tenant's domains, primary first, as one array column of a tenants query. */
 const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
+
+/** Records whose credential could not be decrypted, with the reason (no secret in it). */
+const unreadable = new WeakMap<TenantRecord, CredentialUndecryptable>()
+
+/** Why this record's password cannot be read, or undefined when it can. */
+export function unreadableCredential (tenant: TenantRecord): CredentialUndecryptable | undefined {
+  return unreadable.get(tenant)
+}
 
 /** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
 export class CatalogConflict extends Error {
@@ -257,21 +270,24 @@ export class CatalogStore {
   }
 
   #toRecord (row: TenantRow): TenantRecord {
-    return {
+    const record: TenantRecord = {
       id: row.id,
       slug: row.slug,
       name: row.name,
       status: row.status,
       schemaVersion: row.schema_version,
       domains: row.domains ?? [],
-      database: {
-        host: row.db_host,
-        port: row.db_port,
-        name: row.db_name,
-        user: row.db_user,
-        password: this.#cipher.decrypt(row.db_password)
-      }
+      database: { host: row.db_host, port: row.db_port, name: row.db_name, user: row.db_user, password: '' }
     }
+    try {
+      record.database.password = this.#cipher.decrypt(row.db_password)
+    } catch (error) {
+      if (!(error instanceof CredentialUndecryptable)) throw error
+      const problem = new CredentialUndecryptable(error.reason, `The credential of tenant ${row.slug} cannot be decrypted: ${error.message}`, error.keyId)
+      Object.defineProperty(record.database, 'password', { enumerable: true, get: () => { throw problem } })
+      unreadable.set(record, problem)
+    }
+    return record
   }
 }
 

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
-import type { CatalogStore, TenantRecord } from './catalog-store.js'
-import { catalogUnavailable } from '../errors.js'
+import { unreadableCredential, type CatalogStore, type TenantRecord } from './catalog-store.js'
+import { catalogUnavailable, tenantUnavailable, type SiloError } from '../errors.js'
 
 export interface HostResolverOptions {
   /** How long a host → tenant answer is trusted before the catalog is asked again. */
@@ -34,12 +34,22 @@ export interface ResolverStats {
  *
  * Any invalidation bumps a generation: a look-up that started before it still answers its own
  * request (it read the catalog concurrently with the change) but its answer is not cached.
+ *
+ * A tenant whose stored credential this process cannot decrypt is that tenant's fault, not the
+ * catalog's: TENANT_UNAVAILABLE (the reason, without a secret, goes to the log as its cause),
+ * remembered like an answer for the TTL so such a host costs one catalog query per TTL. The
+ * record cached before is not served instead: the row just read may hold a new credential, and
+ * this process cannot tell a rekey (same password) from a new password, so a remembered one
+ * would outlive the catalog's word for it. (A suspended tenant still gets its 403: only a
+ * tenant that would be served needs its credential.)
  */
 export class HostResolver {
   readonly #catalog: CatalogStore
   /** Expired entries stay (noDeleteOnStaleGet) so they can be served when the catalog is down. */
   readonly #known: LRUCache<string, TenantRecord>
   readonly #unknown: LRUCache<string, true>
+  /** Hosts whose tenant's credential cannot be decrypted here, with the tenant and the answer. */
+  readonly #unreadable: LRUCache<string, { tenantId: string, error: SiloError }>
   readonly #inflight = new Map<string, Promise<TenantRecord | null>>()
   readonly #stats = { hits: 0, misses: 0, negativeHits: 0, staleServed: 0 }
   #domains: Set<string> | null = null
@@ -49,6 +59,7 @@ export class HostResolver {
     const ttl = Math.max(1, options.ttlMs)
     this.#catalog = catalog
     this.#unknown = new LRUCache<string, true>({ max: options.max, ttl })
+    this.#unreadable = new LRUCache<string, { tenantId: string, error: SiloError }>({ max: options.max, ttl })
     this.#known = new LRUCache<string, TenantRecord>({ max: options.max, ttl, noDeleteOnStaleGet: true })
   }
 
@@ -70,6 +81,8 @@ export class HostResolver {
   async resolve (host: string): Promise<TenantRecord | null> {
     const cached = this.cached(host)
     if (cached !== undefined) return cached
+    const unreadable = this.#unreadable.get(host)
+    if (unreadable !== undefined) throw unreadable.error
     let pending = this.#inflight.get(host)
     if (pending === undefined) {
       const started = this.#load(host)
@@ -96,7 +109,18 @@ export class HostResolver {
       }
       throw catalogUnavailable(error)
     }
+    // Only a tenant that would be served needs its credential: a suspended one still gets its 403.
+    const problem = tenant?.status === 'active' ? unreadableCredential(tenant) : undefined
+    if (tenant !== null && problem !== undefined) {
+      const error = tenantUnavailable('The tenant database is unavailable', problem)
+      if (generation === this.#generation) {
+        this.#known.delete(host)
+        this.#unreadable.set(host, { tenantId: tenant.id, error })
+      }
+      throw error
+    }
     if (generation === this.#generation) {
+      this.#unreadable.delete(host)
       if (tenant === null) {
         this.#known.delete(host)
         this.#unknown.set(host, true)
@@ -112,6 +136,7 @@ export class HostResolver {
     this.#invalidate()
     this.#known.delete(host)
     this.#unknown.delete(host)
+    this.#unreadable.delete(host)
     this.#domains?.add(host)
   }
 
@@ -120,6 +145,7 @@ export class HostResolver {
     this.#invalidate()
     this.#known.delete(host)
     this.#unknown.delete(host)
+    this.#unreadable.delete(host)
     this.#domains?.delete(host)
   }
 
@@ -134,12 +160,22 @@ export class HostResolver {
     for (const [host, tenant] of this.#known.entries()) {
       if (tenant.id === tenantId) this.#known.delete(host)
     }
+    for (const [host, failure] of this.#unreadable.entries()) {
+      if (failure.tenantId === tenantId) this.#unreadable.delete(host)
+    }
+  }
+
+  /** The catalog's credential key changed: credentials unreadable a moment ago may be readable now. */
+  forgetUnreadable (): void {
+    this.#invalidate()
+    this.#unreadable.clear()
   }
 
   clear (): void {
     this.#invalidate()
     this.#known.clear()
     this.#unknown.clear()
+    this.#unreadable.clear()
   }
 
   stats (): ResolverStats {

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander'
 import { SiloError } from '../errors.js'
 import { assertDomain, assertSlug } from '../tenancy/tenant-names.js'
 import { fleetTargets, runFleet, UsageError, type FleetCommandOptions } from './fleet-command.js'
+import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'
 import { withSilo } from './open-silo.js'
 import { table, tenantJson, tenantsTable } from './output.js'
@@ -146,5 +147,6 @@ program.command('drop <slug>')
   }))
 
 maintenanceCommands(program, action)
+keyCommands(program, action)
 
 await program.parseAsync()

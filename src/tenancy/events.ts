@@ -28,6 +28,13 @@ export interface SiloEventMap {
    * looked up in the catalog (negative cache) instead of the in-memory domain index.
    */
   'catalog:feed': [{ connected: boolean, error?: Error }]
+  /**
+   * The catalog's tenant credentials are now under another key (`tenants rekey`), by its id (a
+   * fingerprint, not the key). `held: true`: this process holds it and seals with it from now
+   * on. `held: false`: it cannot decrypt any credential it reads from now on and must be
+   * restarted with the new SECRET_KEY; tenants it has cached keep being served meanwhile.
+   */
+  'catalog:key': [{ keyId: string, held: boolean }]
 }
 
 export class SiloEvents extends EventEmitter<SiloEventMap> {}

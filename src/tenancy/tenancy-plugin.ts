@@ -6,7 +6,7 @@ import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
 import type { RequestOutcome, SiloEvents } from './events.js'
 import { hostFromHeader } from './host.js'
-import { hostInvalid, notFound, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
+import { hostInvalid, isSiloError, notFound, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
 
 /** What a route may know of the tenant it serves; credentials stay inside the core. */
 export interface TenantContext {
@@ -181,7 +181,8 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     }
     resolver.resolve(host).then(
       (tenant) => { admit(request, reply, done, tenant, host) },
-      (error: unknown) => { reject(refused('catalog_unavailable', error), request, reply, done) }
+      // A tenant the resolver refuses (its credential unreadable) is not a catalog outage.
+      (error: unknown) => { reject(refused(isSiloError(error) && error.code === 'TENANT_UNAVAILABLE' ? 'unavailable' : 'catalog_unavailable', error), request, reply, done) }
     )
   })
 
