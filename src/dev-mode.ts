@@ -1,5 +1,5 @@
 import type { Config } from './config.js'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js'
+import { loadEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded-postgres.js'
 import { loadDevSecrets } from './dev-secrets.js'
 
 export interface ResolvedDatabase {
@@ -15,6 +15,8 @@ export interface ResolvedDatabase {
  */
 export async function resolveDatabase (config: Config, log?: (message: string) => void): Promise<ResolvedDatabase> {
   if (config.databaseUrl !== undefined) return { config, embedded: undefined }
+  // Before anything is written under DATA_DIR: without the optional package, only a message.
+  await loadEmbeddedPostgres()
   const secrets = await loadDevSecrets(config.dataDir)
   const embedded = await startEmbeddedPostgres({
     dataDir: config.dataDir,

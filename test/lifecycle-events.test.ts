@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import t from 'tap'
 import type { SiloEventMap } from '../src/tenancy/events.js'
 import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
+import { assertBuilt, childEnv, SERVER_ENTRY } from './helpers/compiled.js'
 import { createTenant, databaseUrl, testApp, testEnv } from './helpers/silo.js'
 
 t.test('an embedding application hears every lifecycle event, in order', async (t) => {
@@ -43,9 +44,9 @@ t.test('tenant passwords are stored encrypted, never in plain text', async (t) =
 })
 
 t.test('outside embedded dev mode the server refuses to start without SECRET_KEY', async (t) => {
-  const env = { ...process.env, ...testEnv(), DATABASE_URL: databaseUrl(), PORT: '0' } as Record<string, string | undefined>
-  delete env.SECRET_KEY
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  assertBuilt()
+  const env = childEnv({ ...testEnv(), DATABASE_URL: databaseUrl(), PORT: '0', SECRET_KEY: undefined })
+  const child = spawn(process.execPath, [SERVER_ENTRY], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const code = await new Promise((resolve) => { child.on('close', resolve) })

@@ -1,18 +1,19 @@
 import { spawn } from 'node:child_process'
 import http from 'node:http'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { devBanner } from '../src/start-up.js'
 import { runCli } from './helpers/cli.js'
 import { createTenant, dropTestDatabases, testEnv, testSilo, type Teardown } from './helpers/silo.js'
+import { assertBuilt, SERVER_ENTRY, root } from './helpers/compiled.js'
+
+assertBuilt()
 
 /*
- * What the server says and checks when it starts, on the spawned server (src/server.ts through
- * tsx, as `npm run dev` runs it) outside embedded dev mode, and the dev-mode banner as text.
+ * What the server says and checks when it starts, on the spawned server (the compiled build, as
+ * `npm start` runs it) outside embedded dev mode, and the dev-mode banner as text.
  */
 
-const root = fileURLToPath(new URL('../', import.meta.url))
 const token = 'admin-token-server-start-0123456789'
 
 interface Server {
@@ -25,7 +26,7 @@ interface Server {
 
 /** Spawns the server with exactly `env` (no variable of the caller's shell); killed in teardown if still running. */
 function startServer (t: Teardown, env: Record<string, string | number>): Server {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
     cwd: root,
     env: Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
     stdio: ['ignore', 'pipe', 'pipe']

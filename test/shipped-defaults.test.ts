@@ -3,18 +3,19 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import t from 'tap'
 import { CredentialCipher } from '../src/catalog/credential-cipher.js'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js'
 import { runCli } from './helpers/cli.js'
+import { assertBuilt, childEnv, SERVER_ENTRY, root } from './helpers/compiled.js'
+
+assertBuilt()
 
 // A new user's first steps, with nothing configured: `npm start` (embedded PostgreSQL, catalog
 // `silo_catalog`, tenant prefix `silo_`: the catalog's name starts with the prefix), then
 // `tenants doctor`. Doctor once called the catalog an orphan here, and `--fix` dropped it.
 
-const root = fileURLToPath(new URL('../', import.meta.url))
 const dataDir = await mkdtemp(join(tmpdir(), 'silo-defaults-'))
 
 /** Every setting at its shipped default: the caller's test settings are blanked (an empty value counts as unset). */
@@ -59,8 +60,8 @@ interface Server { port: number, stop: () => Promise<number | null> }
 
 /** Spawns the server as `npm start` runs it with no configuration; resolves once it listens, or with its exit. */
 async function startServer (): Promise<Server | { code: number | null, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe']
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
+    cwd: root, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe']
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   let stderr = ''

@@ -6,16 +6,17 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'
 import { openSilo } from '../src/silo.js'
+import { assertBuilt, childEnv, root, SERVER_ENTRY } from './helpers/compiled.js'
 import { createTenant, databaseUrl, dropTestDatabases, testEnv, type Teardown } from './helpers/silo.js'
 
-const root = fileURLToPath(new URL('../', import.meta.url))
+assertBuilt()
 
 /**
  * Loaded into the server process (`--import`): when the process decides to exit, it records the
@@ -48,15 +49,15 @@ interface RunningServer {
   report: () => Promise<ExitReport | null>
 }
 
-/** Spawns src/server.ts (through tsx, like `npm run dev`) with the exit probe; killed in teardown if still alive. */
+/** Spawns the compiled server (as `npm start` and the image run it) with the exit probe; killed in teardown if still alive. */
 async function startServer (t: Teardown, env: Record<string, string | undefined>): Promise<RunningServer> {
   const dir = await mkdtemp(join(tmpdir(), 'silo-shutdown-probe-'))
   const probe = join(dir, 'exit-probe.mjs')
   const reportPath = join(dir, 'exit-report.json')
   await writeFile(probe, EXIT_PROBE)
-  const child = spawn(process.execPath, ['--import', 'tsx', '--import', pathToFileURL(probe).href, 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', pathToFileURL(probe).href, SERVER_ENTRY], {
     cwd: root,
-    env: { ...env, SILO_EXIT_REPORT: reportPath },
+    env: childEnv({ SILO_EXIT_REPORT: reportPath }, env),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {

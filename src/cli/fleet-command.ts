@@ -1,13 +1,17 @@
 import { SingleBar, Presets } from 'cli-progress'
+import { tenantMigrations } from '../db/knex-config.js'
 import type { Silo } from '../silo.js'
 import { migrateFleet, type TenantMigrationResult } from '../tenancy/fleet-migrator.js'
 import { assertSlug } from '../tenancy/tenant-names.js'
-import { resultLine, summarize, summaryLine } from './output.js'
+import { fleetJson, resultLayout, resultLine, summarize, summaryLine, type FleetDirection } from './output.js'
+import { planText, rollbackPlan } from './rollback-plan.js'
 
 export interface FleetCommandOptions {
   all?: boolean
   concurrency?: number
   json?: boolean
+  /** rollback only: do it, rather than print what it would undo. */
+  yes?: boolean
 }
 
 export class UsageError extends Error {}
@@ -16,16 +20,22 @@ export class UsageError extends Error {}
 export function fleetTargets (slugs: string[], options: FleetCommandOptions): string[] | 'all' {
   if (options.all === true && slugs.length > 0) throw new UsageError('give tenant slugs or --all, not both')
   if (options.all === true) return 'all'
-  if (slugs.length === 0) throw new UsageError('name the tenants to migrate, or pass --all')
+  if (slugs.length === 0) throw new UsageError('name the tenants, or pass --all')
   return [...new Set(slugs.map(assertSlug))]
+}
+
+async function slugsOf (silo: Silo, targets: string[] | 'all'): Promise<string[]> {
+  return targets === 'all' ? (await silo.catalog.listTenants()).map((tenant) => tenant.slug) : targets
 }
 
 /**
  * Runs migrate or rollback over the fleet and prints it: a progress bar on a terminal, a line
- * per tenant otherwise, JSON with --json. Returns whether every tenant succeeded.
+ * per tenant otherwise (columns aligned), JSON with --json. Returns whether every tenant succeeded.
  */
-export async function runFleet (silo: Silo, targets: string[] | 'all', direction: 'latest' | 'rollback', options: FleetCommandOptions): Promise<boolean> {
-  const slugs = targets === 'all' ? (await silo.catalog.listTenants()).map((tenant) => tenant.slug) : targets
+export async function runFleet (silo: Silo, targets: string[] | 'all', direction: FleetDirection, options: FleetCommandOptions): Promise<boolean> {
+  const slugs = await slugsOf(silo, targets)
+  const migrations = await tenantMigrations.getMigrations()
+  const layout = resultLayout(slugs, migrations.map((file) => tenantMigrations.getMigrationName(file)), direction)
   const started = performance.now()
   const bar = options.json !== true && process.stderr.isTTY && slugs.length > 1
     ? new SingleBar({ stream: process.stderr, format: '{bar} {value}/{total} tenants  {failed} failed  eta {eta}s' }, Presets.shades_classic)
@@ -35,7 +45,7 @@ export async function runFleet (silo: Silo, targets: string[] | 'all', direction
   const onResult = (result: TenantMigrationResult): void => {
     if (result.status === 'failed') failed++
     if (bar !== undefined) bar.increment({ failed })
-    else if (options.json !== true) console.log(resultLine(result))
+    else if (options.json !== true) console.log(resultLine(result, layout))
   }
   const results = await migrateFleet(silo.catalog, silo.migrator, slugs, {
     direction,
@@ -46,10 +56,21 @@ export async function runFleet (silo: Silo, targets: string[] | 'all', direction
   bar?.stop()
   const summary = summarize(results, Math.round(performance.now() - started))
   if (options.json === true) {
-    console.log(JSON.stringify({ results, summary }, null, 2))
+    console.log(JSON.stringify(fleetJson(results, summary, direction), null, 2))
   } else {
-    if (bar !== undefined) for (const result of results.filter((r) => r.status === 'failed')) console.log(resultLine(result))
-    console.log(summaryLine(summary, direction === 'latest' ? 'migrated' : 'rolled back'))
+    if (bar !== undefined) for (const result of results.filter((r) => r.status === 'failed')) console.log(resultLine(result, layout))
+    console.log(summaryLine(summary, direction))
   }
   return summary.failed === 0
+}
+
+/**
+ * `rollback`: undoing a batch can drop tables with their data, so without --yes it only prints
+ * what each tenant's rollback would undo (read-only) and refuses, like `drop` (exit 2).
+ */
+export async function runRollback (silo: Silo, targets: string[] | 'all', options: FleetCommandOptions): Promise<boolean> {
+  if (options.yes === true) return await runFleet(silo, targets, 'rollback', options)
+  const plan = await rollbackPlan(silo, await slugsOf(silo, targets), options.concurrency ?? silo.config.migrateConcurrency)
+  console.log(options.json === true ? JSON.stringify({ plan }, null, 2) : planText(plan))
+  throw new UsageError('refusing to roll back without --yes (it can drop tables and their data); the plan is above')
 }

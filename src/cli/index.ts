@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { SiloError } from '../errors.js'
 import { assertDomain, assertSlug } from '../tenancy/tenant-names.js'
-import { fleetTargets, runFleet, UsageError, type FleetCommandOptions } from './fleet-command.js'
+import { fleetTargets, runFleet, runRollback, UsageError, type FleetCommandOptions } from './fleet-command.js'
 import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'
 import { withSilo } from './open-silo.js'
@@ -90,20 +90,26 @@ program.command('status')
     return true
   }))
 
-for (const [name, direction, description] of [
-  ['migrate', 'latest', 'migrate tenants to the newest schema; every tenant is attempted, exit 1 if any failed'],
-  ['rollback', 'rollback', 'roll back the last migration batch of tenants; exit 1 if any failed']
-] as const) {
-  program.command(`${name} [slugs...]`)
-    .description(description)
-    .option('--all', 'every tenant')
-    .option('--concurrency <n>', 'tenants at once (1-64; default MIGRATE_CONCURRENCY)', concurrency)
-    .option('--json', 'print JSON results')
-    .action(action(async (slugs: string[], options: FleetCommandOptions) => {
-      const targets = fleetTargets(slugs, options)
-      return await withSilo(async (silo) => await runFleet(silo, targets, direction, options))
-    }))
-}
+program.command('migrate [slugs...]')
+  .description('migrate tenants to the newest schema; every tenant is attempted, exit 1 if any failed')
+  .option('--all', 'every tenant')
+  .option('--concurrency <n>', 'tenants at once (1-64; default MIGRATE_CONCURRENCY)', concurrency)
+  .option('--json', 'print JSON results')
+  .action(action(async (slugs: string[], options: FleetCommandOptions) => {
+    const targets = fleetTargets(slugs, options)
+    return await withSilo(async (silo) => await runFleet(silo, targets, 'latest', options))
+  }))
+
+program.command('rollback [slugs...]')
+  .description('roll back the last migration batch of tenants; without --yes, print what it would undo and exit 2')
+  .option('--all', 'every tenant')
+  .option('--yes', 'confirm: this can drop tables and their data')
+  .option('--concurrency <n>', 'tenants at once (1-64; default MIGRATE_CONCURRENCY)', concurrency)
+  .option('--json', 'print JSON (the plan without --yes, the results with it)')
+  .action(action(async (slugs: string[], options: FleetCommandOptions) => {
+    const targets = fleetTargets(slugs, options)
+    return await withSilo(async (silo) => await runRollback(silo, targets, options))
+  }))
 
 for (const [name, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {
   program.command(`${name} <slug>`)

@@ -30,12 +30,52 @@ export function tenantJson (tenant: TenantSummary): Record<string, unknown> {
   }
 }
 
+export type FleetDirection = 'latest' | 'rollback'
+
 const MARKS: Record<TenantMigrationResult['status'], string> = { migrated: 'ok  ', 'up-to-date': 'ok  ', skipped: 'skip', failed: 'FAIL' }
 
-export function resultLine (result: TenantMigrationResult): string {
-  const versions = `${result.before ?? '(none)'} -> ${result.after ?? '(none)'}`
+/** What a result's status means to the reader: a rollback that undid a batch did not "migrate". */
+const STATUS_WORDS: Record<FleetDirection, Record<TenantMigrationResult['status'], string>> = {
+  latest: { migrated: 'migrated', 'up-to-date': 'up-to-date', skipped: 'skipped', failed: 'failed' },
+  rollback: { migrated: 'rolled-back', 'up-to-date': 'nothing-to-undo', skipped: 'skipped', failed: 'failed' }
+}
+
+export function statusWord (status: TenantMigrationResult['status'], direction: FleetDirection): string {
+  return STATUS_WORDS[direction][status]
+}
+
+/** Column widths of the per-tenant lines, fixed before the first tenant finishes. */
+export interface ResultLayout {
+  direction: FleetDirection
+  slug: number
+  status: number
+  version: number
+}
+
+const NO_VERSION = '(none)'
+/** Durations are right-aligned in this many digits (up to 16 minutes a tenant). */
+const DURATION_DIGITS = 6
+
+/**
+ * Widths from what is known before a run starts: the slugs it targets, the statuses (a fixed
+ * set) and the migration names of this code base. A tenant migrated by a newer code base can
+ * still carry a longer name; its line is then wider, the others stay aligned.
+ */
+export function resultLayout (slugs: string[], versions: string[], direction: FleetDirection): ResultLayout {
+  return {
+    direction,
+    slug: Math.max(0, ...slugs.map((slug) => slug.length)),
+    status: Math.max(...Object.values(STATUS_WORDS[direction]).map((word) => word.length)),
+    version: Math.max(NO_VERSION.length, ...versions.map((version) => version.length))
+  }
+}
+
+/** One tenant's line: mark, slug, status, version before -> after, duration, and the error if any. */
+export function resultLine (result: TenantMigrationResult, layout: ResultLayout = resultLayout([], [], 'latest')): string {
+  const versions = `${(result.before ?? NO_VERSION).padEnd(layout.version)} -> ${(result.after ?? NO_VERSION).padEnd(layout.version)}`
+  const duration = `${String(result.durationMs).padStart(DURATION_DIGITS)} ms`
   const error = result.error === undefined ? '' : `: ${result.error}`
-  return `${MARKS[result.status]} ${result.slug}  ${result.status}  ${versions}  ${result.durationMs} ms${error}`
+  return `${MARKS[result.status]} ${result.slug.padEnd(layout.slug)}  ${statusWord(result.status, layout.direction).padEnd(layout.status)}  ${versions}  ${duration}${error}`
 }
 
 export interface FleetSummary {
@@ -52,7 +92,19 @@ export function summarize (results: TenantMigrationResult[], durationMs: number)
   return { tenants: results.length, migrated: count('migrated'), upToDate: count('up-to-date'), skipped: count('skipped'), failed: count('failed'), durationMs }
 }
 
-export function summaryLine (summary: FleetSummary, verb: string): string {
-  return `${summary.tenants} tenants: ${summary.migrated} ${verb}, ${summary.upToDate} up to date, ${summary.skipped} skipped, ` +
-    `${summary.failed} failed in ${(summary.durationMs / 1000).toFixed(1)} s`
+export function summaryLine (summary: FleetSummary, direction: FleetDirection): string {
+  const done = direction === 'latest'
+    ? `${summary.migrated} migrated, ${summary.upToDate} up to date`
+    : `${summary.migrated} rolled back, ${summary.upToDate} with nothing to undo`
+  return `${summary.tenants} tenants: ${done}, ${summary.skipped} skipped, ${summary.failed} failed in ${(summary.durationMs / 1000).toFixed(1)} s`
+}
+
+/** The `--json` report: statuses and summary keys in the words of the direction. */
+export function fleetJson (results: TenantMigrationResult[], summary: FleetSummary, direction: FleetDirection): Record<string, unknown> {
+  if (direction === 'latest') return { results, summary }
+  const { migrated, upToDate, ...rest } = summary
+  return {
+    results: results.map((result) => ({ ...result, status: statusWord(result.status, direction) })),
+    summary: { tenants: rest.tenants, rolledBack: migrated, nothingToUndo: upToDate, skipped: rest.skipped, failed: rest.failed, durationMs: rest.durationMs }
+  }
 }

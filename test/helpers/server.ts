@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
-import { fileURLToPath } from 'node:url'
 import type { Teardown } from './silo.js'
+import { assertBuilt, childEnv, SERVER_ENTRY, root } from './compiled.js'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
+assertBuilt()
 
 export interface SpawnedServer {
   stdout: () => string
@@ -20,11 +20,11 @@ export interface SpawnedServer {
   stop: () => Promise<number | null>
 }
 
-/** Spawns src/server.ts (through tsx) with exactly `env` added to PATH-like basics; killed in teardown if still running. */
+/** Spawns the compiled server (as `npm start` runs it) with `env` added; killed in teardown if still running. */
 export function spawnServer (t: Teardown, env: Record<string, string>): SpawnedServer {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
     cwd: root,
-    env: { ...process.env, PORT: '0', ...env },
+    env: childEnv({ PORT: '0', ...env }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = new Promise<number | null>((resolve) => { child.on('close', resolve) })

@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+/**
+ * `npm run tenants -- ...`: the compiled CLI (dist/src/cli/index.js, the package's bin),
+ * rebuilt first only when a source changed since the last build, so a command starts in the
+ * time node needs to load it rather than the seconds a TypeScript compile takes.
+ */
+import { buildIfStale } from './build.mjs'
+
+try {
+  buildIfStale()
+} catch {
+  // tsc has printed its errors.
+  process.exit(1)
+}
+await import('../dist/src/cli/index.js')

@@ -1,0 +1,37 @@
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { staleReason } from '../../scripts/build.mjs'
+
+export const root = fileURLToPath(new URL('../../', import.meta.url))
+
+/** The compiled entry points tests spawn, as `npm run tenants`, `npm start` and the image run them. */
+export const CLI_ENTRY = join(root, 'dist/src/cli/index.js')
+export const SERVER_ENTRY = join(root, 'dist/src/server.js')
+
+/**
+ * Throws unless dist/ is current: a test of a stale build would pass or fail for code that is
+ * not in the sources. `npm test` builds first; a test file run alone needs `npm run build`.
+ * Not built here: test files run in parallel, and two compilers writing dist/ at once could
+ * hand a third process a half-written file.
+ */
+export function assertBuilt (): void {
+  const reason = staleReason()
+  if (reason !== null) throw new Error(`the compiled tree is stale (${reason}): run \`npm run build\` first (\`npm test\` does)`)
+}
+
+/**
+ * Environment of a spawned CLI or server: `base` (the test's own by default) less tap's
+ * child-process hook in NODE_OPTIONS (coverage bookkeeping this suite does not use, which
+ * triples a CLI's start-up), then `env` on top; a value of undefined removes the variable.
+ */
+export function childEnv (env: Record<string, string | number | undefined>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = { ...base }
+  const nodeOptions = (merged.NODE_OPTIONS ?? '').split(/\s+/).filter((option) => option !== '' && !option.includes('@tapjs/'))
+  if (nodeOptions.length > 0) merged.NODE_OPTIONS = nodeOptions.join(' ')
+  else delete merged.NODE_OPTIONS
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete merged[key]
+    else merged[key] = String(value)
+  }
+  return merged
+}
