@@ -5,9 +5,15 @@ import { ConnectionBudget } from '../src/tenancy/connection-budget.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
 /** Backends PostgreSQL has open to this test's tenant databases. */
+/**
+ * Backends of tenant pools, as PostgreSQL sees them: sessions logged in as a tenant's own role.
+ * A create's hand-over session (the admin, in the new database) is closed without waiting for
+ * the server, and may still be listed a moment later: it is not the budget's, and is not counted.
+ */
 const tenantBackends = async (silo: Silo): Promise<number> => {
   const rows = await silo.admin.knex('pg_stat_activity')
     .whereLike('datname', `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`)
+    .whereRaw('usename = datname')
     .count<Array<{ count: string }>>('* as count')
   return Number(rows[0]?.count ?? 0)
 }

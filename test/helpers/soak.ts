@@ -31,10 +31,14 @@ export async function eventually (check: () => Promise<boolean> | boolean, timeo
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-/** Backends PostgreSQL has open to this Silo's tenant databases, by database name. */
+/**
+ * Backends of this Silo's tenant pools, by database name: sessions logged in as the tenant's own
+ * role (a create's hand-over session, the admin's, may linger a moment after it is let go).
+ */
 export async function tenantBackends (silo: Silo): Promise<Map<string, number>> {
   const rows = await silo.admin.knex('pg_stat_activity')
     .whereLike('datname', `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`)
+    .whereRaw('usename = datname')
     .whereNot('application_name', 'like', 'silo-migrate:%')
     .groupBy('datname')
     .select('datname')
