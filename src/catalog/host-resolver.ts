@@ -47,6 +47,12 @@ export class HostResolver {
   readonly #catalog: CatalogStore
   /** Expired entries stay (noDeleteOnStaleGet) so they can be served when the catalog is down. */
   readonly #known: LRUCache<string, TenantRecord>
+  /**
+   * The hosts of #known by tenant id, expired entries included: the cache's own iterators skip
+   * those, and an expired entry an invalidation missed would be served, outdated, during the
+   * next catalog outage. Kept in step by #known's dispose (evictions, deletes, overwrites).
+   */
+  readonly #hostsOf = new Map<string, Set<string>>()
   readonly #unknown: LRUCache<string, true>
   /** Hosts whose tenant's credential cannot be decrypted here, with the tenant and the answer. */
   readonly #unreadable: LRUCache<string, { tenantId: string, error: SiloError }>
@@ -60,7 +66,12 @@ export class HostResolver {
     this.#catalog = catalog
     this.#unknown = new LRUCache<string, true>({ max: options.max, ttl })
     this.#unreadable = new LRUCache<string, { tenantId: string, error: SiloError }>({ max: options.max, ttl })
-    this.#known = new LRUCache<string, TenantRecord>({ max: options.max, ttl, noDeleteOnStaleGet: true })
+    this.#known = new LRUCache<string, TenantRecord>({
+      max: options.max,
+      ttl,
+      noDeleteOnStaleGet: true,
+      dispose: (tenant, host) => { this.#unlink(tenant.id, host) }
+    })
   }
 
   /**
@@ -126,6 +137,7 @@ export class HostResolver {
         this.#unknown.set(host, true)
       } else {
         this.#known.set(host, tenant)
+        this.#link(tenant.id, host)
       }
     }
     return tenant
@@ -157,9 +169,9 @@ export class HostResolver {
   /** Forget every host of a tenant (after its status, credentials or schema version changed). */
   invalidateTenant (tenantId: string): void {
     this.#invalidate()
-    for (const [host, tenant] of this.#known.entries()) {
-      if (tenant.id === tenantId) this.#known.delete(host)
-    }
+    const hosts = this.#hostsOf.get(tenantId)
+    // A copy: each delete takes its host out of the set (dispose).
+    if (hosts !== undefined) for (const host of [...hosts]) this.#known.delete(host)
     for (const [host, failure] of this.#unreadable.entries()) {
       if (failure.tenantId === tenantId) this.#unreadable.delete(host)
     }
@@ -180,6 +192,18 @@ export class HostResolver {
 
   stats (): ResolverStats {
     return { ...this.#stats, cached: this.#known.size, negativeCached: this.#unknown.size, indexed: this.#domains?.size ?? null }
+  }
+
+  #link (tenantId: string, host: string): void {
+    const hosts = this.#hostsOf.get(tenantId)
+    if (hosts === undefined) this.#hostsOf.set(tenantId, new Set([host]))
+    else hosts.add(host)
+  }
+
+  #unlink (tenantId: string, host: string): void {
+    const hosts = this.#hostsOf.get(tenantId)
+    hosts?.delete(host)
+    if (hosts?.size === 0) this.#hostsOf.delete(tenantId)
   }
 
   /** Look-ups under way may have read the old state: they answer their requests, nothing more. */
