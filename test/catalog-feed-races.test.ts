@@ -1,7 +1,115 @@
 import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { CatalogListener } from '../src/catalog/catalog-listener.js'
+import { HostResolver } from '../src/catalog/host-resolver.js'
+import { openSilo } from '../src/silo.js'
 import { embeddedCatalogApp } from './helpers/embedded.js'
-import { createTenant } from './helpers/silo.js'
+import { createTenant, testApp } from './helpers/silo.js'
 import { eventually } from './helpers/soak.js'
+
+/**
+ * The races of the catalog change feed, each forced into the losing order: a transaction held
+ * open, a catalog table locked while a listener's query waits on it, a backend terminated while
+ * a sync waits behind a blocked query. Nothing here waits for time to pass except on a condition
+ * with a deadline.
+ */
+
+const { silo: a } = await testApp(t, { HOST_CACHE_TTL_MS: 600000 })
+const b = await openSilo(a.config)
+const appB = await buildApp(b)
+t.teardown(async () => {
+  await appB.close()
+  await b.close()
+})
+
+const catalogConnection = { ...a.server, database: a.config.catalogDatabase }
+
+const slugAt = async (host: string): Promise<string | number> => {
+  const res = await appB.inject({ url: '/tenant', headers: { host } })
+  return res.statusCode === 200 ? res.json().slug : res.statusCode
+}
+
+const tenantId = async (slug: string): Promise<string> => {
+  const tenant = await a.catalog.tenantBySlug(slug)
+  if (tenant === null) throw new Error(`no tenant ${slug}`)
+  return tenant.id
+}
+
+t.test('a domain inserted and updated in one transaction stays in every index (no notification is swallowed as a duplicate)', async (t) => {
+  await createTenant(a, 'acme')
+  await b.syncCatalog()
+  t.equal(await slugAt('acme.test'), 'acme')
+  // Insert www, clear the old primary (which rewrites www too), make www primary: www's
+  // notifications are insert, delete, insert, delete, insert, and the later inserts used to
+  // be identical to the first, so only `insert, delete` arrived.
+  const acme = await tenantId('acme')
+  await a.catalog.knex.transaction(async (trx) => {
+    await trx('domains').insert({ host: 'www.acme.test', tenant_id: acme, is_primary: false })
+    await trx('domains').where({ tenant_id: acme }).update({ is_primary: false })
+    await trx('domains').where({ host: 'www.acme.test' }).update({ is_primary: true })
+  })
+  await b.syncCatalog()
+  t.equal(await slugAt('www.acme.test'), 'acme', 'the new primary host is served')
+  t.equal(await slugAt('acme.test'), 'acme', 'and so is the old one')
+  t.same((await appB.inject({ url: '/tenant', headers: { host: 'acme.test' } })).json().domains, ['www.acme.test', 'acme.test'],
+    'and the cached record lists both, the new primary first')
+})
+
+t.test('a domain removed, added back and removed again in one transaction leaves the index (a repeated change is announced too)', async (t) => {
+  await createTenant(a, 'cyberdyne', { domains: ['cyberdyne.test', 'flap.cyberdyne.test'] })
+  await b.syncCatalog()
+  t.equal(await slugAt('flap.cyberdyne.test'), 'cyberdyne')
+  const cyberdyne = await tenantId('cyberdyne')
+  // The second removal's notification is the same change as the first: it must still arrive.
+  await a.catalog.knex.transaction(async (trx) => {
+    await trx('domains').where({ host: 'flap.cyberdyne.test' }).delete()
+    await trx('domains').insert({ host: 'flap.cyberdyne.test', tenant_id: cyberdyne })
+    await trx('domains').where({ host: 'flap.cyberdyne.test' }).delete()
+  })
+  await b.syncCatalog()
+  t.equal(b.resolver.cached('flap.cyberdyne.test'), null, 'the host is unknown without a catalog query')
+  const hosts = await a.catalog.knex('domains').pluck('host')
+  t.equal(b.resolver.stats().indexed, hosts.length, 'the index holds exactly the catalog\'s domains')
+})
+
+t.test('a domain moved to another tenant in one transaction never leaves the index, not even between its notifications', async (t) => {
+  await createTenant(a, 'initech')
+  await createTenant(a, 'hooli')
+  await a.provisioner.addDomain('initech', 'moved.test')
+
+  /** Whether `moved.test` was still answerable after each change the listener applied. */
+  const states: string[] = []
+  class WatchedResolver extends HostResolver {
+    #record (): void { states.push(this.cached('moved.test') === null ? 'unknown' : 'indexed') }
+    override invalidateHost (host: string): void { super.invalidateHost(host); this.#record() }
+    override forgetHost (host: string): void { super.forgetHost(host); this.#record() }
+    override invalidateTenant (id: string): void { super.invalidateTenant(id); this.#record() }
+  }
+  const resolver = new WatchedResolver(a.catalog, { ttlMs: 600000, max: 100 })
+  const listener = new CatalogListener({ connection: catalogConnection, resolver })
+  await listener.start()
+  t.teardown(async () => { await listener.stop() })
+  await listener.sync()
+  t.equal((await resolver.resolve('moved.test'))?.slug, 'initech')
+
+  const [initech, hooli] = [await tenantId('initech'), await tenantId('hooli')]
+  states.length = 0
+  await a.catalog.knex.transaction(async (trx) => {
+    await trx('domains').where({ host: 'moved.test', tenant_id: initech }).delete()
+    await trx('domains').insert({ host: 'moved.test', tenant_id: hooli })
+  })
+  await listener.sync()
+  t.ok(states.length >= 2, `the delete and the insert were applied (${states.length} steps)`)
+  t.same(states.filter((state) => state !== 'indexed'), [], 'after every step the host was still in the index')
+  t.equal((await resolver.resolve('moved.test'))?.slug, 'hooli', 'and it now answers for its new tenant')
+
+  // A real removal does leave the index, once the catalog has confirmed it.
+  const indexed = resolver.stats().indexed ?? 0
+  await a.catalog.knex('domains').where({ host: 'moved.test' }).delete()
+  await listener.sync()
+  t.equal(resolver.stats().indexed, indexed - 1, 'a removed host leaves the index')
+  t.equal(resolver.cached('moved.test'), null, 'and is unknown without a catalog query')
+})
 
 t.test('a tenant suspended after its cache entry expired is not served from that entry during a catalog outage', async (t) => {
   const { silo: e, app: appE, catalogServer } = await embeddedCatalogApp(t, { HOST_CACHE_TTL_MS: 200 })

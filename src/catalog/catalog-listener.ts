@@ -14,6 +14,12 @@ interface CatalogChange {
   keyId?: string | null
   /** Of a sync marker: which sync() sent it. */
   token?: string
+  /**
+   * Of a domain change: its place among its transaction's domain changes. Unused here; it
+   * keeps PostgreSQL from folding a repeated change into the first (identical payloads of one
+   * transaction are delivered once).
+   */
+  seq?: number
 }
 
 export interface CatalogListenerOptions {
@@ -32,10 +38,15 @@ export interface CatalogListenerOptions {
 
 /**
  * Keeps this instance in step with the catalog as others change it: LISTENs on
- * `silo_catalog` (see the change-notification migration), loads every domain into the
+ * `silo_catalog` (see the change-notification migrations), loads every domain into the
  * resolver's index, and applies each change as it is announced. While its connection is
  * down the index is dropped, so the resolver falls back to asking the catalog; on reconnect
  * the index is rebuilt and cached answers are refreshed, since changes may have been missed.
+ *
+ * A removed domain leaves the index only once the catalog confirms it is gone: the removal may
+ * be half of an UPDATE, or followed by the host's return later in the same transaction, and
+ * the index may hold more than the catalog, never less (see HostResolver). The confirmation is
+ * a query on this same connection, so it is ordered with the notifications around it.
  */
 export class CatalogListener {
   readonly #options: CatalogListenerOptions
@@ -46,6 +57,12 @@ export class CatalogListener {
   #lostOnce = false
   /** sync() calls waiting for their marker, by token. */
   readonly #syncs = new Map<string, { resolve: () => void, reject: (error: Error) => void }>()
+  /** Hosts announced removed, to be confirmed by the next check. */
+  #unconfirmed = new Set<string>()
+  /** Hosts of the check under way; a host announced again (inserted) meanwhile is taken out. */
+  #confirming = new Set<string>()
+  /** The check under way, if any (it never rejects). */
+  #confirmation: Promise<void> | undefined
 
   constructor (options: CatalogListenerOptions) {
     this.#options = options
@@ -66,6 +83,8 @@ export class CatalogListener {
       // A rotation may have happened while the feed was down.
       const identity = await client.query<{ key_id: string | null }>('select key_id from catalog_identity')
       this.#client = client
+      this.#unconfirmed = new Set()
+      this.#confirming = new Set()
       this.#options.resolver.clear()
       this.#options.resolver.setDomainIndex(new Set(rows.map((row) => row.host)))
       this.#options.onKeyChange?.(identity.rows[0]?.key_id ?? null)
@@ -89,8 +108,9 @@ export class CatalogListener {
   /**
    * Resolves once every catalog change committed before the call has been applied here.
    * It sends a marker on the channel and waits for it to come back: PostgreSQL delivers
-   * notifications in commit order, so those of earlier transactions are applied first.
-   * Rejects if the feed is down or is lost before the marker arrives.
+   * notifications in commit order, so those of earlier transactions are applied first (and
+   * removals they announced confirmed). Rejects if the feed is down or is lost before the
+   * marker arrives.
    */
   async sync (): Promise<void> {
     const client = this.#client
@@ -119,8 +139,13 @@ export class CatalogListener {
     }
     if (change.kind === 'sync') {
       const token = change.token ?? ''
-      this.#syncs.get(token)?.resolve()
-      this.#syncs.delete(token)
+      // Removals announced before the marker are confirmed first.
+      if (this.#syncs.has(token)) {
+        void this.#confirmed().then(() => {
+          this.#syncs.get(token)?.resolve()
+          this.#syncs.delete(token)
+        })
+      }
       return
     }
     const { resolver } = this.#options
@@ -131,17 +156,55 @@ export class CatalogListener {
       return
     }
     if (change.kind === 'domain' && typeof change.host === 'string') {
-      if (change.op === 'delete') resolver.forgetHost(change.host)
-      else resolver.invalidateHost(change.host)
+      if (change.op === 'delete') {
+        resolver.forgetHost(change.host)
+        this.#unconfirmed.add(change.host)
+        this.#confirm()
+      } else {
+        resolver.invalidateHost(change.host)
+        this.#unconfirmed.delete(change.host)
+        this.#confirming.delete(change.host)
+      }
     }
     // A tenant changed, or one of its domains did (cached records carry the domain list).
     if (typeof change.id === 'string') resolver.invalidateTenant(change.id)
+  }
+
+  /**
+   * Asks the catalog which hosts announced removed are still there, and takes the others out
+   * of the index. One check at a time; removals announced meanwhile wait for the next. A host
+   * announced inserted before the answer is kept whatever the answer says: it may have been
+   * inserted after the query read the table (its notification may still arrive before the
+   * query's end). Should the check fail, its hosts stay indexed, which is allowed.
+   */
+  #confirm (): void {
+    const client = this.#client
+    if (this.#confirmation !== undefined || this.#unconfirmed.size === 0 || client === undefined) return
+    const hosts = this.#confirming = this.#unconfirmed
+    this.#unconfirmed = new Set()
+    this.#confirmation = client.query<{ host: string }>('select host from domains where host = any($1::text[])', [[...hosts]])
+      .then(({ rows }) => {
+        if (this.#client !== client) return
+        const present = new Set(rows.map((row) => row.host))
+        for (const host of hosts) if (!present.has(host)) this.#options.resolver.unindexHost(host)
+      }, () => {})
+      .finally(() => {
+        if (this.#confirming === hosts) this.#confirming = new Set()
+        this.#confirmation = undefined
+        this.#confirm()
+      })
+  }
+
+  /** Resolves when every removal announced so far has been checked. */
+  async #confirmed (): Promise<void> {
+    while (this.#confirmation !== undefined) await this.#confirmation
   }
 
   #lost (client: pg.Client, error?: Error): void {
     if (this.#client !== client) return
     this.#client = undefined
     this.#options.resolver.setDomainIndex(null)
+    this.#unconfirmed = new Set()
     this.#lostOnce = true
     this.#abandonSyncs('the catalog feed was lost')
     this.#options.onState?.({ connected: false, ...(error === undefined ? {} : { error }) })

@@ -30,7 +30,11 @@ export interface ResolverStats {
  *
  * With a domain index (every host in the catalog, kept exact by the CatalogListener), a host
  * outside it is answered "unknown" without a catalog query or a cache entry. The index may
- * hold more than the catalog (a host added here before its notification arrives), never less.
+ * hold more than the catalog (a host added here before its notification arrives, a host whose
+ * removal the listener has not confirmed yet), never less: forgetting a host leaves it indexed,
+ * and only the listener takes it out (unindexHost), once the catalog has said it is gone. A
+ * removal announced in a transaction's notifications may be followed by the host's return in
+ * the same transaction (an UPDATE is announced as a delete and an insert).
  *
  * Any invalidation bumps a generation: a look-up that started before it still answers its own
  * request (it read the catalog concurrently with the change) but its answer is not cached.
@@ -152,12 +156,19 @@ export class HostResolver {
     this.#domains?.add(host)
   }
 
-  /** The host was removed from the catalog. */
+  /**
+   * The host was removed from the catalog, or announced so: forget every answer for it. It stays
+   * in the domain index, so it is looked up (and found unknown) until unindexHost.
+   */
   forgetHost (host: string): void {
     this.#invalidate()
     this.#known.delete(host)
     this.#unknown.delete(host)
     this.#unreadable.delete(host)
+  }
+
+  /** The catalog confirmed that the host is gone (see CatalogListener): out of the domain index. */
+  unindexHost (host: string): void {
     this.#domains?.delete(host)
   }
 
