@@ -1,10 +1,11 @@
 import t from 'tap'
+import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import { CatalogListener } from '../src/catalog/catalog-listener.js'
 import { HostResolver } from '../src/catalog/host-resolver.js'
-import { openSilo } from '../src/silo.js'
+import { openSilo, type Silo } from '../src/silo.js'
 import { embeddedCatalogApp } from './helpers/embedded.js'
-import { createTenant, testApp } from './helpers/silo.js'
+import { createTenant, testApp, type Teardown } from './helpers/silo.js'
 import { eventually } from './helpers/soak.js'
 
 /**
@@ -13,6 +14,10 @@ import { eventually } from './helpers/soak.js'
  * a sync waits behind a blocked query. Nothing here waits for time to pass except on a condition
  * with a deadline.
  */
+
+// Without a handler an unhandled rejection kills this process; with it, each test asserts none happened.
+const unhandled: unknown[] = []
+process.on('unhandledRejection', (reason) => { unhandled.push(reason) })
 
 const { silo: a } = await testApp(t, { HOST_CACHE_TTL_MS: 600000 })
 const b = await openSilo(a.config)
@@ -27,6 +32,38 @@ const catalogConnection = { ...a.server, database: a.config.catalogDatabase }
 const slugAt = async (host: string): Promise<string | number> => {
   const res = await appB.inject({ url: '/tenant', headers: { host } })
   return res.statusCode === 200 ? res.json().slug : res.statusCode
+}
+
+/** Backends LISTENing for this catalog, optionally only those waiting for a lock. */
+const listenerPids = async (waitingOnLock = false): Promise<number[]> => (await a.admin.knex.raw<{ rows: Array<{ pid: number }> }>(
+  `select pid from pg_stat_activity where application_name = 'silo-listener' and datname = ?
+   ${waitingOnLock ? "and wait_event_type = 'Lock'" : ''}`, [a.config.catalogDatabase]
+)).rows.map((row) => row.pid)
+
+const lockWaiter = async (pid: number): Promise<boolean> => (await a.admin.knex.raw<{ rows: unknown[] }>(
+  "select 1 from pg_stat_activity where pid = ? and wait_event_type = 'Lock'", [pid]
+)).rows.length === 1
+
+/** A session of the test's own on the catalog, to hold transactions and locks. */
+const catalogSession = async (t: Teardown): Promise<pg.Client> => {
+  const client = new pg.Client({ ...catalogConnection, application_name: 'silo-test-session' })
+  await client.connect()
+  t.teardown(async () => { await client.end().catch(() => {}) })
+  return client
+}
+const pidOf = async (session: pg.Client): Promise<number> =>
+  (await session.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? 0
+
+/** Another instance on the same catalog, with its listener's backend; closed once, here or in teardown. */
+const openInstance = async (t: Teardown): Promise<{ silo: Silo, listenerPid: number, close: () => Promise<void> }> => {
+  const before = await listenerPids()
+  const silo = await openSilo(a.config)
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => { await (closing ??= silo.close()) }
+  t.teardown(close)
+  const listenerPid = (await listenerPids()).find((pid) => !before.includes(pid))
+  if (listenerPid === undefined) throw new Error('the new instance has no listener backend')
+  return { silo, listenerPid, close }
 }
 
 const tenantId = async (slug: string): Promise<string> => {
@@ -109,6 +146,102 @@ t.test('a domain moved to another tenant in one transaction never leaves the ind
   await listener.sync()
   t.equal(resolver.stats().indexed, indexed - 1, 'a removed host leaves the index')
   t.equal(resolver.cached('moved.test'), null, 'and is unknown without a catalog query')
+})
+
+t.test('a domain committed while the feed rebuilds its index is not lost', async (t) => {
+  await createTenant(a, 'globex')
+  const c = await openInstance(t)
+  const feed: boolean[] = []
+  c.silo.events.on('catalog:feed', (state) => { feed.push(state.connected) })
+
+  // The rebuild LISTENs, reads the domains, then reads the key id: holding catalog_identity
+  // stops it after its snapshot of the domains and before it installs them.
+  const locker = await catalogSession(t)
+  await locker.query('begin')
+  await locker.query('lock table catalog_identity in access exclusive mode')
+  const others = await listenerPids()
+  await a.admin.knex.raw('select pg_terminate_backend(?)', [c.listenerPid])
+  t.ok(await eventually(() => feed.includes(false)), 'the feed was lost')
+  t.ok(await eventually(async () => (await listenerPids(true)).some((pid) => !others.includes(pid))),
+    'the reconnecting listener has read the domains and waits for the key id')
+
+  // Committed after the rebuild's snapshot: only its notification can tell the new index.
+  await a.catalog.knex('domains').insert({ host: 'late.globex.test', tenant_id: await tenantId('globex') })
+  await locker.query('commit')
+  t.ok(await eventually(() => feed.at(-1) === true), 'the feed is back')
+  await c.silo.syncCatalog()
+  t.equal((await c.silo.resolver.resolve('late.globex.test'))?.slug, 'globex', 'the domain committed during the rebuild is served')
+})
+
+t.test('a sync in flight when the feed is stopped rejects, and the process goes on', async (t) => {
+  const c = await openInstance(t)
+  await c.silo.syncCatalog()
+  const before = unhandled.length
+  const pending = c.silo.syncCatalog()
+  const closing = c.close()
+  await t.rejects(pending, /stopped/, 'the sync is refused')
+  await closing
+  // Past the turn of the event loop in which an unhandled rejection is reported.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(unhandled.slice(before).map(String), [], 'no unhandled rejection')
+})
+
+t.test('a sync in flight when the feed is lost rejects, and the process goes on', async (t) => {
+  await createTenant(a, 'umbrella', { domains: ['umbrella.test', 'gone.umbrella.test'] })
+  const c = await openInstance(t)
+  await c.silo.syncCatalog()
+  const before = unhandled.length
+
+  // Hold the listener's connection busy: it confirms a removed domain with a query on domains,
+  // and that query waits behind a lock taken, in order, right as the removal commits.
+  const remover = await catalogSession(t)
+  const locker = await catalogSession(t)
+  await remover.query('begin')
+  await remover.query("delete from domains where host = 'gone.umbrella.test'")
+  const lockerPid = await pidOf(locker)
+  await locker.query('begin')
+  const locked = locker.query('lock table domains in access exclusive mode')
+  t.ok(await eventually(async () => await lockWaiter(lockerPid)), 'the lock waits for the removal')
+  await remover.query('commit')
+  await locked
+  t.ok(await eventually(async () => await lockWaiter(c.listenerPid)), 'the listener waits on the lock')
+
+  const pending = c.silo.syncCatalog()
+  await a.admin.knex.raw('select pg_terminate_backend(?)', [c.listenerPid])
+  await t.rejects(pending, /lost/, 'the sync is refused')
+  await locker.query('rollback')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(unhandled.slice(before).map(String), [], 'no unhandled rejection')
+})
+
+t.test('close() while the feed reconnects leaves no listener behind and applies nothing after', async (t) => {
+  await createTenant(a, 'wayne')
+  const c = await openInstance(t)
+  const feed: boolean[] = []
+  c.silo.events.on('catalog:feed', (state) => { feed.push(state.connected) })
+
+  // The reconnect's start() LISTENs, then waits to read the domains.
+  const locker = await catalogSession(t)
+  await locker.query('begin')
+  await locker.query('lock table domains in access exclusive mode')
+  const others = (await listenerPids()).filter((pid) => pid !== c.listenerPid)
+  await a.admin.knex.raw('select pg_terminate_backend(?)', [c.listenerPid])
+  t.ok(await eventually(() => feed.includes(false)), 'the feed was lost')
+  t.ok(await eventually(async () => (await listenerPids(true)).some((pid) => !others.includes(pid))),
+    'the reconnecting listener waits to read the domains')
+
+  await c.close()
+  const reported = feed.length
+  await locker.query('rollback')
+  t.ok(await eventually(async () => (await listenerPids()).every((pid) => others.includes(pid))),
+    'no listener backend of the closed instance remains')
+
+  // A change after close: the instance still open applies it, the closed one must not.
+  await a.catalog.knex('domains').insert({ host: 'after-close.wayne.test', tenant_id: await tenantId('wayne') })
+  await b.syncCatalog()
+  t.equal(await slugAt('after-close.wayne.test'), 'wayne', 'the open instance got the change')
+  t.equal(c.silo.resolver.stats().indexed, null, 'the closed instance installed no index')
+  t.same(feed.slice(reported), [], 'and reported nothing after close')
 })
 
 t.test('a tenant suspended after its cache entry expired is not served from that entry during a catalog outage', async (t) => {

@@ -50,7 +50,10 @@ export interface CatalogListenerOptions {
  */
 export class CatalogListener {
   readonly #options: CatalogListenerOptions
+  /** The connection whose notifications are applied; undefined while there is none. */
   #client: pg.Client | undefined
+  /** The connection start() has opened and is reading the index through, until it is installed. */
+  #starting: pg.Client | undefined
   #stopped = false
   #timer: NodeJS.Timeout | undefined
   #backoffMs = INITIAL_BACKOFF_MS
@@ -70,47 +73,69 @@ export class CatalogListener {
 
   /** Connects and builds the index; throws when the catalog cannot be reached now. */
   async start (): Promise<void> {
+    if (this.#stopped) throw stoppedError()
     const client = new pg.Client({ ...this.#options.connection, application_name: 'silo-listener' })
+    // Until the index is installed, notifications wait here, then are applied in order on top of it.
+    let held: Array<string | undefined> | undefined = []
     client.on('error', (error) => { this.#lost(client, error) })
     client.on('end', () => { this.#lost(client) })
-    client.on('notification', (message) => { this.#apply(message.payload) })
-    await client.connect()
+    client.on('notification', (message) => {
+      if (held !== undefined) held.push(message.payload)
+      else if (this.#client === client) this.#apply(message.payload)
+    })
     try {
-      if (this.#stopped) throw new Error('listener stopped')
+      await client.connect()
+      if (this.#stopped) throw stoppedError()
+      // From here stop() ends it (pg's end() during connect would leave connect() pending forever).
+      this.#starting = client
       await client.query('LISTEN silo_catalog')
       // Listening first, then reading: a change in between is applied twice, never missed.
       const { rows } = await client.query<{ host: string }>('select host from domains')
       // A rotation may have happened while the feed was down.
       const identity = await client.query<{ key_id: string | null }>('select key_id from catalog_identity')
+      // stop() may have come during the reads: it ended this connection, nothing is installed.
+      if (this.#stopped) throw stoppedError()
+      this.#starting = undefined
       this.#client = client
       this.#unconfirmed = new Set()
       this.#confirming = new Set()
       this.#options.resolver.clear()
       this.#options.resolver.setDomainIndex(new Set(rows.map((row) => row.host)))
       this.#options.onKeyChange?.(identity.rows[0]?.key_id ?? null)
+      const arrived = held
+      held = undefined
+      for (const payload of arrived) this.#apply(payload)
       if (this.#lostOnce) this.#options.onState?.({ connected: true })
       this.#backoffMs = INITIAL_BACKOFF_MS
     } catch (error) {
+      if (this.#starting === client) this.#starting = undefined
       await client.end().catch(() => {})
       throw error
     }
   }
 
+  /**
+   * Ends the feed, including the connection of a reconnect under way: once it resolves, no
+   * notification is applied and the domain index is gone (a resolver without a feed looks up
+   * every host). A start() still connecting ends its connection itself once connected.
+   */
   async stop (): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
-    const client = this.#client
+    const clients = [this.#client, this.#starting]
     this.#client = undefined
+    this.#starting = undefined
+    this.#options.resolver.setDomainIndex(null)
     this.#abandonSyncs('the catalog feed was stopped')
-    await client?.end().catch(() => {})
+    await Promise.all(clients.map(async (client) => { await client?.end().catch(() => {}) }))
   }
 
   /**
    * Resolves once every catalog change committed before the call has been applied here.
    * It sends a marker on the channel and waits for it to come back: PostgreSQL delivers
    * notifications in commit order, so those of earlier transactions are applied first (and
-   * removals they announced confirmed). Rejects if the feed is down or is lost before the
-   * marker arrives.
+   * removals they announced confirmed). Rejects if the feed is down, or is stopped or lost
+   * before the marker arrives.
    */
   async sync (): Promise<void> {
     const client = this.#client
@@ -118,12 +143,14 @@ export class CatalogListener {
     const token = randomUUID()
     const arrived = new Promise<void>((resolve, reject) => { this.#syncs.set(token, { resolve, reject }) })
     try {
-      await client.query("select pg_notify('silo_catalog', $1)", [JSON.stringify({ kind: 'sync', token })])
-    } catch (error) {
+      // Awaited together: a stop or a loss rejects `arrived` while the query may still be under way.
+      await Promise.all([
+        client.query("select pg_notify('silo_catalog', $1)", [JSON.stringify({ kind: 'sync', token })]),
+        arrived
+      ])
+    } finally {
       this.#syncs.delete(token)
-      throw error
     }
-    await arrived
   }
 
   get connected (): boolean {
@@ -140,12 +167,7 @@ export class CatalogListener {
     if (change.kind === 'sync') {
       const token = change.token ?? ''
       // Removals announced before the marker are confirmed first.
-      if (this.#syncs.has(token)) {
-        void this.#confirmed().then(() => {
-          this.#syncs.get(token)?.resolve()
-          this.#syncs.delete(token)
-        })
-      }
+      if (this.#syncs.has(token)) void this.#confirmed().then(() => { this.#syncs.get(token)?.resolve() })
       return
     }
     const { resolver } = this.#options
@@ -221,6 +243,7 @@ export class CatalogListener {
     if (this.#stopped) return
     this.#timer = setTimeout(() => {
       this.start().catch((error: unknown) => {
+        if (this.#stopped) return
         this.#options.onState?.({ connected: false, error: error as Error })
         this.#backoffMs = Math.min(this.#backoffMs * 2, this.#options.maxBackoffMs ?? 10000)
         this.#reconnect()
@@ -228,4 +251,8 @@ export class CatalogListener {
     }, this.#backoffMs)
     this.#timer.unref()
   }
+}
+
+function stoppedError (): Error {
+  return new Error('the catalog feed was stopped')
 }
