@@ -266,3 +266,8 @@ t.test('a tenant suspended after its cache entry expired is not served from that
   await catalogServer.start()
   t.ok(await eventually(async () => await status() === '403 TENANT_SUSPENDED', 20000), 'once the catalog is back, it is suspended')
 })
+
+t.test('no rejection went unhandled anywhere in this file', async (t) => {
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(unhandled.map(String), [])
+})
