@@ -30,7 +30,11 @@ export interface ResolverStats {
  *
  * With a domain index (every host in the catalog, kept exact by the CatalogListener), a host
  * outside it is answered "unknown" without a catalog query or a cache entry. The index may
- * hold more than the catalog (a host added here before its notification arrives), never less.
+ * hold more than the catalog (a host added here before its notification arrives, a host whose
+ * removal the listener has not confirmed yet), never less: forgetting a host leaves it indexed,
+ * and only the listener takes it out (unindexHost), once the catalog has said it is gone. A
+ * removal announced in a transaction's notifications may be followed by the host's return in
+ * the same transaction (an UPDATE is announced as a delete and an insert).
  *
  * Any invalidation bumps a generation: a look-up that started before it still answers its own
  * request (it read the catalog concurrently with the change) but its answer is not cached.
@@ -47,6 +51,12 @@ export class HostResolver {
   readonly #catalog: CatalogStore
   /** Expired entries stay (noDeleteOnStaleGet) so they can be served when the catalog is down. */
   readonly #known: LRUCache<string, TenantRecord>
+  /**
+   * The hosts of #known by tenant id, expired entries included: the cache's own iterators skip
+   * those, and an expired entry an invalidation missed would be served, outdated, during the
+   * next catalog outage. Kept in step by #known's dispose (evictions, deletes, overwrites).
+   */
+  readonly #hostsOf = new Map<string, Set<string>>()
   readonly #unknown: LRUCache<string, true>
   /** Hosts whose tenant's credential cannot be decrypted here, with the tenant and the answer. */
   readonly #unreadable: LRUCache<string, { tenantId: string, error: SiloError }>
@@ -60,7 +70,12 @@ export class HostResolver {
     this.#catalog = catalog
     this.#unknown = new LRUCache<string, true>({ max: options.max, ttl })
     this.#unreadable = new LRUCache<string, { tenantId: string, error: SiloError }>({ max: options.max, ttl })
-    this.#known = new LRUCache<string, TenantRecord>({ max: options.max, ttl, noDeleteOnStaleGet: true })
+    this.#known = new LRUCache<string, TenantRecord>({
+      max: options.max,
+      ttl,
+      noDeleteOnStaleGet: true,
+      dispose: (tenant, host) => { this.#unlink(tenant.id, host) }
+    })
   }
 
   /**
@@ -126,6 +141,7 @@ export class HostResolver {
         this.#unknown.set(host, true)
       } else {
         this.#known.set(host, tenant)
+        this.#link(tenant.id, host)
       }
     }
     return tenant
@@ -140,12 +156,19 @@ export class HostResolver {
     this.#domains?.add(host)
   }
 
-  /** The host was removed from the catalog. */
+  /**
+   * The host was removed from the catalog, or announced so: forget every answer for it. It stays
+   * in the domain index, so it is looked up (and found unknown) until unindexHost.
+   */
   forgetHost (host: string): void {
     this.#invalidate()
     this.#known.delete(host)
     this.#unknown.delete(host)
     this.#unreadable.delete(host)
+  }
+
+  /** The catalog confirmed that the host is gone (see CatalogListener): out of the domain index. */
+  unindexHost (host: string): void {
     this.#domains?.delete(host)
   }
 
@@ -157,9 +180,9 @@ export class HostResolver {
   /** Forget every host of a tenant (after its status, credentials or schema version changed). */
   invalidateTenant (tenantId: string): void {
     this.#invalidate()
-    for (const [host, tenant] of this.#known.entries()) {
-      if (tenant.id === tenantId) this.#known.delete(host)
-    }
+    const hosts = this.#hostsOf.get(tenantId)
+    // A copy: each delete takes its host out of the set (dispose).
+    if (hosts !== undefined) for (const host of [...hosts]) this.#known.delete(host)
     for (const [host, failure] of this.#unreadable.entries()) {
       if (failure.tenantId === tenantId) this.#unreadable.delete(host)
     }
@@ -180,6 +203,18 @@ export class HostResolver {
 
   stats (): ResolverStats {
     return { ...this.#stats, cached: this.#known.size, negativeCached: this.#unknown.size, indexed: this.#domains?.size ?? null }
+  }
+
+  #link (tenantId: string, host: string): void {
+    const hosts = this.#hostsOf.get(tenantId)
+    if (hosts === undefined) this.#hostsOf.set(tenantId, new Set([host]))
+    else hosts.add(host)
+  }
+
+  #unlink (tenantId: string, host: string): void {
+    const hosts = this.#hostsOf.get(tenantId)
+    hosts?.delete(host)
+    if (hosts?.size === 0) this.#hostsOf.delete(tenantId)
   }
 
   /** Look-ups under way may have read the old state: they answer their requests, nothing more. */
