@@ -1,30 +1,13 @@
 import t from 'tap'
-import net from 'node:net'
+import type net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Knex } from 'knex'
 import pg from 'pg'
 import { connectionFromUrl } from '../src/db/knex-config.js'
+import { firstAnswer, rawSocket, requestText } from './helpers/raw-http.js'
 import { createTenant, databaseUrl, testApp, type Teardown } from './helpers/silo.js'
 import { eventually } from './helpers/soak.js'
-
-/** One HTTP/1.1 request as bytes, with a JSON body when given. */
-const requestText = (method: string, path: string, host: string, body?: unknown): string => {
-  const data = body === undefined ? '' : JSON.stringify(body)
-  const headers = body === undefined ? '' : `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n`
-  return `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n${headers}\r\n${data}`
-}
-
-/** A raw client socket; errors (the server resetting it) are expected and ignored. */
-const rawSocket = async (port: number): Promise<net.Socket> => await new Promise((resolve, reject) => {
-  const socket = net.connect(port, '127.0.0.1', () => { resolve(socket) })
-  socket.once('error', reject)
-  socket.on('error', () => {})
-})
-
-/** Resolves with the first chunk the server sends on `socket`. */
-const firstAnswer = async (socket: net.Socket): Promise<string> =>
-  await new Promise((resolve) => { socket.once('data', (chunk: Buffer) => { resolve(chunk.toString()) }) })
 
 /**
  * A session of the test on a tenant's database (as the admin role) that holds an exclusive lock
