@@ -1,5 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Knex } from 'knex'
+import { AdvisoryLocks } from './advisory-locks.js'
 import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 
@@ -82,21 +82,6 @@ export function unreadableCredential (tenant: TenantRecord): CredentialUndecrypt
   return unreadable.get(tenant)
 }
 
-/**
- * The catalog session that holds the advisory locks of one operation, and of the operations it
- * runs inside itself (a create clones the template under the tenant's lock; a spare is cloned
- * under its own lock). Inner locks reuse the session: each operation needs one lock connection
- * whatever its depth, so a full lock pool can only make operations wait, never deadlock them.
- */
-interface LockSession {
-  readonly connection: unknown
-  /** False once the operation that opened it is done: later inner locks open a session of their own. */
-  open: boolean
-  /** Inner locks being held; the session is given back only once they are let go. */
-  inner: number
-  wake: (() => void) | undefined
-}
-
 /** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
 export class CatalogConflict extends Error {
   constructor (readonly what: 'slug' | 'domain' | 'database', readonly value: string) {
@@ -107,10 +92,8 @@ export class CatalogConflict extends Error {
 /** Every query Silo makes of the catalog database. */
 export class CatalogStore {
   readonly #knex: Knex
-  readonly #locks: Knex
+  readonly #locks: AdvisoryLocks
   readonly #cipher: CredentialCipher
-  /** The lock session of the operation running in the current async context. */
-  readonly #session = new AsyncLocalStorage<LockSession>()
 
   /** The record of every tenant migration attempt (migration_runs). */
   readonly runs: MigrationRunLog
@@ -123,7 +106,7 @@ export class CatalogStore {
    */
   constructor (knex: Knex, cipher: CredentialCipher, locks: Knex) {
     this.#knex = knex
-    this.#locks = locks
+    this.#locks = new AdvisoryLocks(locks)
     this.#cipher = cipher
     this.runs = new MigrationRunLog(knex)
   }
@@ -141,7 +124,7 @@ export class CatalogStore {
    * running `fn` when another holder has it.
    */
   async withTenantLock<T> (slug: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
-    return await this.#locked(`silo:tenant:${slug}`, 'try', async () => ({ value: await fn() }))
+    return await this.#locks.run(`silo:tenant:${slug}`, 'try', async () => ({ value: await fn() }))
   }
 
   /**
@@ -151,7 +134,7 @@ export class CatalogStore {
    * operation it is taken on that operation's lock session.
    */
   async withLock<T> (key: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
-    return await this.#locked(`silo:${key}`, mode, fn) as T
+    return await this.#locks.run(`silo:${key}`, mode, fn) as T
   }
 
   /**
@@ -160,60 +143,7 @@ export class CatalogStore {
    * session, which would hold the operation until that work is done.
    */
   outsideLocks<T> (fn: () => T): T {
-    return this.#session.exit(fn)
-  }
-
-  /** `fn` under the advisory lock `key`; `try` gives up at once (undefined) when another session holds it. */
-  async #locked<T> (key: string, mode: 'try' | 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T | undefined> {
-    const current = this.#session.getStore()
-    if (current?.open === true) return await this.#inner(current, key, mode, fn)
-    const connection = await this.#locks.client.acquireConnection() as unknown
-    const session: LockSession = { connection, open: true, inner: 0, wake: undefined }
-    let clean = false
-    try {
-      return await this.#session.run(session, async () => {
-        if (!await this.#lock(session, key, mode)) return undefined
-        return await fn()
-      })
-    } finally {
-      session.open = false
-      while (session.inner > 0) await new Promise<void>((resolve) => { session.wake = resolve })
-      try {
-        // Session locks outlive transactions: every lock of the session goes before the
-        // connection goes back to the pool, or the connection goes.
-        await this.#locks.raw('select pg_advisory_unlock_all()').connection(connection)
-        clean = true
-      } finally {
-        if (!clean) (connection as { __knex__disposed?: unknown }).__knex__disposed = new Error('advisory locks could not be released')
-        await this.#locks.client.releaseConnection(connection)
-      }
-    }
-  }
-
-  /** An inner lock on the operation's session, let go as soon as `fn` is done. */
-  async #inner<T> (session: LockSession, key: string, mode: 'try' | 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T | undefined> {
-    session.inner++
-    try {
-      if (!await this.#lock(session, key, mode)) return undefined
-      try {
-        return await fn()
-      } finally {
-        await this.#locks.raw(mode === 'shared' ? 'select pg_advisory_unlock_shared(hashtextextended(?, 0))' : 'select pg_advisory_unlock(hashtextextended(?, 0))', [key])
-          .connection(session.connection)
-      }
-    } finally {
-      session.inner--
-      if (session.inner === 0) session.wake?.()
-    }
-  }
-
-  /** Takes `key` on the session; false only when `try` found it held by another session. */
-  async #lock (session: LockSession, key: string, mode: 'try' | 'shared' | 'exclusive'): Promise<boolean> {
-    const sql = mode === 'try'
-      ? 'select pg_try_advisory_lock(hashtextextended(?, 0)) as locked'
-      : mode === 'shared' ? 'select pg_advisory_lock_shared(hashtextextended(?, 0)), true as locked' : 'select pg_advisory_lock(hashtextextended(?, 0)), true as locked'
-    const { rows } = await this.#locks.raw<{ rows: Array<{ locked: boolean }> }>(sql, [key]).connection(session.connection)
-    return rows[0]?.locked === true
+    return this.#locks.outside(fn)
   }
 
   /** The catalog's generated id, and whether the objects of tenants made before marks were marked. */
