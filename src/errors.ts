@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'TENANT_UNAVAILABLE'
   | 'TENANT_BUSY'
   | 'CATALOG_UNAVAILABLE'
+  | 'CATALOG_BUSY'
   | 'VALIDATION_FAILED'
   | 'UNAUTHORIZED'
   | 'NOT_FOUND'
@@ -69,6 +70,10 @@ export const tenantBusy = () =>
 
 export const catalogUnavailable = (cause?: unknown) =>
   new SiloError('CATALOG_UNAVAILABLE', 503, 'The tenant catalog cannot be reached', { retryAfter: 5, cause })
+
+/** Every catalog connection stayed taken for the whole acquire timeout (the catalog answers; this process has too much under way). */
+export const catalogBusy = (cause?: unknown) =>
+  new SiloError('CATALOG_BUSY', 503, 'No catalog connection became free in time', { retryAfter: 1, cause })
 
 export const shuttingDown = () =>
   new SiloError('SHUTTING_DOWN', 503, 'This instance is shutting down; retry the request', { retryAfter: 1 })

@@ -3,7 +3,7 @@ import type { Config } from './config.js'
 import { CatalogListener } from './catalog/catalog-listener.js'
 import { catalogKeyFollower, openCredentialCipher } from './catalog/catalog-key.js'
 import { CatalogStore } from './catalog/catalog-store.js'
-import { openCatalog } from './catalog/catalog-setup.js'
+import { openCatalog, type CatalogPools } from './catalog/catalog-setup.js'
 import { HostResolver } from './catalog/host-resolver.js'
 import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-config.js'
 import { ServerAdmin } from './db/server-admin.js'
@@ -74,7 +74,7 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
   }
   const server = connectionFromUrl(config.databaseUrl)
   const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 2 } }))
-  let catalogDb: Knex | undefined
+  let catalogPools: CatalogPools | undefined
   let listener: CatalogListener | undefined
   try {
     const admin = new ServerAdmin(adminDb)
@@ -86,11 +86,12 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
     }
     const catalogServer = config.catalogDatabaseUrl === undefined ? server : connectionFromUrl(config.catalogDatabaseUrl)
     const catalogConnection = { ...catalogServer, database: config.catalogDatabase }
-    catalogDb = catalogServer === server
+    catalogPools = catalogServer === server
       ? await openCatalog(admin, catalogConnection, serverVersion)
       : await openCatalogElsewhere(catalogServer, config.catalogDatabase, admin)
+    const catalogDb = catalogPools.db
     const cipher = await openCredentialCipher(catalogDb, { current: config.secretKey, previous: config.secretKeyPrevious })
-    const catalog = new CatalogStore(catalogDb, cipher)
+    const catalog = new CatalogStore(catalogDb, cipher, catalogPools.locks)
     const identity = await catalog.identity()
     const ownership = new Ownership({ id: identity.id, database: config.catalogDatabase }, admin)
     // Once per catalog: tenants made before ownership marks get theirs, so doctor knows them.
@@ -131,7 +132,7 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       admin, catalog, ownership, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template, spares
     })
     spares?.start()
-    const openedCatalog = catalogDb
+    const openedCatalog = catalogPools
     return {
       config,
       server,
@@ -151,13 +152,15 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
         await listener?.stop()
         await spares?.close()
         await pools.close()
-        await openedCatalog.destroy()
+        await openedCatalog.locks.destroy()
+        await openedCatalog.db.destroy()
         await adminDb.destroy()
       }
     }
   } catch (error) {
     await listener?.stop()
-    await catalogDb?.destroy()
+    await catalogPools?.locks.destroy()
+    await catalogPools?.db.destroy()
     await adminDb.destroy()
     throw error
   }
@@ -167,7 +170,7 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
  * The catalog on a server of its own (CATALOG_DATABASE_URL): created and migrated there
  * through a short-lived admin connection to that server.
  */
-async function openCatalogElsewhere (server: PgConnection, database: string, tenantServer: ServerAdmin): Promise<Knex> {
+async function openCatalogElsewhere (server: PgConnection, database: string, tenantServer: ServerAdmin): Promise<CatalogPools> {
   const adminDb = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 1 } }))
   try {
     const admin = new ServerAdmin(adminDb)

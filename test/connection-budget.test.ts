@@ -1,8 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import pg from 'pg'
+import { connectionFromUrl } from '../src/db/knex-config.js'
 import type { Silo } from '../src/silo.js'
 import { ConnectionBudget } from '../src/tenancy/connection-budget.js'
-import { createTenant, testApp } from './helpers/silo.js'
+import { createTenant, databaseUrl, testApp } from './helpers/silo.js'
+import { eventually } from './helpers/soak.js'
 
 /** Backends PostgreSQL has open to this test's tenant databases. */
 /**
@@ -160,4 +163,50 @@ t.test('when connections run short, the least recently used idle pool is closed 
   t.ok(silo.pools.has(await id('a-old')), 'the more recent one was kept')
   t.ok(silo.pools.has(await id('c-new')))
   t.ok(silo.pools.stats().budget.open <= 2)
+})
+
+t.test('a waiter gets the idle connection of a pool still in use, without waiting for its idle timeout', async (t) => {
+  const { silo, app } = await testApp(t, {
+    CONNECTION_BUDGET: 2,
+    TENANT_POOL_MAX: 2,
+    // Far past the acquire timeout: the waiter cannot be served by A's connection timing out.
+    TENANT_IDLE_TIMEOUT_MS: 600000,
+    TENANT_ACQUIRE_TIMEOUT_MS: 5000
+  }, (app) => {
+    // Waits for an advisory lock the test holds in the tenant's database, so the test decides when each request ends.
+    app.get('/hold', async (request) => {
+      const { key } = request.query as { key: string }
+      await request.db.raw('select pg_advisory_xact_lock(?)', [Number(key)])
+      return { ok: true }
+    })
+  })
+  await createTenant(silo, 'tenant-a')
+  await createTenant(silo, 'tenant-b')
+  const database = `${silo.config.tenantDbPrefix}tenant_a`
+  const holder = new pg.Client({ ...connectionFromUrl(databaseUrl(), database), application_name: 'budget-test-holder' })
+  await holder.connect()
+  t.teardown(async () => { await holder.end().catch(() => {}) })
+  await holder.query('select pg_advisory_lock(1), pg_advisory_lock(2)')
+  const waitingOnLocks = async (): Promise<number> => {
+    const rows = await silo.admin.knex('pg_stat_activity').where({ datname: database, wait_event: 'advisory' }).whereLike('application_name', 'silo:%')
+      .count<Array<{ count: string }>>('* as count')
+    return Number(rows[0]?.count)
+  }
+
+  const first = app.inject({ url: '/hold?key=1', headers: { host: 'tenant-a.test' } })
+  const second = app.inject({ url: '/hold?key=2', headers: { host: 'tenant-a.test' } })
+  t.ok(await eventually(async () => await waitingOnLocks() === 2), 'tenant A holds two connections, both busy')
+  await holder.query('select pg_advisory_unlock(2)')
+  t.equal((await second).statusCode, 200)
+  t.match(silo.pools.stats(), { leases: 1, connections: { used: 1, free: 1 }, budget: { open: 2, capacity: 2 } },
+    'A keeps one connection busy and one idle, and the budget is full')
+
+  const evicted: string[] = []
+  silo.events.on('pool:evicted', ({ slug }) => { evicted.push(slug) })
+  const waiter = await app.inject({ url: '/articles', headers: { host: 'tenant-b.test' } })
+  t.equal(waiter.statusCode, 200, `tenant B is served (${waiter.body})`)
+  t.same(evicted, [], 'A\'s pool stays cached: only its idle connection was closed')
+  t.equal(silo.pools.stats().budget.open, 2, 'and the budget holds two connections, no more')
+  await holder.query('select pg_advisory_unlock(1)')
+  t.equal((await first).statusCode, 200, 'A\'s busy request was not disturbed')
 })

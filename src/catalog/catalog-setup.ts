@@ -1,33 +1,71 @@
 import knex, { type Knex } from 'knex'
-import { SiloError } from '../errors.js'
+import PgClient from 'knex/lib/dialects/postgres/index.js'
+import { catalogBusy, SiloError } from '../errors.js'
 import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { databaseMark } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
 
+/** Connections of the catalog pool, which runs every catalog query of a process. */
+export const CATALOG_POOL_MAX = 10
+/**
+ * Connections of the catalog lock pool: how many locked catalog operations (admin and CLI
+ * changes of tenants, spares being made) one process runs at once; the next ones wait for a
+ * connection. Well below CATALOG_POOL_MAX, so that while that many operations wait on
+ * something, host look-ups and readiness checks still find catalog connections.
+ */
+export const CATALOG_LOCK_POOL_MAX = 4
+/** Longest wait for a catalog connection, in either pool, before CATALOG_BUSY. */
+const CATALOG_ACQUIRE_TIMEOUT_MS = 5000
+
+/** The catalog database's two pools: `db` for queries, `locks` only for advisory locks (see CatalogStore). */
+export interface CatalogPools {
+  db: Knex
+  locks: Knex
+}
+
+/**
+ * Knex's PostgreSQL client for the catalog: a wait for a catalog connection that times out is
+ * CATALOG_BUSY, not knex's generic timeout, which the error handler would take for a tenant's
+ * TENANT_BUSY.
+ */
+class CatalogPgClient extends PgClient {
+  override async acquireConnection (): Promise<unknown> {
+    try {
+      return await super.acquireConnection() as unknown
+    } catch (error) {
+      if ((error as { name?: string }).name === 'KnexTimeoutError') throw catalogBusy(error)
+      throw error
+    }
+  }
+}
+
 /**
  * Creates the catalog database when missing (no other role may connect to it), migrates it
- * to the latest catalog schema, and returns a Knex pool on it. `admin` is on the catalog's
- * server, `tenantServer` on the tenants' (the same one unless CATALOG_DATABASE_URL is set).
+ * to the latest catalog schema, and returns its pools. `admin` is on the catalog's server,
+ * `tenantServer` on the tenants' (the same one unless CATALOG_DATABASE_URL is set).
  */
-export async function openCatalog (admin: ServerAdmin, connection: PgConnection, version: string, tenantServer: ServerAdmin = admin): Promise<Knex> {
+export async function openCatalog (admin: ServerAdmin, connection: PgConnection, version: string, tenantServer: ServerAdmin = admin): Promise<CatalogPools> {
   if (!(await admin.databaseExists(connection.database))) await refuseOverLostTenants(tenantServer, connection.database)
   await admin.ensurePrivateDatabase(connection.database)
-  const db = knex(knexConfig({
+  const pool = (max: number, applicationName?: string): Knex => knex(knexConfig({
     schema: 'catalog',
-    connection: { ...connection, connectionTimeoutMillis: 3000 },
-    pool: { min: 0, max: 10, acquireTimeoutMillis: 5000 },
+    client: CatalogPgClient,
+    connection: { ...connection, connectionTimeoutMillis: 3000, ...(applicationName === undefined ? {} : { application_name: applicationName }) },
+    pool: { min: 0, max, acquireTimeoutMillis: CATALOG_ACQUIRE_TIMEOUT_MS },
     version,
     // Failures reach callers as errors (CATALOG_UNAVAILABLE, logged once); knex's own console
     // copy of each, with its SQL, would bypass the logger.
     quiet: true
   }))
+  const db = pool(CATALOG_POOL_MAX)
   try {
     await db.migrate.latest()
   } catch (error) {
     await db.destroy()
     throw error
   }
-  return db
+  // Named apart, so the sessions holding locks can be told from the others in pg_stat_activity.
+  return { db, locks: pool(CATALOG_LOCK_POOL_MAX, 'silo-locks') }
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { AdvisoryLocks } from './advisory-locks.js'
 import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 
@@ -91,13 +92,21 @@ export class CatalogConflict extends Error {
 /** Every query Silo makes of the catalog database. */
 export class CatalogStore {
   readonly #knex: Knex
+  readonly #locks: AdvisoryLocks
   readonly #cipher: CredentialCipher
 
   /** The record of every tenant migration attempt (migration_runs). */
   readonly runs: MigrationRunLog
 
-  constructor (knex: Knex, cipher: CredentialCipher) {
+  /**
+   * `knex` serves every query; `locks`, a small pool of its own on the same database, only holds
+   * advisory locks. An operation holds its lock for its whole duration and runs its queries
+   * beside it; were the lock on `knex` too, a burst of operations could take every connection
+   * for their locks and then wait forever for one to query with.
+   */
+  constructor (knex: Knex, cipher: CredentialCipher, locks: Knex) {
     this.#knex = knex
+    this.#locks = new AdvisoryLocks(locks)
     this.#cipher = cipher
     this.runs = new MigrationRunLog(knex)
   }
@@ -109,31 +118,32 @@ export class CatalogStore {
   /**
    * Runs `fn` while holding a catalog advisory lock on the slug, so two processes (CLI, admin
    * API, several instances) never provision or drop one tenant at once. The lock lives in a
-   * transaction's session: a process that dies mid-way releases it with its connection.
-   * Returns `undefined` without running `fn` when another holder has it.
+   * session of the lock pool: a process that dies mid-way releases it with its connection.
+   * `fn`'s own catalog writes run on the main pool and commit on their own (a create's
+   * `provisioning` row is durable before its database is made). Returns `undefined` without
+   * running `fn` when another holder has it.
    */
   async withTenantLock<T> (slug: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
-    return await this.#knex.transaction(async (trx) => {
-      const { rows } = await trx.raw<{ rows: Array<{ locked: boolean }> }>(
-        'select pg_try_advisory_xact_lock(hashtextextended(?, 0)) as locked', [`silo:tenant:${slug}`]
-      )
-      if (rows[0]?.locked !== true) return undefined
-      return { value: await fn() }
-    })
+    return await this.#locks.run(`silo:tenant:${slug}`, 'try', async () => ({ value: await fn() }))
   }
 
   /**
    * Runs `fn` holding a (blocking) advisory lock on `key` in the catalog database: `shared`
-   * holders run together, an exclusive holder alone. Used for the template database: clones
-   * share it, a refresh takes it alone.
+   * holders run together, an exclusive holder alone. Used for the template database (clones
+   * share it, a refresh takes it alone) and for a spare while it is made. Inside another locked
+   * operation it is taken on that operation's lock session.
    */
   async withLock<T> (key: string, mode: 'shared' | 'exclusive', fn: () => Promise<T>): Promise<T> {
-    return await this.#knex.transaction(async (trx) => {
-      await trx.raw(mode === 'shared'
-        ? 'select pg_advisory_xact_lock_shared(hashtextextended(?, 0))'
-        : 'select pg_advisory_xact_lock(hashtextextended(?, 0))', [`silo:${key}`])
-      return await fn()
-    })
+    return await this.#locks.run(`silo:${key}`, mode, fn) as T
+  }
+
+  /**
+   * Runs `fn` outside the current operation's locks: work started from a locked operation that
+   * outlives it (spares made again after a claim) must not take its locks on that operation's
+   * session, which would hold the operation until that work is done.
+   */
+  outsideLocks<T> (fn: () => T): T {
+    return this.#locks.outside(fn)
   }
 
   /** The catalog's generated id, and whether the objects of tenants made before marks were marked. */

@@ -10,6 +10,27 @@ interface TarnPool {
   _tryAcquireOrCreate: () => void
 }
 
+/** What tarn 3 keeps of an idle connection, oldest first, and how it closes one (what its reaper does). */
+interface ReapablePool {
+  destroyed?: boolean
+  numPendingAcquires: () => number
+  free: Array<{ resource: unknown, settle: () => void }>
+  _destroy: (resource: unknown) => Promise<unknown>
+}
+
+/**
+ * Closes the pool's longest idle connection now, as its reaper would at the idle timeout; false
+ * when it has none, or a request of its own is about to take it, or the pool is being closed.
+ */
+export function closeIdleConnection (pool: ReapablePool): boolean {
+  if (pool.destroyed === true || pool.numPendingAcquires() > 0) return false
+  const idle = pool.free.shift()
+  if (idle === undefined) return false
+  idle.settle()
+  void pool._destroy(idle.resource)
+  return true
+}
+
 export interface ElasticOptions {
   /** The most connections the pool may grow to (TENANT_POOL_MAX). */
   max: number

@@ -5,7 +5,7 @@ import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
 import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
-import { makeElastic } from './elastic-pool.js'
+import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { SiloEvents } from './events.js'
 
 export interface PoolCacheOptions {
@@ -126,9 +126,8 @@ export class PoolCache {
   readonly #released = (entry: PoolEntry): void => {
     entry.leases--
     this.#leases--
-    if (entry.leases > 0) return
-    if (entry.retired) this.#destroy(entry)
-    // Openers are waiting for a slot and this pool just went idle: let its connections go.
+    if (entry.leases === 0 && entry.retired) this.#destroy(entry)
+    // Openers are waiting for a slot, and the request that ended may have left a connection idle.
     else if (this.#budget.waiting > 0) this.#reclaimIdle()
   }
 
@@ -230,14 +229,26 @@ export class PoolCache {
     }
   }
 
-  /** Under connection pressure: retire the least recently used pool that no request holds and that has a connection to give back. */
+  /**
+   * Under connection pressure, gives one connection back to the budget, cheapest first: an idle
+   * connection of a retired pool (it will serve no new request); else the least recently used
+   * pool that no request holds, retired whole (so hot tenants keep theirs); else an idle
+   * connection of the least recently used pool still in use, which would otherwise stay open
+   * until its idle timeout while the waiter times out.
+   */
   #reclaimIdle (): void {
+    for (const entry of this.#retiringPools) {
+      if (closeIdle(entry)) return
+    }
     for (const tenantId of this.#pools.rkeys()) {
       const entry = this.#pools.peek(tenantId)
       if (entry !== undefined && entry.leases === 0 && (tarnPool(entry)?.numFree() ?? 0) > 0) {
         this.#withReason('idle', () => { this.#pools.delete(tenantId) })
         return
       }
+    }
+    for (const entry of this.#pools.rvalues()) {
+      if (entry !== undefined && closeIdle(entry)) return
     }
   }
 
@@ -284,6 +295,12 @@ class Lease implements PoolLease {
 /** Knex keeps its tarn pool on the client; it exists once the instance is created. */
 function tarnPool (entry: PoolEntry): TarnPool | undefined {
   return (entry.db.client as { pool?: TarnPool }).pool
+}
+
+/** Closes one idle connection of the entry's pool; false when it has none to spare. */
+function closeIdle (entry: PoolEntry): boolean {
+  const pool = (entry.db.client as { pool?: Parameters<typeof closeIdleConnection>[0] }).pool
+  return pool !== undefined && closeIdleConnection(pool)
 }
 
 /** Computed once per record: cached records are the same objects request after request. */

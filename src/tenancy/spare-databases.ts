@@ -106,7 +106,8 @@ export class SpareDatabases {
       }
       return undefined
     } finally {
-      this.#fill()
+      // The claim runs under the create's tenant lock; the spares made after it are not that create's work.
+      this.#deps.catalog.outsideLocks(() => { this.#fill() })
     }
   }
 

@@ -3,7 +3,10 @@
  * listening server, with a pool cache far too small for them (5 pools of 2 connections, a budget
  * of 8), so pools are evicted all the time. Every write carries its tenant's marker; afterwards
  * every tenant database is read directly: no row of another tenant, no lost or resurrected row,
- * no request failed.
+ * no request failed. One request in ten comes from a client that sends a POST or PATCH, body and
+ * all, and leaves without its answer (at once, or a few milliseconds later, mid-query): once the
+ * load is over no lease is left and no pool is still retiring, and what those writes did is one of
+ * the two outcomes a client that left cannot tell apart (done or not done).
  *
  * Size: SOAK_SCALE (default 1). Tenants min(50, 12 x scale), requests 600 x scale.
  *   CI size (default, SOAK_SCALE=1): 12 tenants, 600 requests, 20-45 s on a busy 2-core machine.
@@ -16,6 +19,8 @@
  * most tenant switches evict a pool.
  */
 import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import { abandonRequest, requestText } from '../helpers/raw-http.js'
 import { testApp } from '../helpers/silo.js'
 import { createTenants, eventually, listen, median, percentile, soakScale, tenantBackends, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
 
@@ -39,6 +44,10 @@ interface TenantModel {
   busy: Map<number, { title: string, body: string }>
   deleted: number[]
   writes: number
+  /** Titles of POSTs whose client left: each may or may not be in the database. */
+  abandonedPosts: Set<string>
+  /** Articles a client left while changing: each holds either its content before or the one sent. */
+  uncertain: Map<number, Array<{ title: string, body: string }>>
 }
 
 const marker = (slug: string): string => `<<${slug}>>`
@@ -63,10 +72,11 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
   const provisioning = Date.now()
   await createTenants(silo, slugs)
   t.comment(`provisioned ${TENANTS} tenants in ${Date.now() - provisioning} ms`)
-  const models: TenantModel[] = slugs.map((slug) => ({ slug, host: `${slug}.test`, idle: new Map(), busy: new Map(), deleted: [], writes: 0 }))
+  const models: TenantModel[] = slugs.map((slug) => ({ slug, host: `${slug}.test`, idle: new Map(), busy: new Map(), deleted: [], writes: 0, abandonedPosts: new Set(), uncertain: new Map() }))
 
   const http = await listen(t, app, CLIENTS)
-  const counts = { requests: 0, posts: 0, lists: 0, reads: 0, patches: 0, deletes: 0, readsOfDeleted: 0, listedItems: 0 }
+  const { port } = app.server.address() as AddressInfo
+  const counts = { requests: 0, posts: 0, lists: 0, reads: 0, patches: 0, deletes: 0, readsOfDeleted: 0, listedItems: 0, abandonedPosts: 0, abandonedPatches: 0 }
   const failures: string[] = []
   const foreign: string[] = []
   let sequence = 0
@@ -178,13 +188,43 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
     if (res.status !== 404 || (res.body as { code?: string }).code !== 'NOT_FOUND') fail(`${model.slug} GET deleted /articles/${id}`, res)
   }
 
+  /** Half of the clients that leave do so as soon as their request is sent, half a moment later, while the route is likely mid-query. */
+  const leaveAfterMs = (): number => Math.random() < 0.5 ? 0 : Math.random() * 15
+  const abandon = async (text: string): Promise<void> => {
+    counts.requests++
+    try {
+      await abandonRequest(port, text, leaveAfterMs())
+    } catch (error) {
+      fail('a client that leaves could not send its request', error as Error)
+    }
+  }
+  const abandonPost = async (model: TenantModel): Promise<void> => {
+    const n = ++sequence
+    const content = { title: `${marker(model.slug)} abandoned #${n}`, body: `written for ${marker(model.slug)} as request ${n}, its client gone` }
+    model.abandonedPosts.add(content.title)
+    counts.abandonedPosts++
+    await abandon(requestText('POST', '/articles', model.host, content))
+  }
+  const abandonPatch = async (model: TenantModel): Promise<void> => {
+    const claimed = claim(model)
+    if (claimed === undefined) return await abandonPost(model)
+    const [id, previous] = claimed
+    const n = ++sequence
+    const content = { title: `${marker(model.slug)} #${n} (edited, client gone)`, body: `${previous.body}; edited for ${marker(model.slug)} by request ${n}` }
+    // From here on either content may be in the database: the article leaves the run.
+    model.busy.delete(id)
+    model.uncertain.set(id, [previous, content])
+    counts.abandonedPatches++
+    await abandon(requestText('PATCH', `/articles/${id}`, model.host, content))
+  }
+
   // Each client picks a tenant and sends it a burst of 1 to 4 requests (a page load), then moves
   // on. Half the bursts go to 3 hot tenants, half to the long tail: with 5 pools for 12 or 50
   // tenants most tail bursts need a pool that is not cached and push another out, hot ones
   // included, often while other requests still hold it. The hot tenants keep pools in use long
   // enough to be evicted mid-request; the tail keeps the eviction rate up.
   const operations: Array<[number, (model: TenantModel) => Promise<void>]> = [
-    [30, post], [20, list], [20, read], [15, patch], [10, remove], [5, readDeleted]
+    [27, post], [18, list], [18, read], [14, patch], [9, remove], [4, readDeleted], [5, abandonPost], [5, abandonPatch]
   ]
   const pick = (): ((model: TenantModel) => Promise<void>) => {
     let roll = Math.random() * 100
@@ -215,6 +255,8 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
   const elapsed = Date.now() - started
   clearInterval(sampler)
   const after = silo.pools.stats()
+  // The routes of clients that left may still be running: their writes land before the read-back.
+  const drained = await eventually(() => { const stats = silo.pools.stats(); return stats.leases === 0 && stats.retiring === 0 })
 
   // Read every tenant database directly, as its own role, past the HTTP layer and the pool cache.
   const verifying = Date.now()
@@ -224,6 +266,9 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
   let resurrected = 0
   let unexpectedRows = 0
   let rowsChecked = 0
+  let abandonedLanded = 0
+  let uncertainWrong = 0
+  let uncertainEdited = 0
   for (const model of models) {
     const rows = await withTenantDatabase(silo, model.slug, async (db) => await db('articles').select<ArticleBody[]>('id', 'title', 'body'))
     rowsChecked += rows.length
@@ -240,17 +285,25 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
       else if (row.title !== content.title || row.body !== content.body) staleEdits++
     }
     for (const id of model.deleted) if (byId.has(id)) resurrected++
-    unexpectedRows += rows.filter((row) => !model.idle.has(Number(row.id))).length
+    for (const [id, [previous, sent]] of model.uncertain) {
+      const row = byId.get(id)
+      if (row !== undefined && row.title === sent?.title && row.body === sent.body) uncertainEdited++
+      else if (row === undefined || row.title !== previous?.title || row.body !== previous.body) uncertainWrong++
+    }
+    const landed = rows.filter((row) => model.abandonedPosts.has(row.title))
+    abandonedLanded += landed.length
+    unexpectedRows += rows.filter((row) => !model.idle.has(Number(row.id)) && !model.uncertain.has(Number(row.id)) && !model.abandonedPosts.has(row.title)).length
   }
   t.comment(`read back every tenant database in ${Date.now() - verifying} ms`)
   const writes = models.reduce((sum, model) => sum + model.writes, 0)
-  const live = models.reduce((sum, model) => sum + model.idle.size, 0)
+  const live = models.reduce((sum, model) => sum + model.idle.size + model.uncertain.size, 0)
   const evictions = after.evicted - before.evicted
 
   t.comment(`tenants ${TENANTS}, requests ${counts.requests} in ${elapsed} ms (${Math.round(counts.requests / (elapsed / 1000))}/s) over ${CLIENTS} keep-alive connections`)
   t.comment(`requests: ${counts.posts} POST, ${counts.lists} list (${counts.listedItems} items checked), ${counts.reads} GET by id, ${counts.patches} PATCH, ${counts.deletes} DELETE, ${counts.readsOfDeleted} GET of deleted (404 expected)`)
   t.comment(`successful writes ${writes}; rows in the tenant databases ${rowsChecked} (expected ${live})`)
   t.comment(`pools opened ${after.opened - before.opened}, evictions ${evictions}, connections opened ${connectMs.length} (median ${median(connectMs).toFixed(1)} ms, p99 ${percentile(connectMs, 99).toFixed(1)} ms), peak budget waiters ${peakWaiting}, budget rejected ${after.budget.rejected - before.budget.rejected}`)
+  t.comment(`clients that left after their body: ${counts.abandonedPosts} POST (${abandonedLanded} landed), ${counts.abandonedPatches} PATCH (${uncertainEdited} applied); leases and retiring pools drained: ${String(drained)}`)
   t.comment(`cross-tenant rows ${crossTenantRows}, cross-tenant answers ${foreign.length}, lost writes ${lostWrites}, stale edits ${staleEdits}, resurrected deletes ${resurrected}, unexpected rows ${unexpectedRows}, failed requests ${failures.length}`)
   for (const failure of failures.slice(0, 10)) t.comment(`failed: ${failure}`)
   for (const answer of foreign.slice(0, 10)) t.comment(`foreign: ${answer}`)
@@ -263,8 +316,10 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
   t.equal(staleEdits, 0, 'every article holds its last successful edit')
   t.equal(resurrected, 0, 'every deleted article is gone')
   t.equal(unexpectedRows, 0, 'no tenant database holds a row nobody created there')
-  t.equal(rowsChecked, live, 'row count matches the successful writes')
-  t.ok(counts.posts > REQUESTS / 5 && counts.patches > 0 && counts.deletes > 0 && counts.readsOfDeleted > 0, 'the mix exercised every operation')
+  t.equal(uncertainWrong, 0, 'every article whose editor left holds its content before or the one sent')
+  t.equal(rowsChecked - abandonedLanded, live, 'row count matches the successful writes (and the POSTs of clients that left that landed)')
+  t.ok(counts.posts > REQUESTS / 5 && counts.patches > 0 && counts.deletes > 0 && counts.readsOfDeleted > 0 && counts.abandonedPosts > 0 && counts.abandonedPatches > 0, 'the mix exercised every operation')
+  t.ok(drained, 'once the load was over every lease was given back and every retired pool destroyed, those of clients that left included')
   t.ok(evictions >= REQUESTS / 8, `pools were evicted constantly (${evictions} evictions for ${REQUESTS} requests)`)
   t.ok(after.opened - before.opened >= TENANTS, 'every tenant got a pool at some point')
 

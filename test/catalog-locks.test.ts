@@ -1,0 +1,67 @@
+import t from 'tap'
+import pg from 'pg'
+import { CATALOG_LOCK_POOL_MAX } from '../src/catalog/catalog-setup.js'
+import { connectionFromUrl } from '../src/db/knex-config.js'
+import type { Silo } from '../src/silo.js'
+import { databaseUrl, testApp, type Teardown } from './helpers/silo.js'
+import { eventually } from './helpers/soak.js'
+
+const token = 'admin-token-for-tests-0123456789'
+const auth = { host: 'admin.localhost', authorization: `Bearer ${token}` }
+
+/**
+ * A session of the test on the catalog that holds the template's advisory lock exclusively, as a
+ * refresh by another instance would: every clone waits for it in PostgreSQL until `release`.
+ */
+async function holdTemplateLock (t: Teardown, silo: Silo): Promise<{ waiting: () => Promise<number>, release: () => Promise<void> }> {
+  const template = silo.template
+  if (template === undefined) throw new Error('this test needs TENANT_TEMPLATE=on')
+  await template.ready()
+  const client = new pg.Client({ ...connectionFromUrl(databaseUrl(), silo.config.catalogDatabase), application_name: 'catalog-locks-test' })
+  await client.connect()
+  t.teardown(async () => { await client.end().catch(() => {}) })
+  const key = `silo:template:${template.databaseName}`
+  await client.query('select pg_advisory_lock(hashtextextended($1, 0))', [key])
+  return {
+    waiting: async () => {
+      const rows = await silo.admin.knex('pg_stat_activity').where({ datname: silo.config.catalogDatabase, wait_event_type: 'Lock', wait_event: 'advisory' })
+        .count<Array<{ count: string }>>('* as count')
+      return Number(rows[0]?.count)
+    },
+    release: async () => { await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]) }
+  }
+}
+
+/** Resolves with `promise`'s value, or with `timedOut` if it has not settled within `ms`. */
+const within = async <T, U>(promise: Promise<T>, ms: number, timedOut: U): Promise<T | U> => await Promise.race([
+  promise,
+  new Promise<U>((resolve) => { setTimeout(() => { resolve(timedOut) }, ms).unref() })
+])
+
+t.test('more creates than lock connections, all waiting on the template lock, each take it on their own lock session and all complete', async (t) => {
+  const { silo, app } = await testApp(t, { ADMIN_TOKEN: token })
+  const hold = await holdTemplateLock(t, silo)
+  const CREATES = CATALOG_LOCK_POOL_MAX + 2
+  const creates = Array.from({ length: CREATES }, async (_, i) =>
+    await app.inject({ method: 'POST', url: '/tenants', headers: auth, payload: { slug: `nested-${i}`, domains: [`nested-${i}.test`] } }))
+  // Each create holds its tenant's lock and waits for the template's, on the same session: the
+  // lock pool is full, and the two creates left wait for a lock connection.
+  t.ok(await eventually(async () => await hold.waiting() === CATALOG_LOCK_POOL_MAX, 10000),
+    `${CATALOG_LOCK_POOL_MAX} creates wait for the template lock (${await hold.waiting()})`)
+  await hold.release()
+  const answers = await Promise.all(creates)
+  t.same(answers.map((res) => res.statusCode), answers.map(() => 201), `every create succeeded (${answers.map((res) => res.statusCode).join(', ')})`)
+  t.equal((await silo.catalog.listTenants()).filter((tenant) => tenant.status === 'active').length, CREATES)
+})
+
+t.test('a create that claims a spare answers while the spare made after it waits for the template', async (t) => {
+  const { silo, app } = await testApp(t, { ADMIN_TOKEN: token, TENANT_SPARES: 1 })
+  await silo.spares?.settled()
+  const hold = await holdTemplateLock(t, silo)
+  const created = await within(app.inject({ method: 'POST', url: '/tenants', headers: auth, payload: { slug: 'claimer', domains: ['claimer.test'] } }), 10000, 'no answer within 10 s')
+  t.equal(typeof created === 'string' ? created : created.statusCode, 201, 'the create answered, from the spare')
+  t.ok(await eventually(async () => await hold.waiting() === 1), 'the next spare waits for the template lock, outside the create')
+  await hold.release()
+  await silo.spares?.settled()
+  t.equal((await app.inject({ url: '/tenant', headers: { host: 'claimer.test' } })).statusCode, 200, 'the tenant serves')
+})

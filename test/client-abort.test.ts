@@ -1,0 +1,111 @@
+import t from 'tap'
+import type net from 'node:net'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { Knex } from 'knex'
+import pg from 'pg'
+import { connectionFromUrl } from '../src/db/knex-config.js'
+import { firstAnswer, rawSocket, requestText } from './helpers/raw-http.js'
+import { createTenant, databaseUrl, testApp, type Teardown } from './helpers/silo.js'
+import { eventually } from './helpers/soak.js'
+
+/**
+ * A session of the test on a tenant's database (as the admin role) that holds an exclusive lock
+ * on its articles table until `release`: every query of a route on that table waits in
+ * PostgreSQL, holding its pooled connection, until the test lets go.
+ */
+async function lockArticles (t: Teardown, observer: Knex, database: string): Promise<{ waiting: () => Promise<number>, release: () => Promise<void>, client: pg.Client }> {
+  const client = new pg.Client({ ...connectionFromUrl(databaseUrl(), database), application_name: 'client-abort-test-locker' })
+  await client.connect()
+  t.teardown(async () => { await client.end().catch(() => {}) })
+  await client.query('begin')
+  await client.query('lock table articles in access exclusive mode')
+  return {
+    client,
+    // Asked on a connection of its own: inside the locking transaction pg_stat_activity would
+    // keep showing the snapshot it took first.
+    waiting: async () => {
+      const rows = await observer('pg_stat_activity').where({ datname: database, wait_event_type: 'Lock' }).whereLike('application_name', 'silo:%')
+        .count<Array<{ count: string }>>('* as count')
+      return Number(rows[0]?.count)
+    },
+    release: async () => { await client.query('commit') }
+  }
+}
+
+/** Open HTTP connections of the listening app, as its server counts them. */
+const openConnections = async (app: FastifyInstance): Promise<number> =>
+  await new Promise((resolve, reject) => { app.server.getConnections((error, count) => { if (error !== null) reject(error); else resolve(count) }) })
+
+/** A route that writes twice: its second query starts only after the first, which the lock holds. */
+const twiceRoute = (app: FastifyInstance): void => {
+  app.post('/twice', async (request) => {
+    await request.db('articles').insert({ title: 'twice: first', body: '' })
+    await request.db('articles').insert({ title: 'twice: second', body: '' })
+    return { ok: true }
+  })
+}
+
+t.test('clients that leave after their body, while their query waits, give their pool lease back once the route is done', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOLS_MAX: 1, TENANT_POOL_MAX: 10, CONNECTION_BUDGET: 20 }, twiceRoute)
+  await createTenant(silo, 'acme')
+  await createTenant(silo, 'globex')
+  const created = await app.inject({ method: 'POST', url: '/articles', headers: { host: 'acme.test' }, payload: { title: 'original', body: '' } })
+  t.equal(created.statusCode, 201)
+  const id = Number(created.json().id)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+
+  const lock = await lockArticles(t, silo.admin.knex, `${silo.config.tenantDbPrefix}acme`)
+  const sockets: net.Socket[] = []
+  const send = async (text: string): Promise<net.Socket> => {
+    const socket = await rawSocket(port)
+    sockets.push(socket)
+    socket.write(text)
+    return socket
+  }
+  // Each of these sends its whole request, body included, and will leave before the answer.
+  await send(requestText('POST', '/articles', 'acme.test', { title: 'posted, client gone', body: '' }))
+  await send(requestText('PATCH', `/articles/${id}`, 'acme.test', { title: 'patched, client gone' }))
+  await send(requestText('POST', '/twice', 'acme.test', {}))
+  // Two requests pipelined on one connection: the second one's response waits behind the first's.
+  await send(requestText('POST', '/articles', 'acme.test', { title: 'pipelined 1', body: '' }) +
+    requestText('POST', '/articles', 'acme.test', { title: 'pipelined 2', body: '' }))
+  // A kept-alive connection: one request answered, then a POST whose client leaves.
+  const keptAlive = await send(requestText('GET', '/tenant', 'acme.test'))
+  t.match(await firstAnswer(keptAlive), /^HTTP\/1\.1 200/, 'the kept-alive connection was served once')
+  keptAlive.write(requestText('POST', '/articles', 'acme.test', { title: 'kept alive, client gone', body: '' }))
+  // A GET that leaves mid-query (the case Fastify's onRequestAbort already saw).
+  await send(requestText('GET', '/articles', 'acme.test'))
+  const BLOCKED = 7
+  t.ok(await eventually(async () => await lock.waiting() === BLOCKED, 15000), `${BLOCKED} queries wait on the lock (${await lock.waiting()})`)
+  // A client that leaves half-way through its body never reaches its route.
+  const partial = await send('POST /articles HTTP/1.1\r\nHost: acme.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"title":')
+
+  t.ok(await eventually(async () => silo.pools.stats().leases === BLOCKED + 1), 'every request holds a lease, the half-sent one included')
+  for (const socket of sockets) socket.destroy()
+  t.ok(await eventually(async () => await openConnections(app) === 0), 'the server saw every client leave')
+  t.ok(partial.destroyed)
+  // Another tenant's request pushes acme's pool out of the cache (room for one) while its queries wait.
+  t.equal((await app.inject({ url: '/tenant', headers: { host: 'globex.test' } })).statusCode, 200)
+  t.equal(silo.pools.stats().retiring, 1, 'acme\'s pool is retired, kept alive by the requests still running on it')
+  // The half-sent request was answered (to nobody) with a 400 and gave its lease back; the others
+  // keep theirs while their routes run, so the retired pool lives on under their queries.
+  t.ok(await eventually(async () => silo.pools.stats().leases === BLOCKED), `the leases of the routes still running are held (${silo.pools.stats().leases})`)
+
+  await lock.release()
+  t.ok(await eventually(async () => silo.pools.stats().leases === 0), `every lease is given back once the routes are done (${silo.pools.stats().leases} left)`)
+  t.ok(await eventually(async () => silo.pools.stats().retiring === 0), `and the retired pool is destroyed (${silo.pools.stats().retiring} retiring)`)
+
+  const { rows } = await lock.client.query<{ title: string }>('select title from articles order by id')
+  t.same(rows.map((row) => row.title).sort(), [
+    'kept alive, client gone', 'patched, client gone', 'pipelined 1', 'pipelined 2', 'posted, client gone', 'twice: first', 'twice: second'
+  ], 'every route whose client left finished its work, the second query of /twice included, on the retired pool')
+
+  await app.close()
+  const closed = await Promise.race([
+    silo.close().then(() => 'closed'),
+    new Promise<string>((resolve) => { setTimeout(() => { resolve('still waiting after 5 s') }, 5000).unref() })
+  ])
+  t.equal(closed, 'closed', 'silo.close() does not wait on requests whose clients are gone')
+})
