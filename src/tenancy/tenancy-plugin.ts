@@ -79,6 +79,9 @@ type HookDone = (error?: Error) => void
 
 const leaseKey = Symbol('silo.lease')
 type LeasedResponse = ServerResponse & { [leaseKey]?: PoolLease | undefined }
+/** The tenant a request was admitted for, between its onRequest and its preHandler. */
+const admittedKey = Symbol('silo.admittedTenant')
+type AdmittedRequest = FastifyRequest & { [admittedKey]: TenantRecord | null }
 const queuedKey = Symbol('silo.queuedResponses')
 type WatchedSocket = Socket & { [queuedKey]?: Set<LeasedResponse> }
 
@@ -174,6 +177,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
   const nonTenantHosts = new Set(options.nonTenantHosts ?? [])
   app.decorateRequest('tenant', null as unknown as TenantContext)
   app.decorateRequest('db', null as unknown as Knex)
+  app.decorateRequest(admittedKey as unknown as string, null)
 
   const count = (kind: RequestOutcome): void => {
     if (outcomes !== undefined) outcomes[kind]++
@@ -195,10 +199,8 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     return undefined
   }
   const serve = (request: FastifyRequest, reply: FastifyReply, tenant: TenantRecord, host: string): void => {
-    const lease = pools.acquire(tenant)
     count('served')
-    holdUntilClosed(request, reply, lease)
-    request.db = lease.db
+    ;(request as AdmittedRequest)[admittedKey] = tenant
     request.tenant = { id: tenant.id, slug: tenant.slug, name: tenant.name, domains: tenant.domains, host }
     // Every later log line of this request, including Fastify's "request completed", names the
     // tenant. A muted logger skips the child: creating one is a measurable share of a request.
@@ -220,12 +222,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
       reject(error, request, reply, done)
       return
     }
-    try {
-      serve(request, reply, tenant as TenantRecord, host)
-    } catch (error) {
-      reject(error as Error, request, reply, done)
-      return
-    }
+    serve(request, reply, tenant as TenantRecord, host)
     done()
   }
 
@@ -256,6 +253,29 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
       // A tenant the resolver refuses (its credential unreadable) is not a catalog outage.
       (error: unknown) => { reject(refused(isSiloError(error) && error.code === 'TENANT_UNAVAILABLE' ? 'unavailable' : 'catalog_unavailable', error), request, reply, done) }
     )
+  })
+
+  // The pool is leased once the body is in and valid, just before the handler, which then always
+  // answers and so gives the lease back. Leased at onRequest, a request whose client left before
+  // Fastify began to read its body would hold its lease forever: Node destroys a request stream
+  // that nobody listens to without a word, and Fastify, attaching its body listeners later, then
+  // waits for an end that never comes (the handler never runs, nothing answers).
+  app.addHook('preHandler', (request, reply, done) => {
+    const tenant = (request as AdmittedRequest)[admittedKey]
+    if (tenant === null) {
+      done()
+      return
+    }
+    let lease: PoolLease
+    try {
+      lease = pools.acquire(tenant)
+    } catch (error) {
+      reject(error as Error, request, reply, done)
+      return
+    }
+    holdUntilClosed(request, reply, lease)
+    request.db = lease.db
+    done()
   })
 }
 
