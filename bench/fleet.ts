@@ -7,8 +7,8 @@ import pg from 'pg'
 import { DirectoryMigrationSource } from '../src/db/migration-source.js'
 import { tenantMigrationsDir } from '../src/db/paths.js'
 import type { Silo } from '../src/silo.js'
-import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
-import { TenantMigrator } from '../src/tenancy/tenant-migrator.js'
+import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
+import { TenantMigrator } from '../src/lifecycle/tenant-migrator.js'
 
 export interface FleetFigures {
   tenants: number

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Silo } from './silo.js'
-import type { RequestOutcome, SiloEventMap } from './tenancy/events.js'
+import type { RequestOutcome, SiloEventMap } from './events.js'
 import { newRequestOutcomes, type RequestOutcomes } from './tenancy/tenancy-plugin.js'
 
 export interface SiloMetrics {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
-import { templateDatabaseName } from '../src/tenancy/tenant-template.js'
+import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
 import { runCli, spawnCli } from './helpers/cli.js'
 import { dropTestDatabases, testEnv } from './helpers/silo.js'
 

@@ -6,7 +6,7 @@ import { adoptCatalogKey } from '../src/catalog/catalog-key.js'
 import { CredentialCipher, CredentialUndecryptable } from '../src/catalog/credential-cipher.js'
 import { createLogger } from '../src/logger.js'
 import { openSilo, type Silo } from '../src/silo.js'
-import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
+import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
 import { runCli } from './helpers/cli.js'
 import {
   catalogKeyId, configFor, envFor, keyIdOf, newSecretKey, sealV1, storeCredential, storedCredentials, type Keys

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { openSilo, type Silo } from '../src/silo.js'
-import type { SiloEventMap } from '../src/tenancy/events.js'
+import type { SiloEventMap } from '../src/events.js'
 import { runCli, spawnCli } from './helpers/cli.js'
 import {
   catalogKeyId, configFor, envFor, keyIdOf, newSecretKey, sealV1, storeCredential, storedCredentials, type Keys

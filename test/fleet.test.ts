@@ -1,5 +1,5 @@
 import t from 'tap'
-import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
+import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
 const { silo, app } = await testApp(t)

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import t from 'tap'
-import type { SiloEventMap } from '../src/tenancy/events.js'
-import { migrateFleet } from '../src/tenancy/fleet-migrator.js'
+import type { SiloEventMap } from '../src/events.js'
+import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
 import { assertBuilt, childEnv, SERVER_ENTRY } from './helpers/compiled.js'
 import { createTenant, databaseUrl, testApp, testEnv } from './helpers/silo.js'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Provisioner, type ProvisioningStep } from '../src/tenancy/provisioner.js'
+import { Provisioner, type ProvisioningStep } from '../src/lifecycle/provisioner.js'
 import type { Silo } from '../src/silo.js'
 import { testApp } from './helpers/silo.js'
 

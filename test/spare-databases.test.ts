@@ -3,7 +3,7 @@ import pg from 'pg'
 import t from 'tap'
 import { knexConfig } from '../src/db/knex-config.js'
 import { openSilo, type Silo } from '../src/silo.js'
-import { listSpares, spareNamePrefix } from '../src/tenancy/spare-databases.js'
+import { listSpares, spareNamePrefix } from '../src/lifecycle/spare-databases.js'
 import { runCli } from './helpers/cli.js'
 import { testApp } from './helpers/silo.js'
 

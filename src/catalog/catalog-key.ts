@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import { SiloError } from '../errors.js'
-import type { SiloEvents } from '../tenancy/events.js'
+import type { SiloEvents } from '../events.js'
 import { CredentialCipher, CredentialUndecryptable, type CredentialKeys } from './credential-cipher.js'
 
 /**

@@ -1,8 +1,8 @@
 import { SingleBar, Presets } from 'cli-progress'
 import { tenantMigrations } from '../db/knex-config.js'
 import type { Silo } from '../silo.js'
-import { migrateFleet, type TenantMigrationResult } from '../tenancy/fleet-migrator.js'
-import { assertSlug } from '../tenancy/tenant-names.js'
+import { migrateFleet, type TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
+import { assertSlug } from '../lifecycle/tenant-names.js'
 import { fleetJson, resultLayout, resultLine, summarize, summaryLine, type FleetDirection } from './output.js'
 import { planText, rollbackPlan } from './rollback-plan.js'
 

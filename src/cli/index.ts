@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander'
 import { SiloError } from '../errors.js'
-import { assertDomain, assertSlug } from '../tenancy/tenant-names.js'
+import { assertDomain, assertSlug } from '../lifecycle/tenant-names.js'
 import { fleetTargets, runFleet, runRollback, UsageError, type FleetCommandOptions } from './fleet-command.js'
 import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'

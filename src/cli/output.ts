@@ -1,5 +1,5 @@
 import type { TenantSummary } from '../catalog/catalog-store.js'
-import type { TenantMigrationResult } from '../tenancy/fleet-migrator.js'
+import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
 
 /** Plain text table: columns padded to their widest cell. */
 export function table (headers: string[], rows: string[][]): string {

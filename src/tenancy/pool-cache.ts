@@ -6,7 +6,7 @@ import { tenantUnavailable } from '../errors.js'
 import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
-import { SiloEvents } from './events.js'
+import { SiloEvents } from '../events.js'
 
 export interface PoolCacheOptions {
   /** Host, port and TLS of the server holding tenant databases (a tenant row may override host/port). */

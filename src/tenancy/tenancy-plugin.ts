@@ -6,7 +6,7 @@ import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
-import type { RequestOutcome, SiloEvents } from './events.js'
+import type { RequestOutcome, SiloEvents } from '../events.js'
 import { hostFromHeader } from './host.js'
 import { hostInvalid, isSiloError, notFound, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
 

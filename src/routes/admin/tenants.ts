@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { TenantSummary } from '../../catalog/catalog-store.js'
 import type { Silo } from '../../silo.js'
-import { tenantNotFoundBySlug } from '../../tenancy/provisioner.js'
+import { tenantNotFoundBySlug } from '../../lifecycle/provisioner.js'
 import { DomainBody, DomainParams, SlugParams, TenantCreate, TenantList, TenantView } from '../../schemas/admin.js'
 import { ErrorBody } from '../../schemas/error.js'
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
 import type { CatalogStore, TenantRecord } from '../catalog/catalog-store.js'
-import type { SiloEvents } from './events.js'
+import type { SiloEvents } from '../events.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 
 export type TenantMigrationStatus = 'migrated' | 'up-to-date' | 'failed' | 'skipped'

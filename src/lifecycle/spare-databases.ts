@@ -3,7 +3,7 @@ import type { CatalogStore } from '../catalog/catalog-store.js'
 import { assertIdentifier } from '../db/identifiers.js'
 import { parseMark } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
-import type { SiloEvents } from './events.js'
+import type { SiloEvents } from '../events.js'
 import type { Ownership } from './ownership.js'
 import type { TenantTemplate } from './tenant-template.js'
 

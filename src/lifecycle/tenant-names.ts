@@ -1,5 +1,5 @@
 import { assertIdentifier } from '../db/identifiers.js'
-import { normalizeDomain } from './host.js'
+import { normalizeDomain } from '../tenancy/host.js'
 import { validationFailed } from '../errors.js'
 
 export const SLUG_PATTERN = /^[a-z][a-z0-9-]{1,39}$/

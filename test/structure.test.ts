@@ -1,0 +1,16 @@
+import t from 'tap'
+// @ts-expect-error: a plain ES module script without type declarations
+import { analyse } from '../scripts/structure.mjs'
+
+interface Facts { cycles: string[][], upward: string[], unlayered: string[], folders: Array<{ folder: string, share: number }> }
+
+// The layering README's "Architecture" describes, checked on the real tree: a module that imports
+// from a layer above its own (the core importing routes or the CLI, the request path importing the
+// tenant lifecycle, the catalog importing either) or an import cycle fails here.
+t.test('the source tree: no import cycle, no upward import, every module in a layer', async (t) => {
+  const facts = analyse() as Facts
+  t.same(facts.cycles, [], 'no import cycles')
+  t.same(facts.upward, [], 'no module imports from a layer above its own')
+  t.same(facts.unlayered, [], 'every module belongs to a layer (add a new top-level file to LAYERS in scripts/structure.mjs)')
+  t.ok(facts.folders.every(({ share }) => share < 30), `no folder holds 30% of the code or more (${facts.folders.map(({ folder, share }) => `${folder} ${share}%`).join(', ')})`)
+})
