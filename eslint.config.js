@@ -13,7 +13,7 @@ export default [
   },
   {
     // TypeBox idiom: a schema constant and its Static<> type share one name.
-    files: ['src/schemas/**/*.ts'],
+    files: ['src/schemas/**/*.ts', 'src/routes/tenant/**/schemas.ts', 'src/routes/tenant/pagination.ts'],
     rules: { '@typescript-eslint/no-redeclare': 'off' }
   }
 ]

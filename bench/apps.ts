@@ -6,7 +6,7 @@ import { buildApp } from '../src/app.js'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
 import type { PgConnection } from '../src/db/knex-config.js'
 import { registerErrorHandling } from '../src/error-handler.js'
-import { articleRoutes } from '../src/routes/tenant/articles.js'
+import { articleRoutes } from '../src/routes/tenant/articles/routes.js'
 import type { Silo } from '../src/silo.js'
 
 export interface Listening {

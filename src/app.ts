@@ -14,7 +14,7 @@ import { adminScope } from './routes/admin/admin-scope.js'
 import { absoluteTarget, hasDuplicateHost } from './tenancy/host.js'
 import { newRequestOutcomes, tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
-import { tenantScope } from './routes/tenant/tenant-scope.js'
+import { tenantApi } from './routes/tenant/index.js'
 
 export interface BuildAppOptions {
   /** Defaults to Silo's logger at the configured level. */
@@ -121,7 +121,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   })
   registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
-  await app.register(tenantScope, { adminHost: silo.config.adminHost, exampleHost: exampleTenantHost(silo.config.port) })
+  await app.register(tenantApi, { adminHost: silo.config.adminHost, exampleHost: exampleTenantHost(silo.config.port) })
   await app.register(adminScope, { silo, metrics: metrics.registry })
   return app
 }

@@ -1,25 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { Article, ArticleCreate, ArticleList, ArticleListQuery, ArticleParams, ArticleUpdate } from '../../schemas/article.js'
-import { ErrorBody } from '../../schemas/error.js'
-import { notFound, validationFailed } from '../../errors.js'
-import { articleStore, decodeCursor } from './article-store.js'
+import { notFound } from '../../../errors.js'
+import { pageStart } from '../pagination.js'
+import { tenantErrorResponses as errors } from '../responses.js'
+import { Article, ArticleCreate, ArticleList, ArticleListQuery, ArticleParams, ArticleUpdate } from './schemas.js'
+import { articleStore } from './store.js'
 
 const articleNotFound = (id: number) => notFound(`Article ${id} not found`)
-const errors = { 400: ErrorBody, 403: ErrorBody, 404: ErrorBody, 503: ErrorBody }
 
 /** The articles API, served on every tenant host against that tenant's database only. */
 export const articleRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/articles', {
     schema: { tags: ['tenant'], summary: 'List articles, newest first', querystring: ArticleListQuery, response: { 200: ArticleList, ...errors } }
   }, async (request) => {
-    const { limit, cursor } = request.query
-    let afterId: number | null = null
-    if (cursor !== undefined) {
-      afterId = decodeCursor(cursor)
-      if (afterId === null) throw validationFailed('querystring/cursor is not a cursor this API issued')
-    }
-    return await articleStore.page(request.db, limit, afterId)
+    return await articleStore.page(request.db, request.query.limit, pageStart(request.query))
   })
 
   app.post('/articles', {

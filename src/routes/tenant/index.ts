@@ -1,7 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import { articleRoutes } from './articles.js'
-import { tenantInfoRoutes } from './tenant-info.js'
+import { articleRoutes } from './articles/routes.js'
+import { tenantInfoRoutes } from './tenant-info/routes.js'
+
+/**
+ * Every resource of the tenant API, one folder each (routes.ts, store.ts, schemas.ts): adding a
+ * resource is a migration, a folder and one line here (README, "Adding a tenant resource").
+ */
+const resources = [tenantInfoRoutes, articleRoutes]
 
 /** An OpenAPI server object, as @fastify/swagger copies a route's `schema.servers` onto its operation. */
 interface OpenApiServer {
@@ -17,7 +23,7 @@ declare module 'fastify' {
   }
 }
 
-export interface TenantScopeOptions {
+export interface TenantApiOptions {
   /** The admin host: its pages (Swagger UI at /docs) may call tenant routes from the browser. */
   adminHost: string
   /** The tenant host the docs offer by default, with its port (`acme.localhost:3000`). */
@@ -27,7 +33,7 @@ export interface TenantScopeOptions {
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 /**
- * The tenant API, served on every tenant host. The docs live on the admin host, so each tenant
+ * The tenant API, served on every tenant host: the one place its resources are registered. The docs live on the admin host, so each tenant
  * operation names its own server (a tenant host, as a variable): Swagger UI's "Try it out" then
  * calls a tenant host instead of the admin host, where tenant routes do not exist. That call is
  * cross-origin, so tenant routes allow CORS from the admin host's origins (http or https, any
@@ -35,7 +41,7 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
  * before this scope's hooks and carry no CORS headers: the 404 flood of unknown hosts stays as
  * cheap as it was.
  */
-export async function tenantScope (app: FastifyInstance, { adminHost, exampleHost }: TenantScopeOptions): Promise<void> {
+export async function tenantApi (app: FastifyInstance, { adminHost, exampleHost }: TenantApiOptions): Promise<void> {
   const servers: OpenApiServer[] = [{
     url: 'http://{tenantHost}',
     description: 'A tenant host: every tenant route answers for the tenant of its Host',
@@ -51,6 +57,5 @@ export async function tenantScope (app: FastifyInstance, { adminHost, exampleHos
     // An OPTIONS without Origin is answered like a preflight (204), not with the plugin's text/plain 400.
     strictPreflight: false
   })
-  await app.register(tenantInfoRoutes)
-  await app.register(articleRoutes)
+  for (const resource of resources) await app.register(resource)
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex'
-import type { Article, ArticleCreate, ArticleUpdate } from '../../schemas/article.js'
+import { keysetPage } from '../pagination.js'
+import type { Article, ArticleCreate, ArticleUpdate } from './schemas.js'
 
 interface ArticleRow {
   id: string
@@ -19,27 +20,10 @@ const toArticle = (row: ArticleRow): Article => ({
   updatedAt: row.updated_at.toISOString()
 })
 
-/** Page cursors are opaque to clients: base64url of the last id on the page. */
-export function encodeCursor (id: number): string {
-  return Buffer.from(`a:${id}`).toString('base64url')
-}
-
-export function decodeCursor (cursor: string): number | null {
-  const match = /^a:([1-9][0-9]{0,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'))
-  if (match?.[1] === undefined) return null
-  const id = Number(match[1])
-  return Number.isSafeInteger(id) ? id : null
-}
-
 /** The articles of one tenant database: `db` is the request's tenant-bound Knex. */
 export const articleStore = {
   async page (db: Knex, limit: number, afterId: number | null): Promise<{ items: Article[], nextCursor: string | null }> {
-    const query = db<ArticleRow>('articles').orderBy('id', 'desc').limit(limit + 1)
-    if (afterId !== null) query.where('id', '<', afterId)
-    const rows = await query
-    const items = rows.slice(0, limit).map(toArticle)
-    const last = items.at(-1)
-    return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last.id) : null }
+    return await keysetPage(db<ArticleRow>('articles'), limit, afterId, toArticle)
   },
 
   async get (db: Knex, id: number): Promise<Article | null> {

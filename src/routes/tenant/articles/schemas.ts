@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { NO_NUL } from './text.js'
+import { NO_NUL } from '../../../schemas/text.js'
+import { Page, PageQuery } from '../pagination.js'
 
 const Title = Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL })
 const Body = Type.String({ maxLength: 100000, pattern: NO_NUL })
@@ -33,14 +34,8 @@ export const ArticleParams = Type.Object({
 })
 export type ArticleParams = Static<typeof ArticleParams>
 
-export const ArticleListQuery = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'nextCursor of the previous page' }))
-}, { additionalProperties: false })
+export const ArticleListQuery = PageQuery
 export type ArticleListQuery = Static<typeof ArticleListQuery>
 
-export const ArticleList = Type.Object({
-  items: Type.Array(Article),
-  nextCursor: Type.Union([Type.String(), Type.Null()])
-}, { title: 'ArticleList' })
+export const ArticleList = Page(Article, 'ArticleList')
 export type ArticleList = Static<typeof ArticleList>

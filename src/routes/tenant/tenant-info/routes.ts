@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { TenantInfo } from '../../schemas/tenant.js'
-import { ErrorBody } from '../../schemas/error.js'
+import { tenantErrorResponses as errors } from '../responses.js'
+import { TenantInfo } from './schemas.js'
 
 /** The tenant of this host, from the resolved (cached) record: it answers while the catalog is down. */
 export const tenantInfoRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/tenant', {
-    schema: { tags: ['tenant'], summary: 'The tenant this host belongs to', response: { 200: TenantInfo, 404: ErrorBody, 403: ErrorBody, 503: ErrorBody } }
+    schema: { tags: ['tenant'], summary: 'The tenant this host belongs to', response: { 200: TenantInfo, ...errors } }
   }, async (request) => ({
     slug: request.tenant.slug,
     name: request.tenant.name,
