@@ -11,7 +11,8 @@ import { SiloError } from './errors.js'
 import { SiloEvents } from './events.js'
 import { Ownership } from './lifecycle/ownership.js'
 import { PoolCache } from './tenancy/pool-cache.js'
-import { Provisioner } from './lifecycle/provisioner.js'
+import { Provisioner, tenantNotFoundBySlug } from './lifecycle/provisioner.js'
+import { withTenantDatabase } from './lifecycle/tenant-context.js'
 import { harden, planHardening } from './lifecycle/server-hardening.js'
 import { SpareDatabases } from './lifecycle/spare-databases.js'
 import { TenantMigrator } from './lifecycle/tenant-migrator.js'
@@ -43,6 +44,14 @@ export interface Silo {
    * while the feed is down.
    */
   syncCatalog: () => Promise<void>
+  /**
+   * Runs `fn` with a Knex bound to one tenant's database only, as the tenant's own role, on a
+   * connection of its own closed afterwards (django-tenants' `tenant_context`): for jobs and
+   * commands outside a request. Unknown slug: 404 TENANT_NOT_FOUND; an unreadable credential: 503
+   * TENANT_UNAVAILABLE. Any status is allowed (a suspended tenant's data stays reachable to its
+   * operator).
+   */
+  withTenant: <T>(slug: string, fn: (db: Knex) => Promise<T>) => Promise<T>
   close: () => Promise<void>
 }
 
@@ -114,16 +123,16 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       server,
       events,
       connectionBudget: config.connectionBudget,
-      queueMax: config.connectionQueueMax,
-      poolMax: config.tenantPoolMax,
-      poolsMax: config.tenantPoolsMax,
-      idleTimeoutMs: config.tenantIdleTimeoutMs,
-      acquireTimeoutMs: config.tenantAcquireTimeoutMs,
-      version: serverVersion
+      connectionQueueMax: config.connectionQueueMax,
+      tenantPoolMax: config.tenantPoolMax,
+      tenantPoolsMax: config.tenantPoolsMax,
+      tenantIdleTimeoutMs: config.tenantIdleTimeoutMs,
+      tenantAcquireTimeoutMs: config.tenantAcquireTimeoutMs,
+      serverVersion
     })
     const migrator = new TenantMigrator(server, serverVersion)
     const template = config.tenantTemplate
-      ? new TenantTemplate({ admin, catalog, ownership, server, prefix: config.tenantDbPrefix, version: serverVersion })
+      ? new TenantTemplate({ admin, catalog, ownership, server, prefix: config.tenantDbPrefix, serverVersion })
       : undefined
     const spares = template !== undefined && config.tenantSpares > 0 && (options.spares ?? true)
       ? new SpareDatabases({ admin, catalog, ownership, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
@@ -148,6 +157,11 @@ export async function openSilo (config: Config, options: OpenSiloOptions = {}): 
       provisioner,
       events,
       syncCatalog: async () => { await listener?.sync() },
+      withTenant: async (slug, fn) => {
+        const tenant = await catalog.tenantBySlug(slug)
+        if (tenant === null) throw tenantNotFoundBySlug(slug)
+        return await withTenantDatabase(tenant, fn, { server, serverVersion })
+      },
       close: async () => {
         await listener?.stop()
         await spares?.close()

@@ -44,7 +44,7 @@ class CatalogPgClient extends PgClient {
  * to the latest catalog schema, and returns its pools. `admin` is on the catalog's server,
  * `tenantServer` on the tenants' (the same one unless CATALOG_DATABASE_URL is set).
  */
-export async function openCatalog (admin: ServerAdmin, connection: PgConnection, version: string, tenantServer: ServerAdmin = admin): Promise<CatalogPools> {
+export async function openCatalog (admin: ServerAdmin, connection: PgConnection, serverVersion: string, tenantServer: ServerAdmin = admin): Promise<CatalogPools> {
   if (!(await admin.databaseExists(connection.database))) await refuseOverLostTenants(tenantServer, connection.database)
   await admin.ensurePrivateDatabase(connection.database)
   const pool = (max: number, applicationName?: string): Knex => knex(knexConfig({
@@ -52,7 +52,7 @@ export async function openCatalog (admin: ServerAdmin, connection: PgConnection,
     client: CatalogPgClient,
     connection: { ...connection, connectionTimeoutMillis: 3000, ...(applicationName === undefined ? {} : { application_name: applicationName }) },
     pool: { min: 0, max, acquireTimeoutMillis: CATALOG_ACQUIRE_TIMEOUT_MS },
-    version,
+    serverVersion,
     // Failures reach callers as errors (CATALOG_UNAVAILABLE, logged once); knex's own console
     // copy of each, with its SQL, would bypass the logger.
     quiet: true

@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { Silo } from '../silo.js'
 import { diagnose, isHealthy, planIsEmpty, planRepair, repair, type DoctorDeps, type DoctorPlan, type DoctorReport, type DoctorRepair } from '../lifecycle/doctor.js'
-import { tenantNotFoundBySlug } from '../lifecycle/provisioner.js'
 import { harden, planHardening } from '../lifecycle/server-hardening.js'
 import { assertSlug } from '../lifecycle/tenant-names.js'
 import { UsageError } from './fleet-command.js'
@@ -143,9 +142,7 @@ export function maintenanceCommands (program: Command, action: Action): void {
       const sql = options.file !== undefined ? await readFile(options.file, 'utf8') : sqlParts.join(' ')
       if (sql.trim() === '') throw new UsageError('no SQL to run')
       return await withSilo(async (silo) => {
-        const tenant = await silo.catalog.tenantBySlug(slug)
-        if (tenant === null) throw tenantNotFoundBySlug(slug)
-        const results = await silo.migrator.withDatabase(tenant, async (db) => {
+        const results = await silo.withTenant(slug, async (db) => {
           // Straight to the driver: knex.raw would read `?` in the SQL as a binding.
           const connection = await db.client.acquireConnection() as { query: (text: string) => Promise<QueryResult | QueryResult[]> }
           try {

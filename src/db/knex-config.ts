@@ -40,8 +40,8 @@ export interface KnexConfigOptions {
   /** Which schema this database carries: decides the migrations (and seeds) knex sees. */
   schema?: 'catalog' | 'tenant'
   pool?: Knex.PoolConfig
-  /** Server version; when given knex skips its `select version()` probe on every new connection. */
-  version?: string
+  /** PostgreSQL's version; when given knex skips its `select version()` probe on every new connection. */
+  serverVersion?: string
   /** A knex client class, e.g. one that counts connections against a budget. */
   client?: Knex.Config['client']
   /** Mute knex's console warnings and errors (the caller reports failures itself). */
@@ -60,7 +60,7 @@ export function knexConfig (options: KnexConfigOptions): Knex.Config {
     pool: { min: 0, max: 5, idleTimeoutMillis: 30000, ...options.pool },
     acquireConnectionTimeout: options.pool?.acquireTimeoutMillis ?? 10000
   }
-  if (options.version !== undefined) config.version = options.version
+  if (options.serverVersion !== undefined) config.version = options.serverVersion
   if (options.quiet === true) config.log = { warn: silent, error: silent, debug: silent, deprecate: silent }
   if (options.schema === 'catalog') {
     config.migrations = { migrationSource: catalogMigrations }

@@ -1,7 +1,8 @@
-import knex, { type Knex } from 'knex'
+import type { Knex } from 'knex'
 import type { TenantRecord } from '../catalog/catalog-store.js'
-import { knexConfig, tenantMigrations, type PgConnection } from '../db/knex-config.js'
+import { tenantMigrations, type PgConnection } from '../db/knex-config.js'
 import type { DirectoryMigrationSource } from '../db/migration-source.js'
+import { withTenantDatabase } from './tenant-context.js'
 
 export interface MigrationOutcome {
   before: string | null
@@ -17,12 +18,12 @@ export interface MigrationOutcome {
  */
 export class TenantMigrator {
   readonly #server: PgConnection
-  readonly #version: string | undefined
+  readonly #serverVersion: string | undefined
   readonly #source: DirectoryMigrationSource
 
-  constructor (server: PgConnection, version?: string, source: DirectoryMigrationSource = tenantMigrations) {
+  constructor (server: PgConnection, serverVersion?: string, source: DirectoryMigrationSource = tenantMigrations) {
     this.#server = server
-    this.#version = version
+    this.#serverVersion = serverVersion
     this.#source = source
   }
 
@@ -53,27 +54,14 @@ export class TenantMigrator {
     })
   }
 
+  /** `fn` with the tenant's database, migrations configured (see withTenantDatabase). */
   async withDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>): Promise<T> {
-    const db = knex(knexConfig({
-      schema: 'tenant',
-      migrationSource: this.#source,
-      connection: {
-        ...this.#server,
-        host: tenant.database.host ?? this.#server.host,
-        port: tenant.database.port ?? this.#server.port,
-        database: tenant.database.name,
-        user: tenant.database.user,
-        password: tenant.database.password,
-        application_name: `silo-migrate:${tenant.slug}`
-      },
-      pool: { min: 0, max: 1 },
-      ...(this.#version === undefined ? {} : { version: this.#version })
-    }))
-    try {
-      return await fn(db)
-    } finally {
-      await db.destroy()
-    }
+    return await withTenantDatabase(tenant, fn, {
+      server: this.#server,
+      migrations: this.#source,
+      applicationName: `silo-migrate:${tenant.slug}`,
+      ...(this.#serverVersion === undefined ? {} : { serverVersion: this.#serverVersion })
+    })
   }
 }
 

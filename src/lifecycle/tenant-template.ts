@@ -12,7 +12,8 @@ export interface TenantTemplateDeps {
   ownership: Ownership
   server: PgConnection
   prefix: string
-  version?: string
+  /** PostgreSQL's version, so knex skips its probe. */
+  serverVersion?: string
 }
 
 /**
@@ -115,7 +116,7 @@ export class TenantTemplate {
       schema: 'tenant',
       connection: { ...this.#deps.server, database, application_name: 'silo-template' },
       pool: { min: 0, max: 1 },
-      ...(this.#deps.version === undefined ? {} : { version: this.#deps.version })
+      ...(this.#deps.serverVersion === undefined ? {} : { serverVersion: this.#deps.serverVersion })
     }))
     try {
       await fn(db)

@@ -1,6 +1,7 @@
 import knex, { type Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
 import type { TenantRecord } from '../catalog/catalog-store.js'
+import { tenantConnection } from '../catalog/tenant-connection.js'
 import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
 import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
@@ -11,19 +12,21 @@ import { SiloEvents } from '../events.js'
 export interface PoolCacheOptions {
   /** Host, port and TLS of the server holding tenant databases (a tenant row may override host/port). */
   server: PgConnection
+  // Each setting is named as in Config (and its environment variable: TENANT_POOL_MAX → tenantPoolMax).
   /** Connections per tenant pool. */
-  poolMax: number
+  tenantPoolMax: number
   /** Tenant pools kept open at once; the least recently used is evicted past this. */
-  poolsMax: number
+  tenantPoolsMax: number
   /** Connections open to tenant databases at once, across all pools (retiring ones included). */
   connectionBudget: number
   /** Openers waiting for a budget slot at once; more get TENANT_BUSY straight away. */
-  queueMax?: number
-  idleTimeoutMs: number
+  connectionQueueMax: number
+  /** An idle connection is closed after this long. */
+  tenantIdleTimeoutMs: number
   /** Longest wait for a connection (pool slot or budget slot) before TENANT_BUSY. */
-  acquireTimeoutMs: number
-  /** PostgreSQL version, so knex does not probe it on every new connection. */
-  version?: string
+  tenantAcquireTimeoutMs: number
+  /** PostgreSQL's version, so knex does not probe it on every new connection. */
+  serverVersion?: string
   events?: SiloEvents
 }
 
@@ -89,11 +92,11 @@ export class PoolCache {
   constructor (options: PoolCacheOptions) {
     this.#options = options
     this.events = options.events ?? new SiloEvents()
-    this.#budget = new ConnectionBudget(options.connectionBudget, options.queueMax ?? 1000)
+    this.#budget = new ConnectionBudget(options.connectionBudget, options.connectionQueueMax)
     this.#budget.onPressure = () => { this.#reclaimIdle() }
     this.#client = budgetedPgClient({
       budget: this.#budget,
-      waitMs: options.acquireTimeoutMs,
+      waitMs: options.tenantAcquireTimeoutMs,
       observer: {
         opened: (slug, durationMs) => {
           this.#typicalOpenMs = 0.8 * this.#typicalOpenMs + 0.2 * durationMs
@@ -103,7 +106,7 @@ export class PoolCache {
       }
     })
     this.#pools = new LRUCache<string, PoolEntry>({
-      max: options.poolsMax,
+      max: options.tenantPoolsMax,
       dispose: (entry) => { this.#retire(entry) }
     })
   }
@@ -182,32 +185,24 @@ export class PoolCache {
     const slug = tenant.slug
     const config = knexConfig({
       client: this.#client,
-      connection: {
-        ...server,
-        host: tenant.database.host ?? server.host,
-        port: tenant.database.port ?? server.port,
-        database: tenant.database.name,
-        user: tenant.database.user,
-        password: tenant.database.password,
-        application_name: `silo:${slug}`
-      },
+      connection: tenantConnection(server, tenant, `silo:${slug}`),
       pool: {
         min: 0,
-        max: this.#options.poolMax,
-        idleTimeoutMillis: this.#options.idleTimeoutMs,
+        max: this.#options.tenantPoolMax,
+        idleTimeoutMillis: this.#options.tenantIdleTimeoutMs,
         // Tarn looks for idle connections once a second by default, so a shorter idle timeout
         // would hold connections (and budget slots) up to a second longer than configured.
-        reapIntervalMillis: Math.min(1000, Math.max(10, Math.floor(this.#options.idleTimeoutMs / 2))),
-        acquireTimeoutMillis: this.#options.acquireTimeoutMs
+        reapIntervalMillis: Math.min(1000, Math.max(10, Math.floor(this.#options.tenantIdleTimeoutMs / 2))),
+        acquireTimeoutMillis: this.#options.tenantAcquireTimeoutMs
       },
-      ...(this.#options.version === undefined ? {} : { version: this.#options.version }),
+      ...(this.#options.serverVersion === undefined ? {} : { serverVersion: this.#options.serverVersion }),
       // Failures reach the request as errors and are logged there; knex's own console output is noise.
       quiet: true
     })
     const db = knex(config)
     ;(db.client as BudgetedClient).tenant = slug
     makeElastic((db.client as { pool: Parameters<typeof makeElastic>[0] }).pool, {
-      max: this.#options.poolMax,
+      max: this.#options.tenantPoolMax,
       // A request waits for one of the tenant's connections up to twice the time opening another
       // takes: an extra backend costs the server too, and under a tight budget another tenant's pool.
       graceMs: () => Math.min(200, Math.max(5, 2 * this.#typicalOpenMs)),
