@@ -39,17 +39,22 @@ export function staleReason () {
   const sources = [...SOURCE_DIRS.flatMap((dir) => walk(dir, '.ts')), ...SOURCE_FILES.filter((file) => existsSync(join(root, file)))]
   const newer = sources.find((file) => statSync(join(root, file)).mtimeMs > stamp.mtimeMs)
   if (newer !== undefined) return `${newer} changed since the last build`
-  const orphan = SOURCE_DIRS.flatMap((dir) => walk(join('dist', dir), '.js'))
-    .find((file) => !existsSync(join(root, file.slice('dist/'.length, -'.js'.length) + '.ts')))
+  const orphan = orphanOutput()
   if (orphan !== undefined) return `${orphan} has no source any more`
   return null
+}
+
+/** A compiled file whose source is gone (moved or deleted), if any. */
+function orphanOutput () {
+  return SOURCE_DIRS.flatMap((dir) => walk(join('dist', dir), '.js'))
+    .find((file) => !existsSync(join(root, file.slice('dist/'.length, -'.js'.length) + '.ts')))
 }
 
 /** Compiles (incrementally) and stamps dist/. Compile errors go to stderr and throw. */
 export function build () {
   // tsc never deletes an output whose source is gone (nor does `tsc -b --clean`, which only
   // knows today's sources): start over so no compiled file outlives its source.
-  if (staleReason()?.endsWith('has no source any more') === true) rmSync(dist, { recursive: true, force: true })
+  if (orphanOutput() !== undefined) rmSync(dist, { recursive: true, force: true })
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
   writeFileSync(stampPath, `${new Date().toISOString()}\n`)
 }

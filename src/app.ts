@@ -122,6 +122,6 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
   registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
   await app.register(tenantApi, { adminHost: silo.config.adminHost, exampleHost: exampleTenantHost(silo.config.port) })
-  await app.register(adminScope, { silo, metrics: metrics.registry })
+  await app.register(adminScope, { adminHost: silo.config.adminHost, adminToken: silo.config.adminToken, provisioner: silo.provisioner, catalog: silo.catalog, metrics: metrics.registry })
   return app
 }

@@ -73,6 +73,22 @@ export interface Config {
   logLevel: string
 }
 
+/**
+ * What the tenancy core reads (openSilo): the servers, the catalog, the credentials' keys, the
+ * pools and their budget, the host cache, tenant naming, template and spares. The admin host is
+ * here too: no tenant may take it as a domain.
+ */
+export type CoreConfig = Pick<Config,
+  'databaseUrl' | 'managedServer' | 'catalogDatabaseUrl' | 'catalogDatabase' | 'adminHost' | 'secretKey' | 'secretKeyPrevious' |
+  'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
+  'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares'>
+
+/** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard. */
+export type HttpConfig = Pick<Config, 'adminHost' | 'adminToken' | 'port' | 'logLevel' | 'schemaGuard'>
+
+/** What the tenants command line reads beyond the core's. */
+export type CliConfig = Pick<Config, 'migrateConcurrency'>
+
 export interface LoadConfigOptions {
   /** Read `process.env` (default true). Tests turn it off to be independent of the caller's shell. */
   env?: boolean

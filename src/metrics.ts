@@ -15,7 +15,10 @@ export interface SiloMetrics {
  * tenancy plugin: no work per request here); the other counters and the cold-open histogram
  * follow the core's lifecycle events.
  */
-export function createMetrics (silo: Silo, outcomes: RequestOutcomes): SiloMetrics {
+/** What the metrics read of the core: pool and host-cache statistics, and its events. */
+export type MetricsSources = Pick<Silo, 'pools' | 'resolver' | 'events'>
+
+export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes): SiloMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'silo_' })
   const registers = [registry]

@@ -6,9 +6,13 @@ import { assertSlug } from '../lifecycle/tenant-names.js'
 import { fleetJson, resultLayout, resultLine, summarize, summaryLine, type FleetDirection } from './output.js'
 import { planText, rollbackPlan } from './rollback-plan.js'
 
+/** What migrate and rollback use of the core. */
+export type FleetDeps = Pick<Silo, 'catalog' | 'migrator' | 'events'>
+
 export interface FleetCommandOptions {
   all?: boolean
-  concurrency?: number
+  /** Tenants at once (the caller fills in MIGRATE_CONCURRENCY when --concurrency is not given). */
+  concurrency: number
   json?: boolean
   /** rollback only: do it, rather than print what it would undo. */
   yes?: boolean
@@ -17,14 +21,14 @@ export interface FleetCommandOptions {
 export class UsageError extends Error {}
 
 /** Which tenants a migrate/rollback names: the slugs given, or with --all every tenant. */
-export function fleetTargets (slugs: string[], options: FleetCommandOptions): string[] | 'all' {
+export function fleetTargets (slugs: string[], options: Partial<FleetCommandOptions>): string[] | 'all' {
   if (options.all === true && slugs.length > 0) throw new UsageError('give tenant slugs or --all, not both')
   if (options.all === true) return 'all'
   if (slugs.length === 0) throw new UsageError('name the tenants, or pass --all')
   return [...new Set(slugs.map(assertSlug))]
 }
 
-async function slugsOf (silo: Silo, targets: string[] | 'all'): Promise<string[]> {
+async function slugsOf (silo: FleetDeps, targets: string[] | 'all'): Promise<string[]> {
   return targets === 'all' ? (await silo.catalog.listTenants()).map((tenant) => tenant.slug) : targets
 }
 
@@ -32,7 +36,7 @@ async function slugsOf (silo: Silo, targets: string[] | 'all'): Promise<string[]
  * Runs migrate or rollback over the fleet and prints it: a progress bar on a terminal, a line
  * per tenant otherwise (columns aligned), JSON with --json. Returns whether every tenant succeeded.
  */
-export async function runFleet (silo: Silo, targets: string[] | 'all', direction: FleetDirection, options: FleetCommandOptions): Promise<boolean> {
+export async function runFleet (silo: FleetDeps, targets: string[] | 'all', direction: FleetDirection, options: FleetCommandOptions): Promise<boolean> {
   const slugs = await slugsOf(silo, targets)
   const migrations = await tenantMigrations.getMigrations()
   const layout = resultLayout(slugs, migrations.map((file) => tenantMigrations.getMigrationName(file)), direction)
@@ -49,7 +53,7 @@ export async function runFleet (silo: Silo, targets: string[] | 'all', direction
   }
   const results = await migrateFleet(silo.catalog, silo.migrator, slugs, {
     direction,
-    concurrency: options.concurrency ?? silo.config.migrateConcurrency,
+    concurrency: options.concurrency,
     onResult,
     events: silo.events
   })
@@ -68,9 +72,9 @@ export async function runFleet (silo: Silo, targets: string[] | 'all', direction
  * `rollback`: undoing a batch can drop tables with their data, so without --yes it only prints
  * what each tenant's rollback would undo (read-only) and refuses, like `drop` (exit 2).
  */
-export async function runRollback (silo: Silo, targets: string[] | 'all', options: FleetCommandOptions): Promise<boolean> {
+export async function runRollback (silo: FleetDeps, targets: string[] | 'all', options: FleetCommandOptions): Promise<boolean> {
   if (options.yes === true) return await runFleet(silo, targets, 'rollback', options)
-  const plan = await rollbackPlan(silo, await slugsOf(silo, targets), options.concurrency ?? silo.config.migrateConcurrency)
+  const plan = await rollbackPlan(silo, await slugsOf(silo, targets), options.concurrency)
   console.log(options.json === true ? JSON.stringify({ plan }, null, 2) : planText(plan))
   throw new UsageError('refusing to roll back without --yes (it can drop tables and their data); the plan is above')
 }

@@ -95,9 +95,9 @@ program.command('migrate [slugs...]')
   .option('--all', 'every tenant')
   .option('--concurrency <n>', 'tenants at once (1-64; default MIGRATE_CONCURRENCY)', concurrency)
   .option('--json', 'print JSON results')
-  .action(action(async (slugs: string[], options: FleetCommandOptions) => {
+  .action(action(async (slugs: string[], options: Partial<FleetCommandOptions>) => {
     const targets = fleetTargets(slugs, options)
-    return await withSilo(async (silo) => await runFleet(silo, targets, 'latest', options))
+    return await withSilo(async (silo, config) => await runFleet(silo, targets, 'latest', { ...options, concurrency: options.concurrency ?? config.migrateConcurrency }))
   }))
 
 program.command('rollback [slugs...]')
@@ -106,9 +106,9 @@ program.command('rollback [slugs...]')
   .option('--yes', 'confirm: this can drop tables and their data')
   .option('--concurrency <n>', 'tenants at once (1-64; default MIGRATE_CONCURRENCY)', concurrency)
   .option('--json', 'print JSON (the plan without --yes, the results with it)')
-  .action(action(async (slugs: string[], options: FleetCommandOptions) => {
+  .action(action(async (slugs: string[], options: Partial<FleetCommandOptions>) => {
     const targets = fleetTargets(slugs, options)
-    return await withSilo(async (silo) => await runRollback(silo, targets, options))
+    return await withSilo(async (silo, config) => await runRollback(silo, targets, { ...options, concurrency: options.concurrency ?? config.migrateConcurrency }))
   }))
 
 for (const [name, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {

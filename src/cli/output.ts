@@ -1,5 +1,6 @@
 import type { TenantSummary } from '../catalog/catalog-store.js'
 import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
+import { tenantView } from '../schemas/tenant-view.js'
 
 /** Plain text table: columns padded to their widest cell. */
 export function table (headers: string[], rows: string[][]): string {
@@ -15,20 +16,8 @@ export function tenantsTable (tenants: TenantSummary[]): string {
   ]))
 }
 
-/** The JSON shape of a tenant for scripts: no credentials, ISO dates. */
-export function tenantJson (tenant: TenantSummary): Record<string, unknown> {
-  return {
-    slug: tenant.slug,
-    name: tenant.name,
-    status: tenant.status,
-    schemaVersion: tenant.schemaVersion,
-    database: tenant.databaseName,
-    domains: tenant.domains,
-    primaryDomain: tenant.primaryDomain,
-    createdAt: tenant.createdAt.toISOString(),
-    updatedAt: tenant.updatedAt.toISOString()
-  }
-}
+/** The JSON shape of a tenant for scripts: the admin API's (no credentials, ISO dates). */
+export const tenantJson = tenantView
 
 export type FleetDirection = 'latest' | 'rollback'
 

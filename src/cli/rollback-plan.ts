@@ -25,7 +25,7 @@ const RECORD_CHUNK = 500
  * the highest recorded, undone newest first. Read with a plain query, not `migrate.list()`,
  * which creates the migrations table where there is none.
  */
-export async function rollbackPlan (silo: Silo, slugs: string[], concurrency: number): Promise<RollbackPlanEntry[]> {
+export async function rollbackPlan (silo: Pick<Silo, 'catalog' | 'migrator'>, slugs: string[], concurrency: number): Promise<RollbackPlanEntry[]> {
   const records = new Map<string, TenantRecord>()
   for (let index = 0; index < slugs.length; index += RECORD_CHUNK) {
     for (const [slug, record] of await silo.catalog.tenantsBySlugs(slugs.slice(index, index + RECORD_CHUNK))) records.set(slug, record)

@@ -1,12 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Registry } from 'prom-client'
-import type { Silo } from '../../silo.js'
 import { assertAdminToken } from './admin-auth.js'
-import { adminTenantRoutes } from './tenants.js'
+import { adminTenantRoutes, type AdminTenantDeps } from './tenants.js'
 
-export interface AdminScopeOptions {
-  silo: Silo
+export interface AdminScopeOptions extends AdminTenantDeps {
+  /** ADMIN_HOST: the only host these routes answer on. */
+  adminHost: string
+  /** ADMIN_TOKEN; unset refuses every call that needs it. */
+  adminToken: string | undefined
   metrics: Registry
 }
 
@@ -24,8 +26,8 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
  * (with or without a port, any case) and never resolve a tenant; all of them but the docs
  * require the admin bearer token.
  */
-export async function adminScope (app: FastifyInstance, { silo, metrics }: AdminScopeOptions): Promise<void> {
-  const host = new RegExp(`^${escapeRegExp(silo.config.adminHost)}\\.?(:\\d{1,5})?$`, 'i')
+export async function adminScope (app: FastifyInstance, { adminHost, adminToken, metrics, provisioner, catalog }: AdminScopeOptions): Promise<void> {
+  const host = new RegExp(`^${escapeRegExp(adminHost)}\\.?(:\\d{1,5})?$`, 'i')
   app.addHook('onRoute', (route) => {
     route.constraints = { ...route.constraints, host }
     route.config = { ...route.config, tenancy: false, ...(route.url.startsWith('/docs') ? { public: true } : {}) }
@@ -33,10 +35,10 @@ export async function adminScope (app: FastifyInstance, { silo, metrics }: Admin
   })
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public === true) return
-    assertAdminToken(request.headers.authorization, silo.config.adminToken)
+    assertAdminToken(request.headers.authorization, adminToken)
   })
 
-  await app.register(adminTenantRoutes, { silo })
+  await app.register(adminTenantRoutes, { provisioner, catalog })
   app.get('/metrics', {
     schema: { tags: ['admin'], summary: 'Prometheus metrics', security: [{ bearer: [] }] }
   }, async (_request, reply) => await reply.type(metrics.contentType).send(await metrics.metrics()))

@@ -1,29 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { TenantSummary } from '../../catalog/catalog-store.js'
 import type { Silo } from '../../silo.js'
 import { tenantNotFoundBySlug } from '../../lifecycle/provisioner.js'
 import { DomainBody, DomainParams, SlugParams, TenantCreate, TenantList, TenantView } from '../../schemas/admin.js'
 import { ErrorBody } from '../../schemas/error.js'
+import { tenantView as view } from '../../schemas/tenant-view.js'
 
-const view = (tenant: TenantSummary): TenantView => ({
-  slug: tenant.slug,
-  name: tenant.name,
-  status: tenant.status,
-  schemaVersion: tenant.schemaVersion,
-  database: tenant.databaseName,
-  domains: tenant.domains,
-  primaryDomain: tenant.primaryDomain,
-  createdAt: tenant.createdAt.toISOString(),
-  updatedAt: tenant.updatedAt.toISOString()
-})
+/** What the tenant routes use of the core: every change goes through the provisioner. */
+export type AdminTenantDeps = Pick<Silo, 'provisioner' | 'catalog'>
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
 const security = [{ bearer: [] }]
 
 /** Tenant lifecycle over HTTP; every change goes through the provisioner, as the CLI's do. */
-export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ silo: Silo }> = async (app, { silo }) => {
-  const { provisioner, catalog } = silo
+export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = async (app, { provisioner, catalog }) => {
   const one = async (slug: string): Promise<TenantView> => {
     const [tenant] = await catalog.listTenants([slug])
     if (tenant === undefined) throw tenantNotFoundBySlug(slug)
