@@ -174,7 +174,7 @@ export class ServerAdmin {
       if (!isDuplicate(error)) throw error
       // A re-run of a create finds its own database; one owned by anyone else is not to be touched.
       if ((await this.databaseObject(name))?.owner !== owner) {
-        throw new SiloError('SLUG_TAKEN', 409, `A database named ${name} already exists on the server outside this catalog`)
+        throw new SiloError('SLUG_TAKEN', `A database named ${name} already exists on the server outside this catalog`)
       }
     }
     // Identifier bindings are quoted by knex into the text, so the statements go in one round trip.
@@ -222,7 +222,7 @@ export class ServerAdmin {
       if (!isDuplicate(error)) throw error
       const existing = await this.roleComment(name)
       if (parseMark(existing)?.catalogId !== catalogId) {
-        throw new SiloError('SLUG_TAKEN', 409, `A role named ${name} already exists on the server outside this catalog`)
+        throw new SiloError('SLUG_TAKEN', `A role named ${name} already exists on the server outside this catalog`)
       }
       if (alterExisting) await this.#knex.raw(`ALTER ROLE ?? WITH ${attributes}; COMMENT ON ROLE ?? IS '${comment}'`, [name, name])
     }
