@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { isUniqueViolation } from '../db/sqlstate.js'
 import { AdvisoryLocks } from './advisory-locks.js'
 import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
@@ -315,10 +316,6 @@ function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: strin
     createdAt: row.created_at,
     updatedAt: row.updated_at
   }
-}
-
-function isUniqueViolation (error: unknown): boolean {
-  return (error as { code?: string }).code === '23505'
 }
 
 function toConflict (error: unknown, tenant: NewTenant): unknown {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import pLimit from 'p-limit'
 import type { TenantRecord } from '../catalog/catalog-store.js'
+import { isUndefinedTable } from '../db/sqlstate.js'
 import type { Silo } from '../silo.js'
 
 /** What `rollback` would do to one tenant, read without changing anything. */
@@ -51,8 +52,8 @@ async function lastBatch (db: Knex): Promise<Omit<RollbackPlanEntry, 'slug'>> {
   try {
     rows = await db('knex_migrations').select('name', 'batch').orderBy('id', 'desc')
   } catch (error) {
-    // undefined_table: never migrated, nothing to undo.
-    if ((error as { code?: string }).code === '42P01') return { undo: [], before: null, after: null }
+    // Never migrated, nothing to undo.
+    if (isUndefinedTable(error)) return { undo: [], before: null, after: null }
     throw error
   }
   const batch = Math.max(...rows.map((row) => row.batch))

@@ -3,6 +3,7 @@ import { SiloError } from '../errors.js'
 import { assertIdentifier } from './identifiers.js'
 import { assertSafeComment, parseMark } from './object-marks.js'
 import { assertVerifier, scramVerifier } from './scram.js'
+import { isDuplicateDatabase, isDuplicateObject, isUniqueViolation } from './sqlstate.js'
 
 /** A database on the server, with what says who made it: its comment and its owner's. */
 export interface DatabaseObject {
@@ -292,6 +293,5 @@ function escapeLike (text: string): string {
 
 /** duplicate_database, duplicate_object, or a concurrent catalog insert of the same name. */
 function isDuplicate (error: unknown): boolean {
-  const code = (error as { code?: string }).code
-  return code === '42P04' || code === '42710' || code === '23505'
+  return isDuplicateDatabase(error) || isDuplicateObject(error) || isUniqueViolation(error)
 }
