@@ -6,6 +6,9 @@ import { MigrationRunLog } from './migration-runs.js'
 
 export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
 export type TenantStatus = typeof TENANT_STATUSES[number]
+/** The statuses an admin moves a tenant between (suspend, resume); the others belong to create and drop. */
+export const SETTABLE_STATUSES = ['active', 'suspended'] as const satisfies readonly TenantStatus[]
+export type SettableStatus = typeof SETTABLE_STATUSES[number]
 
 /**
  * Where a tenant's data lives and how to log in to it (password decrypted, kept in memory only).

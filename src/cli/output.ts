@@ -1,4 +1,5 @@
 import type { TenantSummary } from '../catalog/catalog-store.js'
+import type { MigrationDirection } from '../catalog/migration-runs.js'
 import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
 
 /** Plain text table: columns padded to their widest cell. */
@@ -30,7 +31,7 @@ export function tenantJson (tenant: TenantSummary): Record<string, unknown> {
   }
 }
 
-export type FleetDirection = 'latest' | 'rollback'
+export type FleetDirection = MigrationDirection
 
 const MARKS: Record<TenantMigrationResult['status'], string> = { migrated: 'ok  ', 'up-to-date': 'ok  ', skipped: 'skip', failed: 'FAIL' }
 

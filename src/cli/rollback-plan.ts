@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import pLimit from 'p-limit'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { isUndefinedTable } from '../db/sqlstate.js'
+import { NOT_MIGRATABLE } from '../lifecycle/fleet-migrator.js'
 import type { Silo } from '../silo.js'
 
 /** What `rollback` would do to one tenant, read without changing anything. */
@@ -16,8 +17,6 @@ export interface RollbackPlanEntry {
   problem?: string
 }
 
-/** Tenants in these states are skipped by the fleet migrator (fleet-migrator.ts). */
-const NOT_MIGRATABLE = new Set(['provisioning', 'dropping'])
 /** Tenant records read from the catalog per query. */
 const RECORD_CHUNK = 500
 

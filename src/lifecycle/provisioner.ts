@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { CatalogConflict, type CatalogStore, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
+import { CatalogConflict, SETTABLE_STATUSES, type CatalogStore, type SettableStatus, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError, tenantLocked, tenantStateConflict, validationFailed } from '../errors.js'
@@ -139,12 +139,12 @@ export class Provisioner {
     })
   }
 
-  async setStatus (slug: string, status: Extract<TenantStatus, 'active' | 'suspended'>): Promise<TenantSummary> {
+  async setStatus (slug: string, status: SettableStatus): Promise<TenantSummary> {
     assertSlug(slug)
     return await this.#locked(slug, async () => {
       const tenant = await this.#deps.catalog.tenantBySlug(slug)
       if (tenant === null) throw tenantNotFoundBySlug(slug)
-      if (tenant.status !== 'active' && tenant.status !== 'suspended') {
+      if (!(SETTABLE_STATUSES as readonly TenantStatus[]).includes(tenant.status)) {
         throw tenantStateConflict(slug, tenant.status)
       }
       await this.#deps.catalog.setStatus(slug, status)
