@@ -111,7 +111,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
       env: false
     })
   } catch (error) {
-    throw new SiloError('CONFIG_INVALID', 500, `Invalid configuration: ${(error as Error).message}`)
+    throw new SiloError('CONFIG_INVALID', `Invalid configuration: ${(error as Error).message}`)
   }
   return {
     databaseUrl: env.DATABASE_URL,

@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { SiloError, type ErrorCode } from './errors.js'
+import { SiloError, statusOf, type ErrorCode } from './errors.js'
 import { logIncoming } from './request-logging.js'
 import { classifyDatabaseError } from './tenancy/database-errors.js'
 
@@ -12,16 +12,19 @@ interface HttpError {
   retryAfter?: number | undefined
 }
 
+/** An error Silo answers without a SiloError: its status from the table in src/errors.ts. */
+const httpError = (code: ErrorCode, message: string): HttpError => ({ statusCode: statusOf(code), code, message })
+
 /** Fastify's own 4xx errors (body parsing, content type, size) mapped onto Silo's codes. */
 function fromFastify (error: FastifyError): HttpError | null {
   const status = error.statusCode ?? 500
   if (status < 400 || status >= 500) return null
-  if (status === 413) return { statusCode: 413, code: 'PAYLOAD_TOO_LARGE', message: 'Request body is too large' }
-  if (status === 415) return { statusCode: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: error.message }
+  if (status === 413) return httpError('PAYLOAD_TOO_LARGE', 'Request body is too large')
+  if (status === 415) return httpError('UNSUPPORTED_MEDIA_TYPE', error.message)
   // A plugin's 403 (@fastify/static refusing a path that climbs out of its root) says that
   // something is there: answered as what does not exist, not as a validation failure.
-  if (status === 404 || status === 403) return { statusCode: 404, code: 'NOT_FOUND', message: 'Not found' }
-  return { statusCode: 400, code: 'VALIDATION_FAILED', message: error.message }
+  if (status === 404 || status === 403) return httpError('NOT_FOUND', 'Not found')
+  return httpError('VALIDATION_FAILED', error.message)
 }
 
 export function toHttpError (error: unknown): HttpError {
@@ -29,9 +32,9 @@ export function toHttpError (error: unknown): HttpError {
   if (silo !== null) return { statusCode: silo.statusCode, code: silo.code, message: silo.message, retryAfter: silo.retryAfter }
   const fastifyError = error as FastifyError
   if (fastifyError.validation !== undefined) {
-    return { statusCode: 400, code: 'VALIDATION_FAILED', message: fastifyError.message }
+    return httpError('VALIDATION_FAILED', fastifyError.message)
   }
-  return fromFastify(fastifyError) ?? { statusCode: 500, code: 'INTERNAL_ERROR', message: 'Internal server error' }
+  return fromFastify(fastifyError) ?? httpError('INTERNAL_ERROR', 'Internal server error')
 }
 
 /** Sends the body as text: an object would go through the route's response serializers, a measurable share of a 404. */
@@ -70,9 +73,8 @@ export function replyWithError (error: unknown, request: FastifyRequest, reply: 
  */
 export function registerErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler(replyWithError)
-  app.setNotFoundHandler((request, reply) => sendError(reply, {
-    statusCode: 404, code: 'NOT_FOUND', message: `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`
-  }))
+  app.setNotFoundHandler((request, reply) => sendError(reply,
+    httpError('NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`)))
 }
 
 /** Fastify's `frameworkErrors` option: errors raised before routing (bad URL encoding, over-long parameters). */
@@ -81,10 +83,11 @@ export function frameworkErrors (error: FastifyError, _request: FastifyRequest, 
 }
 
 /** How a request Node's HTTP parser refused is answered, by the parser's error code. */
-const CLIENT_ERRORS: Record<string, { status: number, code: ErrorCode, message: string }> = {
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', message: 'The request took too long to arrive' },
-  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', message: 'Request headers are too large' }
+const CLIENT_ERRORS: Record<string, HttpError> = {
+  ERR_HTTP_REQUEST_TIMEOUT: httpError('REQUEST_TIMEOUT', 'The request took too long to arrive'),
+  HPE_HEADER_OVERFLOW: httpError('HEADERS_TOO_LARGE', 'Request headers are too large')
 }
+const MALFORMED_REQUEST = httpError('VALIDATION_FAILED', 'Malformed HTTP request')
 
 /**
  * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused (control bytes in a
@@ -93,7 +96,7 @@ const CLIENT_ERRORS: Record<string, { status: number, code: ErrorCode, message: 
  */
 export function clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return
-  const { status, code, message } = CLIENT_ERRORS[error.code ?? ''] ?? { status: 400, code: 'VALIDATION_FAILED', message: 'Malformed HTTP request' }
+  const { statusCode: status, code, message } = CLIENT_ERRORS[error.code ?? ''] ?? MALFORMED_REQUEST
   const body = JSON.stringify({ statusCode: status, code, error: STATUS_CODES[status] ?? 'Error', message })
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => { socket.destroy() })
 }
@@ -104,13 +107,14 @@ export function clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket
  * hand such a request to Fastify, so it is answered here.
  */
 export function expectationFailed (_request: IncomingMessage, response: ServerResponse): void {
+  const status = statusOf('EXPECTATION_FAILED')
   const body = JSON.stringify({
-    statusCode: 417,
+    statusCode: status,
     code: 'EXPECTATION_FAILED' satisfies ErrorCode,
-    error: STATUS_CODES[417],
+    error: STATUS_CODES[status],
     message: 'The only expectation Silo meets is Expect: 100-continue'
   })
   // Closed after the answer: the body the request announced may or may not follow.
-  response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' })
   response.end(body)
 }

@@ -1,35 +1,58 @@
 /**
  * Errors are values with a stable `code`: the one error handler (src/error-handler.ts)
  * turns them into `{ statusCode, code, error, message }`.
+ *
+ * ERRORS is the one place a code gets its HTTP status (and, for a 503, the `Retry-After` sent
+ * by default): a throw site names the code, never a status, so one code always has one status.
+ * README.md's error table lists the same codes with the same statuses (test/error-table.test.ts).
  */
-export type ErrorCode =
-  | 'HOST_INVALID'
-  | 'TENANT_NOT_FOUND'
-  | 'TENANT_SUSPENDED'
-  | 'TENANT_UNAVAILABLE'
-  | 'TENANT_BUSY'
-  | 'CATALOG_UNAVAILABLE'
-  | 'CATALOG_BUSY'
-  | 'VALIDATION_FAILED'
-  | 'UNAUTHORIZED'
-  | 'NOT_FOUND'
-  | 'SLUG_TAKEN'
-  | 'DOMAIN_TAKEN'
-  | 'TENANT_LOCKED'
-  | 'CONFIG_INVALID'
-  | 'CATALOG_MISSING'
-  | 'PROVISIONING_FAILED'
-  | 'MIGRATION_FAILED'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'SHUTTING_DOWN'
-  | 'REQUEST_TIMEOUT'
-  | 'HEADERS_TOO_LARGE'
-  | 'EXPECTATION_FAILED'
-  | 'INTERNAL_ERROR'
+export const ERRORS = {
+  HOST_INVALID: { status: 400 },
+  TENANT_NOT_FOUND: { status: 404 },
+  TENANT_SUSPENDED: { status: 403 },
+  TENANT_UNAVAILABLE: { status: 503, retryAfter: 5 },
+  TENANT_BUSY: { status: 503, retryAfter: 1 },
+  CATALOG_UNAVAILABLE: { status: 503, retryAfter: 5 },
+  /** Every catalog connection stayed taken for the whole acquire timeout (the catalog answers; this process has too much under way). */
+  CATALOG_BUSY: { status: 503, retryAfter: 1 },
+  VALIDATION_FAILED: { status: 400 },
+  UNAUTHORIZED: { status: 401 },
+  NOT_FOUND: { status: 404 },
+  SLUG_TAKEN: { status: 409 },
+  DOMAIN_TAKEN: { status: 409 },
+  /** Another operation on the tenant holds its lock. */
+  TENANT_LOCKED: { status: 409 },
+  /** The tenant's status refuses the operation (suspend or resume of a tenant provisioning, failed or being dropped). */
+  TENANT_STATE_CONFLICT: { status: 409 },
+  PAYLOAD_TOO_LARGE: { status: 413 },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415 },
+  REQUEST_TIMEOUT: { status: 408 },
+  HEADERS_TOO_LARGE: { status: 431 },
+  EXPECTATION_FAILED: { status: 417 },
+  SHUTTING_DOWN: { status: 503, retryAfter: 1 },
+  /** Start-up and CLI: the configuration (environment, SECRET_KEY, ADMIN_HOST) cannot work. */
+  CONFIG_INVALID: { status: 500 },
+  /** Start-up: the catalog database is gone while tenant databases that carry its mark remain. */
+  CATALOG_MISSING: { status: 500 },
+  PROVISIONING_FAILED: { status: 500 },
+  INTERNAL_ERROR: { status: 500 }
+} as const satisfies Record<string, { status: number, retryAfter?: number }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export const ERROR_CODES = Object.keys(ERRORS) as ErrorCode[]
+
+/** The one HTTP status of `code`. */
+export const statusOf = (code: ErrorCode): number => ERRORS[code].status
+
+/** The `Retry-After` (seconds) `code` is sent with unless a throw site says otherwise. */
+export const retryAfterOf = (code: ErrorCode): number | undefined => {
+  const entry: { status: number, retryAfter?: number } = ERRORS[code]
+  return entry.retryAfter
+}
 
 export interface SiloErrorOptions {
-  /** Seconds a client should wait before retrying (sent as `Retry-After`). */
+  /** Seconds a client should wait before retrying (sent as `Retry-After`); the table's default when left out. */
   retryAfter?: number
   cause?: unknown
 }
@@ -39,7 +62,8 @@ export class SiloError extends Error {
   readonly statusCode: number
   readonly retryAfter: number | undefined
 
-  constructor (code: ErrorCode, statusCode: number, message: string, options: SiloErrorOptions = {}) {
+  constructor (code: ErrorCode, message: string, options: SiloErrorOptions = {}) {
+    const statusCode = statusOf(code)
     // Refusing bad input is routine, not a fault, and no one reads its stack: capturing one
     // through Fastify's hook chain was a fifth of the CPU of a 404. A 5xx keeps its stack.
     const stackTraceLimit = Error.stackTraceLimit
@@ -49,39 +73,45 @@ export class SiloError extends Error {
     this.name = 'SiloError'
     this.code = code
     this.statusCode = statusCode
-    this.retryAfter = options.retryAfter
+    this.retryAfter = options.retryAfter ?? retryAfterOf(code)
   }
 }
 
 export const hostInvalid = (message = 'Host header is missing or malformed') =>
-  new SiloError('HOST_INVALID', 400, message)
+  new SiloError('HOST_INVALID', message)
 
 export const tenantNotFound = (host: string) =>
-  new SiloError('TENANT_NOT_FOUND', 404, `No tenant is served at ${host}`)
+  new SiloError('TENANT_NOT_FOUND', `No tenant is served at ${host}`)
 
 export const tenantSuspended = () =>
-  new SiloError('TENANT_SUSPENDED', 403, 'This tenant is suspended')
+  new SiloError('TENANT_SUSPENDED', 'This tenant is suspended')
 
 export const tenantUnavailable = (message: string, cause?: unknown) =>
-  new SiloError('TENANT_UNAVAILABLE', 503, message, { retryAfter: 5, cause })
+  new SiloError('TENANT_UNAVAILABLE', message, { cause })
 
 export const tenantBusy = () =>
-  new SiloError('TENANT_BUSY', 503, 'No database connection became free in time', { retryAfter: 1 })
+  new SiloError('TENANT_BUSY', 'No database connection became free in time')
 
 export const catalogUnavailable = (cause?: unknown) =>
-  new SiloError('CATALOG_UNAVAILABLE', 503, 'The tenant catalog cannot be reached', { retryAfter: 5, cause })
+  new SiloError('CATALOG_UNAVAILABLE', 'The tenant catalog cannot be reached', { cause })
 
 /** Every catalog connection stayed taken for the whole acquire timeout (the catalog answers; this process has too much under way). */
 export const catalogBusy = (cause?: unknown) =>
-  new SiloError('CATALOG_BUSY', 503, 'No catalog connection became free in time', { retryAfter: 1, cause })
+  new SiloError('CATALOG_BUSY', 'No catalog connection became free in time', { cause })
 
 export const shuttingDown = () =>
-  new SiloError('SHUTTING_DOWN', 503, 'This instance is shutting down; retry the request', { retryAfter: 1 })
+  new SiloError('SHUTTING_DOWN', 'This instance is shutting down; retry the request')
 
 export const validationFailed = (message: string) =>
-  new SiloError('VALIDATION_FAILED', 400, message)
+  new SiloError('VALIDATION_FAILED', message)
 
 export const notFound = (message = 'Not found') =>
-  new SiloError('NOT_FOUND', 404, message)
+  new SiloError('NOT_FOUND', message)
+
+export const tenantLocked = (slug: string) =>
+  new SiloError('TENANT_LOCKED', `Another operation on tenant ${slug} is in progress`)
+
+export const tenantStateConflict = (slug: string, status: string) =>
+  new SiloError('TENANT_STATE_CONFLICT', `Tenant ${slug} is ${status}`)
 
 export const isSiloError = (error: unknown): error is SiloError => error instanceof SiloError

@@ -1,7 +1,12 @@
 import { EventEmitter } from 'node:events'
 
-/** Outcome of resolving a request's tenant, counted by metrics. */
-export type RequestOutcome = 'served' | 'host_invalid' | 'not_found' | 'suspended' | 'unavailable' | 'catalog_unavailable'
+/** Why a tenant's pool was retired (`pool:evicted`, the `reason` label of silo_pool_evictions_total). */
+export const EVICTION_REASONS = ['lru', 'removed', 'idle', 'closing'] as const
+export type EvictionReason = typeof EVICTION_REASONS[number]
+
+/** Outcome of resolving a request's tenant, counted by metrics (the `outcome` label). */
+export const REQUEST_OUTCOMES = ['served', 'host_invalid', 'not_found', 'suspended', 'unavailable', 'catalog_unavailable'] as const
+export type RequestOutcome = typeof REQUEST_OUTCOMES[number]
 
 /**
  * Lifecycle events of the tenancy core, for an embedding application (audit, cache warm-up,
@@ -19,7 +24,7 @@ export interface SiloEventMap {
   /** Making, adopting, claiming or dropping a spare database failed (creates go the usual way meanwhile). */
   'spares:failed': [{ error: Error }]
   'pool:opened': [{ tenantId: string, slug: string }]
-  'pool:evicted': [{ tenantId: string, slug: string, reason: 'lru' | 'removed' | 'idle' | 'closing' }]
+  'pool:evicted': [{ tenantId: string, slug: string, reason: EvictionReason }]
   'connection:opened': [{ slug: string, durationMs: number }]
   'connection:failed': [{ slug: string, error: Error }]
   'request:tenant': [{ outcome: RequestOutcome }]

@@ -33,7 +33,7 @@ export function firstContactErrors (adminHost: string): {
     },
     tenantNotFound: (host, request) => {
       if (!isAdminPath(request.url)) return tenantNotFound(host)
-      return new SiloError('TENANT_NOT_FOUND', 404, `No tenant is served at ${host}. ` +
+      return new SiloError('TENANT_NOT_FOUND', `No tenant is served at ${host}. ` +
         `The admin API (/tenants, /metrics) and the API docs (/docs) are served on the admin host ${adminHost}: ${docsUrl(request.headers.host ?? '')}`)
     }
   }

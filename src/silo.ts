@@ -76,10 +76,10 @@ export interface OpenSiloOptions {
  */
 export async function openSilo (config: Config, options: OpenSiloOptions = {}): Promise<Silo> {
   if (config.databaseUrl === undefined) {
-    throw new SiloError('CONFIG_INVALID', 500, 'DATABASE_URL is required here (only `npm start` and `npm test` start an embedded PostgreSQL)')
+    throw new SiloError('CONFIG_INVALID', 'DATABASE_URL is required here (only `npm start` and `npm test` start an embedded PostgreSQL)')
   }
   if (config.secretKey === undefined) {
-    throw new SiloError('CONFIG_INVALID', 500, 'SECRET_KEY is required: it encrypts tenant credentials in the catalog (at least 16 characters)')
+    throw new SiloError('CONFIG_INVALID', 'SECRET_KEY is required: it encrypts tenant credentials in the catalog (at least 16 characters)')
   }
   const server = connectionFromUrl(config.databaseUrl)
   const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 2 } }))

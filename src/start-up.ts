@@ -40,7 +40,7 @@ export async function assertAdminHostFree (catalog: CatalogStore, adminHost: str
   if (host === null) return
   const tenant = await catalog.tenantByHost(host)
   if (tenant === null) return
-  throw new SiloError('CONFIG_INVALID', 500,
+  throw new SiloError('CONFIG_INVALID',
     `ADMIN_HOST ${host} is also a domain of tenant ${tenant.slug}, which would get 404 on every route: ` +
     `remove the domain (npm run tenants -- domains remove ${host}) or set ADMIN_HOST to another host`)
 }

@@ -95,6 +95,22 @@ t.test('taken slugs and domains are 409, invalid input 400, and nothing is creat
   t.equal((await silo.catalog.listTenants()).length, before)
 })
 
+t.test('suspend and resume of a tenant that is provisioning, failed or dropping are 409 TENANT_STATE_CONFLICT, and change nothing', async (t) => {
+  t.equal((await call('POST', '/tenants', { slug: 'midway', domains: ['midway.test'] })).statusCode, 201)
+  for (const status of ['provisioning', 'failed', 'dropping'] as const) {
+    await silo.catalog.setStatus('midway', status)
+    for (const action of ['suspend', 'resume']) {
+      const res = await call('POST', `/tenants/midway/${action}`)
+      t.match(res.json(), { statusCode: 409, code: 'TENANT_STATE_CONFLICT', message: `Tenant midway is ${status}` }, `${action} of a ${status} tenant`)
+      t.notOk(res.headers['retry-after'], 'a conflict is not an outage: no Retry-After')
+    }
+    t.equal((await silo.catalog.tenantBySlug('midway'))?.status, status, `still ${status}`)
+  }
+  await silo.catalog.setStatus('midway', 'active')
+  t.match((await call('POST', '/tenants/midway/suspend')).json(), { status: 'suspended' })
+  t.equal((await call('DELETE', '/tenants/midway')).statusCode, 204)
+})
+
 t.test('two concurrent creates of one slug give one 201 and one 409', async (t) => {
   const [a, b] = await Promise.all([
     call('POST', '/tenants', { slug: 'twice', domains: ['twice-a.test'] }),

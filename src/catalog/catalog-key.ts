@@ -15,7 +15,7 @@ import { CredentialCipher, CredentialUndecryptable, type CredentialKeys } from '
 const ROTATE = 'Start with the key they were stored with; to change keys, set SECRET_KEY to the new key and SECRET_KEY_PREVIOUS to the old one and run `tenants rekey`.'
 
 function keyMismatch (cipher: CredentialCipher, what: string): SiloError {
-  return new SiloError('CONFIG_INVALID', 500,
+  return new SiloError('CONFIG_INVALID',
     `SECRET_KEY does not match the key the tenant credentials in this catalog were stored with (${what}; this process has ${cipher.describeKeys()}). ${ROTATE}`)
 }
 

@@ -83,7 +83,7 @@ async function refuseOverLostTenants (tenantServer: ServerAdmin, catalogDatabase
     .map((database) => database.name)
   if (lost.length === 0) return
   const named = lost.length > 5 ? `${lost.slice(0, 5).join(', ')} and ${lost.length - 5} more` : lost.join(', ')
-  throw new SiloError('CATALOG_MISSING', 500,
+  throw new SiloError('CATALOG_MISSING',
     `The catalog database ${catalogDatabase} does not exist, but ${lost.length} tenant database${lost.length === 1 ? '' : 's'} on the server ` +
     `carry its mark (${named}): it was dropped, renamed or moved. Restore it (from a backup, or point CATALOG_DATABASE or ` +
     'CATALOG_DATABASE_URL at it) and start again. Silo does not create an empty catalog over them; nothing was created or dropped.')

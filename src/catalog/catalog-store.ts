@@ -1,10 +1,14 @@
 import type { Knex } from 'knex'
+import { isUniqueViolation } from '../db/sqlstate.js'
 import { AdvisoryLocks } from './advisory-locks.js'
 import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 
 export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
 export type TenantStatus = typeof TENANT_STATUSES[number]
+/** The statuses an admin moves a tenant between (suspend, resume); the others belong to create and drop. */
+export const SETTABLE_STATUSES = ['active', 'suspended'] as const satisfies readonly TenantStatus[]
+export type SettableStatus = typeof SETTABLE_STATUSES[number]
 
 /**
  * Where a tenant's data lives and how to log in to it (password decrypted, kept in memory only).
@@ -315,10 +319,6 @@ function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: strin
     createdAt: row.created_at,
     updatedAt: row.updated_at
   }
-}
-
-function isUniqueViolation (error: unknown): boolean {
-  return (error as { code?: string }).code === '23505'
 }
 
 function toConflict (error: unknown, tenant: NewTenant): unknown {

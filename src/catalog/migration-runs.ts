@@ -1,10 +1,18 @@
 import type { Knex } from 'knex'
 
+/** Which way a fleet migration goes: to the newest migration, or back by the last batch. */
+export const MIGRATION_DIRECTIONS = ['latest', 'rollback'] as const
+export type MigrationDirection = typeof MIGRATION_DIRECTIONS[number]
+
+/** How one tenant's migration ended (stored in migration_runs.status). */
+export const MIGRATION_OUTCOMES = ['migrated', 'up-to-date', 'failed', 'skipped'] as const
+export type MigrationOutcome = typeof MIGRATION_OUTCOMES[number]
+
 export interface MigrationRunRecord {
   runId: string
   slug: string
-  direction: 'latest' | 'rollback'
-  status: 'migrated' | 'up-to-date' | 'failed' | 'skipped'
+  direction: MigrationDirection
+  status: MigrationOutcome
   before: string | null
   after: string | null
   applied: string[]

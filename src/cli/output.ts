@@ -1,4 +1,5 @@
 import type { TenantSummary } from '../catalog/catalog-store.js'
+import type { MigrationDirection } from '../catalog/migration-runs.js'
 import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
 import { tenantView } from '../schemas/tenant-view.js'
 
@@ -19,7 +20,7 @@ export function tenantsTable (tenants: TenantSummary[]): string {
 /** The JSON shape of a tenant for scripts: the admin API's (no credentials, ISO dates). */
 export const tenantJson = tenantView
 
-export type FleetDirection = 'latest' | 'rollback'
+export type FleetDirection = MigrationDirection
 
 const MARKS: Record<TenantMigrationResult['status'], string> = { migrated: 'ok  ', 'up-to-date': 'ok  ', skipped: 'skip', failed: 'FAIL' }
 

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex'
 import pLimit from 'p-limit'
 import type { TenantRecord } from '../catalog/catalog-store.js'
+import { isUndefinedTable } from '../db/sqlstate.js'
+import { NOT_MIGRATABLE } from '../lifecycle/fleet-migrator.js'
 import type { Silo } from '../silo.js'
 
 /** What `rollback` would do to one tenant, read without changing anything. */
@@ -15,8 +17,6 @@ export interface RollbackPlanEntry {
   problem?: string
 }
 
-/** Tenants in these states are skipped by the fleet migrator (fleet-migrator.ts). */
-const NOT_MIGRATABLE = new Set(['provisioning', 'dropping'])
 /** Tenant records read from the catalog per query. */
 const RECORD_CHUNK = 500
 
@@ -51,8 +51,8 @@ async function lastBatch (db: Knex): Promise<Omit<RollbackPlanEntry, 'slug'>> {
   try {
     rows = await db('knex_migrations').select('name', 'batch').orderBy('id', 'desc')
   } catch (error) {
-    // undefined_table: never migrated, nothing to undo.
-    if ((error as { code?: string }).code === '42P01') return { undo: [], before: null, after: null }
+    // Never migrated, nothing to undo.
+    if (isUndefinedTable(error)) return { undo: [], before: null, after: null }
     throw error
   }
   const batch = Math.max(...rows.map((row) => row.batch))

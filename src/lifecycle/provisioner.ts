@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { CatalogConflict, type CatalogStore, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
+import { CatalogConflict, SETTABLE_STATUSES, type CatalogStore, type SettableStatus, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { ServerAdmin } from '../db/server-admin.js'
-import { SiloError, validationFailed } from '../errors.js'
+import { SiloError, tenantLocked, tenantStateConflict, validationFailed } from '../errors.js'
 import type { SiloEvents } from '../events.js'
 import type { Ownership } from './ownership.js'
 import type { PoolCache } from '../tenancy/pool-cache.js'
@@ -45,7 +45,7 @@ export interface CreateTenantInput {
   seed?: boolean
 }
 
-export const tenantNotFoundBySlug = (slug: string) => new SiloError('TENANT_NOT_FOUND', 404, `No tenant with slug ${slug}`)
+export const tenantNotFoundBySlug = (slug: string) => new SiloError('TENANT_NOT_FOUND', `No tenant with slug ${slug}`)
 
 /**
  * Creates, changes and drops tenants: catalog rows, the role and database on the server, and
@@ -78,13 +78,13 @@ export class Provisioner {
       const existing = await catalog.tenantBySlug(slug)
       if (existing !== null) {
         if (existing.status !== 'provisioning' && existing.status !== 'failed') {
-          throw new SiloError('SLUG_TAKEN', 409, `Slug ${slug} is taken`)
+          throw new SiloError('SLUG_TAKEN', `Slug ${slug} is taken`)
         }
         await this.#removeEverything(existing)
       }
       // Never adopt a database or role this catalog did not make (another catalog's tenant).
       if (await admin.databaseOrRoleExists(databaseName)) {
-        throw new SiloError('SLUG_TAKEN', 409, `A database or role named ${databaseName} already exists on the server outside this catalog`)
+        throw new SiloError('SLUG_TAKEN', `A database or role named ${databaseName} already exists on the server outside this catalog`)
       }
       await this.#step('catalog', slug)
       let tenant: TenantRecord
@@ -118,7 +118,7 @@ export class Provisioner {
         await this.#removeEverything(tenant).catch(async () => { await catalog.setStatus(slug, 'failed') })
         // A refusal (a name another catalog took meanwhile) keeps its own code and status.
         if (error instanceof SiloError && error.statusCode < 500) throw error
-        throw new SiloError('PROVISIONING_FAILED', 500, `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
+        throw new SiloError('PROVISIONING_FAILED', `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
       }
       for (const host of domains) this.#deps.resolver?.invalidateHost(host)
       this.#deps.events?.emit('tenant:created', { slug, durationMs: performance.now() - started })
@@ -139,13 +139,13 @@ export class Provisioner {
     })
   }
 
-  async setStatus (slug: string, status: Extract<TenantStatus, 'active' | 'suspended'>): Promise<TenantSummary> {
+  async setStatus (slug: string, status: SettableStatus): Promise<TenantSummary> {
     assertSlug(slug)
     return await this.#locked(slug, async () => {
       const tenant = await this.#deps.catalog.tenantBySlug(slug)
       if (tenant === null) throw tenantNotFoundBySlug(slug)
-      if (tenant.status !== 'active' && tenant.status !== 'suspended') {
-        throw new SiloError('TENANT_UNAVAILABLE', 409, `Tenant ${slug} is ${tenant.status}`)
+      if (!(SETTABLE_STATUSES as readonly TenantStatus[]).includes(tenant.status)) {
+        throw tenantStateConflict(slug, tenant.status)
       }
       await this.#deps.catalog.setStatus(slug, status)
       this.#forget(tenant)
@@ -175,10 +175,10 @@ export class Provisioner {
       const tenant = await this.#deps.catalog.tenantBySlug(assertSlug(slug))
       if (tenant === null) throw tenantNotFoundBySlug(slug)
       const domains = await this.#deps.catalog.domainsOf(tenant.id)
-      if (!domains.includes(host)) throw new SiloError('NOT_FOUND', 404, `Domain ${host} does not belong to ${slug}`)
+      if (!domains.includes(host)) throw new SiloError('NOT_FOUND', `Domain ${host} does not belong to ${slug}`)
     }
     const removed = await this.#deps.catalog.removeDomain(host)
-    if (removed === null) throw new SiloError('NOT_FOUND', 404, `Domain ${host} is not in the catalog`)
+    if (removed === null) throw new SiloError('NOT_FOUND', `Domain ${host} is not in the catalog`)
     this.#deps.resolver?.forgetHost(host)
     this.#deps.resolver?.invalidateTenant(removed)
   }
@@ -197,7 +197,7 @@ export class Provisioner {
 
   async #locked<T> (slug: string, fn: () => Promise<T>): Promise<T> {
     const result = await this.#deps.catalog.withTenantLock(slug, fn)
-    if (result === undefined) throw new SiloError('TENANT_LOCKED', 409, `Another operation on tenant ${slug} is in progress`)
+    if (result === undefined) throw tenantLocked(slug)
     return result.value
   }
 
@@ -260,7 +260,7 @@ export class Provisioner {
 
 function conflictError (error: unknown): unknown {
   if (!(error instanceof CatalogConflict)) return error
-  if (error.what === 'domain') return new SiloError('DOMAIN_TAKEN', 409, `Domain ${error.value} is taken`)
-  if (error.what === 'slug') return new SiloError('SLUG_TAKEN', 409, `Slug ${error.value} is taken`)
-  return new SiloError('SLUG_TAKEN', 409, `Database ${error.value} is taken`)
+  if (error.what === 'domain') return new SiloError('DOMAIN_TAKEN', `Domain ${error.value} is taken`)
+  if (error.what === 'slug') return new SiloError('SLUG_TAKEN', `Slug ${error.value} is taken`)
+  return new SiloError('SLUG_TAKEN', `Database ${error.value} is taken`)
 }

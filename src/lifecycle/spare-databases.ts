@@ -3,6 +3,7 @@ import type { CatalogStore } from '../catalog/catalog-store.js'
 import { assertIdentifier } from '../db/identifiers.js'
 import { parseMark } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
+import { isUndefinedDatabase, isUndefinedObject } from '../db/sqlstate.js'
 import type { SiloEvents } from '../events.js'
 import type { Ownership } from './ownership.js'
 import type { TenantTemplate } from './tenant-template.js'
@@ -180,6 +181,5 @@ export class SpareDatabases {
 
 /** invalid_catalog_name (no such database) or undefined_object (no such role). */
 function isGone (error: unknown): boolean {
-  const code = (error as { code?: string }).code
-  return code === '3D000' || code === '42704'
+  return isUndefinedDatabase(error) || isUndefinedObject(error)
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantMigrations, type PgConnection } from '../db/knex-config.js'
 import type { DirectoryMigrationSource } from '../db/migration-source.js'
+import { isUndefinedTable } from '../db/sqlstate.js'
 import { withTenantDatabase } from './tenant-context.js'
 
 export interface MigrationOutcome {
@@ -71,8 +72,8 @@ async function currentVersion (db: Knex): Promise<string | null> {
     const row = await db('knex_migrations').orderBy('name', 'desc').first<{ name: string } | undefined>('name')
     return row?.name ?? null
   } catch (error) {
-    // undefined_table: never migrated.
-    if ((error as { code?: string }).code === '42P01') return null
+    // Never migrated.
+    if (isUndefinedTable(error)) return null
     throw error
   }
 }

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { TENANT_STATUSES } from '../catalog/catalog-store.js'
 import { NO_NUL } from './text.js'
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{1,39}$', description: '2-40 characters a-z, 0-9 and -, starting with a letter' })
@@ -15,7 +16,7 @@ export type TenantCreate = Static<typeof TenantCreate>
 export const TenantView = Type.Object({
   slug: Type.String(),
   name: Type.String(),
-  status: Type.Union(['provisioning', 'active', 'suspended', 'failed', 'dropping'].map((status) => Type.Literal(status))),
+  status: Type.Union(TENANT_STATUSES.map((status) => Type.Literal(status))),
   schemaVersion: Type.Union([Type.String(), Type.Null()]),
   database: Type.String(),
   domains: Type.Array(Type.String()),

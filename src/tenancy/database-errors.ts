@@ -1,16 +1,8 @@
+import { isConnectionException, isSessionEnded, isUnavailable } from '../db/sqlstate.js'
 import { SiloError, tenantBusy, tenantUnavailable } from '../errors.js'
 
 /** Network errors of the driver: the database server cannot be reached. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'EAI_AGAIN'])
-
-/**
- * SQLSTATEs that mean "this tenant's database cannot serve now", not "this request is wrong":
- * connection exceptions (08), too many connections (53300), shutdown and recovery (57P01–57P03),
- * database gone (3D000), login refused (28000, 28P01).
- */
-function isUnavailableState (code: string): boolean {
-  return code.startsWith('08') || ['53300', '57P01', '57P02', '57P03', '3D000', '28000', '28P01'].includes(code)
-}
 
 /**
  * A FATAL (or PANIC) error ends the session: whatever its SQLSTATE, the server refused or
@@ -29,7 +21,7 @@ function endedSession (severity: unknown): boolean {
 export function connectionLost (error: unknown): boolean {
   const { code, message, severity } = error as { code?: string, message?: string, severity?: string }
   return endedSession(severity) ||
-    (typeof code === 'string' && (NETWORK_CODES.has(code) || code.startsWith('08') || code.startsWith('57P'))) ||
+    (typeof code === 'string' && NETWORK_CODES.has(code)) || isConnectionException(error) || isSessionEnded(error) ||
     (typeof message === 'string' && /Connection terminated/i.test(message))
 }
 
@@ -41,7 +33,8 @@ export function classifyDatabaseError (error: unknown): SiloError | null {
   if (error instanceof SiloError) return error
   const { name, code, message, severity } = error as { name?: string, code?: string, message?: string, severity?: string }
   if (name === 'KnexTimeoutError') return tenantBusy()
-  if (endedSession(severity) || (typeof code === 'string' && (NETWORK_CODES.has(code) || isUnavailableState(code)))) {
+  // SQLSTATEs that mean "this tenant's database cannot serve now", not "this request is wrong" (src/db/sqlstate.ts).
+  if (endedSession(severity) || (typeof code === 'string' && NETWORK_CODES.has(code)) || isUnavailable(error)) {
     return tenantUnavailable('The tenant database is unavailable', error)
   }
   if (typeof message === 'string' && /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message)) {

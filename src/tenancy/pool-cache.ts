@@ -7,7 +7,7 @@ import { tenantUnavailable } from '../errors.js'
 import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
-import { SiloEvents } from '../events.js'
+import { SiloEvents, type EvictionReason } from '../events.js'
 
 export interface PoolCacheOptions {
   /** Host, port and TLS of the server holding tenant databases (a tenant row may override host/port). */
@@ -83,7 +83,7 @@ export class PoolCache {
   #opened = 0
   #evicted = 0
   #closed = false
-  #evictReason: 'lru' | 'removed' | 'idle' | 'closing' = 'lru'
+  #evictReason: EvictionReason = 'lru'
   readonly #client: ReturnType<typeof budgetedPgClient>
   /** Moving average of the time to open a tenant connection (ms). */
   #typicalOpenMs = 10
@@ -214,7 +214,7 @@ export class PoolCache {
   }
 
   /** Runs `fn` (which may dispose entries) with the eviction reason the dispose hook reports. */
-  #withReason (reason: 'lru' | 'removed' | 'idle' | 'closing', fn: () => void): void {
+  #withReason (reason: EvictionReason, fn: () => void): void {
     const previous = this.#evictReason
     this.#evictReason = reason
     try {

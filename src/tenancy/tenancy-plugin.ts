@@ -6,7 +6,7 @@ import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
-import type { RequestOutcome, SiloEvents } from '../events.js'
+import { REQUEST_OUTCOMES, type RequestOutcome, type SiloEvents } from '../events.js'
 import { hostFromHeader } from './host.js'
 import { hostInvalid, isSiloError, notFound, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
 
@@ -73,7 +73,7 @@ export interface TenancyPluginOptions {
 export type RequestOutcomes = Record<RequestOutcome, number>
 
 export const newRequestOutcomes = (): RequestOutcomes =>
-  ({ served: 0, host_invalid: 0, not_found: 0, suspended: 0, unavailable: 0, catalog_unavailable: 0 })
+  Object.fromEntries(REQUEST_OUTCOMES.map((outcome) => [outcome, 0])) as RequestOutcomes
 
 type HookDone = (error?: Error) => void
 

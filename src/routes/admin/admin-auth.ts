@@ -12,5 +12,5 @@ export function assertAdminToken (header: string | undefined, token: string | un
   const presented = /^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? ''
   const expected = digest(token ?? '')
   const ok = timingSafeEqual(digest(presented), expected) && token !== undefined && presented !== ''
-  if (!ok) throw new SiloError('UNAUTHORIZED', 401, 'A valid admin bearer token is required')
+  if (!ok) throw new SiloError('UNAUTHORIZED', 'A valid admin bearer token is required')
 }
