@@ -39,3 +39,28 @@ function query (silo: Silo, filter: BackendFilter): Knex.QueryBuilder {
   if (filter.notApplicationName !== undefined) sessions.whereNot('application_name', 'like', filter.notApplicationName)
   return sessions
 }
+
+/** Which sessions count as waiting, for `countWaitingBackends`. */
+export interface WaitFilter {
+  /** The database the sessions are on. */
+  database: string
+  /** pg_stat_activity.wait_event_type, say `Lock`. */
+  waitEventType?: string
+  /** pg_stat_activity.wait_event, say `advisory`. */
+  waitEvent?: string
+  /** Only sessions whose application_name is LIKE this pattern (`silo:%`: tenant pools). */
+  applicationName?: string
+}
+
+/**
+ * Sessions on a database waiting on something, asked through `db`: that connection must not be
+ * inside a transaction, whose view of pg_stat_activity stays the snapshot it first took.
+ */
+export async function countWaitingBackends (db: Knex, filter: WaitFilter): Promise<number> {
+  const sessions = db('pg_stat_activity').where({ datname: filter.database })
+  if (filter.waitEventType !== undefined) sessions.where({ wait_event_type: filter.waitEventType })
+  if (filter.waitEvent !== undefined) sessions.where({ wait_event: filter.waitEvent })
+  if (filter.applicationName !== undefined) sessions.whereLike('application_name', filter.applicationName)
+  const rows = await sessions.count<Array<{ count: string }>>('* as count')
+  return Number(rows[0]?.count ?? 0)
+}
