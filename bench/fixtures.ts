@@ -5,7 +5,8 @@ import { knexConfig } from '../src/db/knex-config.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { buildApp } from '../src/app.js'
 import { request } from 'node:http'
-import { dropTestDatabases } from '../test/helpers/silo.js'
+import { countTenantBackends } from '../src/testing/backends.js'
+import { dropSiloDatabases } from '../src/testing/cleanup.js'
 import { slugOf } from './hosts.js'
 import { percentile, median } from './load.js'
 
@@ -123,7 +124,7 @@ export async function provisionTenants (
 }
 
 export async function cleanup (env: BenchEnv): Promise<void> {
-  await dropTestDatabases({ catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
+  await dropSiloDatabases(env.databaseUrl, { catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
 }
 
 /**
@@ -134,12 +135,9 @@ export async function cleanup (env: BenchEnv): Promise<void> {
 export async function withBackendSampler<T> (silo: Silo, fn: () => Promise<T>): Promise<{ value: T, peakBackends: number }> {
   let peak = 0
   const state = { on: true }
-  const pattern = `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`
   const sampler = (async () => {
     while (state.on) {
-      const rows = await silo.admin.knex('pg_stat_activity').whereLike('datname', pattern).whereLike('application_name', 'silo:%')
-        .count<Array<{ n: string }>>('* as n')
-      peak = Math.max(peak, Number(rows[0]?.n ?? 0))
+      peak = Math.max(peak, await countTenantBackends(silo, { applicationName: 'silo:%' }))
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   })()

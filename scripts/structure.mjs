@@ -23,7 +23,7 @@ export const LAYERS = [
   ['catalog', ['catalog/']],
   ['request path', ['tenancy/']],
   ['lifecycle', ['lifecycle/']],
-  ['core', ['silo.ts', 'demo-tenants.ts', 'dev-mode.ts', 'start-up.ts']],
+  ['core', ['silo.ts', 'demo-tenants.ts', 'dev-mode.ts', 'start-up.ts', 'testing/']],
   ['http', ['schemas/', 'routes/', 'app.ts', 'error-handler.ts', 'request-logging.ts', 'metrics.ts', 'first-contact.ts']],
   ['cli', ['cli/']],
   ['entry', ['server.ts']]

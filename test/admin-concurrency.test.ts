@@ -4,8 +4,9 @@ import pg from 'pg'
 import { CATALOG_LOCK_POOL_MAX, CATALOG_POOL_MAX } from '../src/catalog/catalog-setup.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'
 import type { Silo } from '../src/silo.js'
+import { countWaitingBackends } from '../src/testing/backends.js'
 import { databaseUrl, testApp, type Teardown } from './helpers/silo.js'
-import { eventually } from './helpers/soak.js'
+import { eventually } from './helpers/wait.js'
 
 const token = 'admin-token-for-tests-0123456789'
 const auth = { host: 'admin.localhost', authorization: `Bearer ${token}` }
@@ -33,11 +34,7 @@ async function holdTenantWrites (t: Teardown, silo: Silo): Promise<{ waiting: ()
   await client.query('lock table tenants in share mode')
   return {
     // Asked outside the transaction, whose view of pg_stat_activity would stay as it first saw it.
-    waiting: async () => {
-      const rows = await silo.admin.knex('pg_stat_activity').where({ datname: silo.config.catalogDatabase, wait_event_type: 'Lock' })
-        .count<Array<{ count: string }>>('* as count')
-      return Number(rows[0]?.count)
-    },
+    waiting: async () => await countWaitingBackends(silo.admin.knex, { database: silo.config.catalogDatabase, waitEventType: 'Lock' }),
     release: async () => { await client.query('commit') }
   }
 }

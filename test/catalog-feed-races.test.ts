@@ -1,12 +1,11 @@
 import t from 'tap'
 import pg from 'pg'
-import { buildApp } from '../src/app.js'
 import { CatalogListener } from '../src/catalog/catalog-listener.js'
 import { HostResolver } from '../src/catalog/host-resolver.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { embeddedCatalogApp } from './helpers/embedded.js'
-import { createTenant, testApp, type Teardown } from './helpers/silo.js'
-import { eventually } from './helpers/soak.js'
+import { anotherInstance, createTenant, testApp, type Teardown } from './helpers/silo.js'
+import { eventually } from './helpers/wait.js'
 
 /**
  * The races of the catalog change feed, each forced into the losing order: a transaction held
@@ -20,12 +19,7 @@ const unhandled: unknown[] = []
 process.on('unhandledRejection', (reason) => { unhandled.push(reason) })
 
 const { silo: a } = await testApp(t, { HOST_CACHE_TTL_MS: 600000 })
-const b = await openSilo(a.config)
-const appB = await buildApp(b)
-t.teardown(async () => {
-  await appB.close()
-  await b.close()
-})
+const { silo: b, app: appB } = await anotherInstance(t, a.config)
 
 const catalogConnection = { ...a.server, database: a.config.catalogDatabase }
 

@@ -3,8 +3,9 @@ import pg from 'pg'
 import { CATALOG_LOCK_POOL_MAX } from '../src/catalog/catalog-setup.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'
 import type { Silo } from '../src/silo.js'
+import { countWaitingBackends } from '../src/testing/backends.js'
 import { databaseUrl, testApp, type Teardown } from './helpers/silo.js'
-import { eventually } from './helpers/soak.js'
+import { eventually } from './helpers/wait.js'
 
 const token = 'admin-token-for-tests-0123456789'
 const auth = { host: 'admin.localhost', authorization: `Bearer ${token}` }
@@ -23,11 +24,7 @@ async function holdTemplateLock (t: Teardown, silo: Silo): Promise<{ waiting: ()
   const key = `silo:template:${template.databaseName}`
   await client.query('select pg_advisory_lock(hashtextextended($1, 0))', [key])
   return {
-    waiting: async () => {
-      const rows = await silo.admin.knex('pg_stat_activity').where({ datname: silo.config.catalogDatabase, wait_event_type: 'Lock', wait_event: 'advisory' })
-        .count<Array<{ count: string }>>('* as count')
-      return Number(rows[0]?.count)
-    },
+    waiting: async () => await countWaitingBackends(silo.admin.knex, { database: silo.config.catalogDatabase, waitEventType: 'Lock', waitEvent: 'advisory' }),
     release: async () => { await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]) }
   }
 }

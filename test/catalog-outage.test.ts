@@ -2,6 +2,7 @@ import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { createTenant } from './helpers/silo.js'
 import { embeddedCatalogApp } from './helpers/embedded.js'
+import { eventually, sleep } from './helpers/wait.js'
 
 /**
  * The catalog lives on an embedded PostgreSQL that this test stops and starts again on the
@@ -9,16 +10,6 @@ import { embeddedCatalogApp } from './helpers/embedded.js'
  * host-cache TTL makes cached answers expire during the outage, so they are served stale.
  */
 const { silo, app, catalogServer } = await embeddedCatalogApp(t, { HOST_CACHE_TTL_MS: 200 })
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-const eventually = async (check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> => {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return true
-    await sleep(50)
-  }
-  return await check()
-}
 
 for (const slug of ['alpha', 'bravo', 'charlie', 'delta']) await createTenant(silo, slug)
 const tenantPassword = (await silo.catalog.tenantBySlug('alpha'))?.database.password ?? ''

@@ -7,6 +7,7 @@ import { openSilo } from '../src/silo.js'
 import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
 import { runCli, spawnCli } from './helpers/cli.js'
 import { dropTestDatabases, testEnv } from './helpers/silo.js'
+import { eventually } from './helpers/wait.js'
 
 const env = testEnv()
 const config = loadConfig(env, { env: false, dotenv: false })
@@ -100,8 +101,7 @@ t.test('a create killed mid-way is completed by a re-run, or cleaned by doctor -
     const child = spawnCli(['create', slug, '--domain', `${slug}.test`, '--seed'], env)
     const exited = new Promise((resolve) => { child.on('close', resolve) })
     // Kill it as soon as its catalog row exists, before it could finish.
-    const deadline = Date.now() + 20000
-    while (Date.now() < deadline && (await silo.catalog.tenantBySlug(slug)) === null) await new Promise((resolve) => setTimeout(resolve, 2))
+    await eventually(async () => (await silo.catalog.tenantBySlug(slug)) !== null, 20000, 2)
     child.kill('SIGKILL')
     await exited
     const left = await footprint(slug)

@@ -5,9 +5,10 @@ import type { FastifyInstance } from 'fastify'
 import type { Knex } from 'knex'
 import pg from 'pg'
 import { connectionFromUrl } from '../src/db/knex-config.js'
+import { countWaitingBackends } from '../src/testing/backends.js'
 import { firstAnswer, rawSocket, requestText } from './helpers/raw-http.js'
 import { createTenant, databaseUrl, testApp, type Teardown } from './helpers/silo.js'
-import { eventually } from './helpers/soak.js'
+import { eventually } from './helpers/wait.js'
 
 /**
  * A session of the test on a tenant's database (as the admin role) that holds an exclusive lock
@@ -24,11 +25,7 @@ async function lockArticles (t: Teardown, observer: Knex, database: string): Pro
     client,
     // Asked on a connection of its own: inside the locking transaction pg_stat_activity would
     // keep showing the snapshot it took first.
-    waiting: async () => {
-      const rows = await observer('pg_stat_activity').where({ datname: database, wait_event_type: 'Lock' }).whereLike('application_name', 'silo:%')
-        .count<Array<{ count: string }>>('* as count')
-      return Number(rows[0]?.count)
-    },
+    waiting: async () => await countWaitingBackends(observer, { database, waitEventType: 'Lock', applicationName: 'silo:%' }),
     release: async () => { await client.query('commit') }
   }
 }

@@ -2,24 +2,10 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { connectionFromUrl } from '../src/db/knex-config.js'
-import type { Silo } from '../src/silo.js'
+import { countTenantBackends, countWaitingBackends } from '../src/testing/backends.js'
 import { ConnectionBudget } from '../src/tenancy/connection-budget.js'
 import { createTenant, databaseUrl, testApp } from './helpers/silo.js'
-import { eventually } from './helpers/soak.js'
-
-/** Backends PostgreSQL has open to this test's tenant databases. */
-/**
- * Backends of tenant pools, as PostgreSQL sees them: sessions logged in as a tenant's own role.
- * A create's hand-over session (the admin, in the new database) is closed without waiting for
- * the server, and may still be listed a moment later: it is not the budget's, and is not counted.
- */
-const tenantBackends = async (silo: Silo): Promise<number> => {
-  const rows = await silo.admin.knex('pg_stat_activity')
-    .whereLike('datname', `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`)
-    .whereRaw('usename = datname')
-    .count<Array<{ count: string }>>('* as count')
-  return Number(rows[0]?.count ?? 0)
-}
+import { eventually, sleep } from './helpers/wait.js'
 
 const sleepRoute = (app: FastifyInstance): void => {
   app.get('/sleep', async (request) => {
@@ -69,7 +55,7 @@ t.test('under a full budget, a tenant whose connection is busy for a moment wait
 
   // A connection held for long is another matter: after the grace, room is made.
   const long = app.inject({ url: '/sleep?ms=1500', headers: { host: 'quick.test' } })
-  while (silo.pools.stats().connections.used < 1) await new Promise((resolve) => setTimeout(resolve, 5))
+  while (silo.pools.stats().connections.used < 1) await sleep(5)
   const started = Date.now()
   const meanwhile = await app.inject({ url: '/articles', headers: { host: 'quick.test' } })
   t.equal(meanwhile.statusCode, 200)
@@ -114,9 +100,9 @@ t.test('under churn over many tenants the connection budget is never exceeded', 
   const sampling = { on: true }
   const sampler = (async () => {
     while (sampling.on) {
-      peakBackends = Math.max(peakBackends, await tenantBackends(silo))
+      peakBackends = Math.max(peakBackends, await countTenantBackends(silo, { ownRole: true }))
       peakOpen = Math.max(peakOpen, silo.pools.stats().budget.open)
-      await new Promise((resolve) => setTimeout(resolve, 10))
+      await sleep(10)
     }
   })()
   const requests = []
@@ -138,7 +124,7 @@ t.test('a request that cannot get a connection waits, then gets 503 TENANT_BUSY 
   await createTenant(silo, 'holder')
   await createTenant(silo, 'waiter')
   const holding = app.inject({ url: '/sleep?ms=1500', headers: { host: 'holder.test' } })
-  while (silo.pools.stats().budget.open < 1) await new Promise((resolve) => setTimeout(resolve, 10))
+  while (silo.pools.stats().budget.open < 1) await sleep(10)
   const started = Date.now()
   const busy = await app.inject({ url: '/articles', headers: { host: 'waiter.test' } })
   const waited = Date.now() - started
@@ -187,11 +173,7 @@ t.test('a waiter gets the idle connection of a pool still in use, without waitin
   await holder.connect()
   t.teardown(async () => { await holder.end().catch(() => {}) })
   await holder.query('select pg_advisory_lock(1), pg_advisory_lock(2)')
-  const waitingOnLocks = async (): Promise<number> => {
-    const rows = await silo.admin.knex('pg_stat_activity').where({ datname: database, wait_event: 'advisory' }).whereLike('application_name', 'silo:%')
-      .count<Array<{ count: string }>>('* as count')
-    return Number(rows[0]?.count)
-  }
+  const waitingOnLocks = async (): Promise<number> => await countWaitingBackends(silo.admin.knex, { database, waitEvent: 'advisory', applicationName: 'silo:%' })
 
   const first = app.inject({ url: '/hold?key=1', headers: { host: 'tenant-a.test' } })
   const second = app.inject({ url: '/hold?key=2', headers: { host: 'tenant-a.test' } })

@@ -7,12 +7,14 @@ import { CredentialCipher, CredentialUndecryptable } from '../src/catalog/creden
 import { createLogger } from '../src/logger.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
+import { countWaitingBackends } from '../src/testing/backends.js'
 import { runCli } from './helpers/cli.js'
 import {
   catalogKeyId, configFor, envFor, keyIdOf, newSecretKey, sealV1, storeCredential, storedCredentials, type Keys
 } from './helpers/credential-keys.js'
 import { spawnServer } from './helpers/server.js'
 import { createTenant, testSilo, type Teardown } from './helpers/silo.js'
+import { eventually } from './helpers/wait.js'
 
 const RIGHT_KEY = newSecretKey('right-key')
 const WRONG_KEY = newSecretKey('wrong-key')
@@ -141,13 +143,8 @@ t.test('concurrent first starts with different keys on an empty catalog record o
   await isLocked
   const keys = [new CredentialCipher({ current: RIGHT_KEY }), new CredentialCipher({ current: OTHER_KEY })]
   const starts = Promise.allSettled([adoptCatalogKey(a, keys[0] as CredentialCipher), adoptCatalogKey(b, keys[1] as CredentialCipher)])
-  const waiting = async (): Promise<number> => {
-    const { rows } = await silo.catalog.knex.raw<{ rows: Array<{ n: number }> }>(
-      "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'")
-    return rows[0]?.n ?? 0
-  }
-  const deadline = Date.now() + 10000
-  while (await waiting() < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  const waiting = async (): Promise<number> => await countWaitingBackends(silo.catalog.knex, { database: silo.config.catalogDatabase, waitEventType: 'Lock' })
+  await eventually(async () => await waiting() >= 2, 10000, 20)
   t.equal(await waiting(), 2, 'both starts wait on the identity row')
   release()
   await held
@@ -220,8 +217,7 @@ t.test('a credential that cannot be decrypted makes that tenant 503 TENANT_UNAVA
       await trx.raw('select set_config(\'silo.rekey\', \'on\', true)')
       await trx('tenants').where({ slug: 'globex' }).update({ db_password: sealV1(password, WRONG_KEY) })
     })
-    const deadline = Date.now() + 10000
-    while (other.resolver.cached('globex.test') !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    await eventually(() => other.resolver.cached('globex.test') === undefined, 10000, 10)
     t.equal(other.resolver.cached('globex.test'), undefined, 'the cached answer has expired (it is kept, stale)')
     const res = await otherApp.inject({ url: '/articles', headers: { host: 'globex.test' } })
     t.equal(res.statusCode, 503, 'the stale record is not served')

@@ -1,6 +1,5 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import type { SiloEventMap } from '../src/events.js'
 import { runCli, spawnCli } from './helpers/cli.js'
@@ -8,7 +7,7 @@ import {
   catalogKeyId, configFor, envFor, keyIdOf, newSecretKey, sealV1, storeCredential, storedCredentials, type Keys
 } from './helpers/credential-keys.js'
 import { httpGet, spawnServer } from './helpers/server.js'
-import { createTenant, testSilo, type Teardown } from './helpers/silo.js'
+import { anotherInstance, createTenant, testSilo, type Teardown } from './helpers/silo.js'
 
 const OLD_KEY = newSecretKey('old-key')
 const NEW_KEY = newSecretKey('new-key')
@@ -22,12 +21,7 @@ type KeyEvent = SiloEventMap['catalog:key'][0]
 /** An instance (core + HTTP app) on the catalog of `silo` with these keys; closed in teardown. */
 async function instance (t: Teardown, silo: Silo, keys: Keys): Promise<{ silo: Silo, app: FastifyInstance, keyEvents: KeyEvent[] }> {
   // A long TTL: a cached tenant is dropped only when the feed says so.
-  const other = await openSilo(configFor(silo, keys, { hostCacheTtlMs: 600000 }))
-  const app = await buildApp(other)
-  t.teardown(async () => {
-    await app.close()
-    await other.close()
-  })
+  const { silo: other, app } = await anotherInstance(t, configFor(silo, keys, { hostCacheTtlMs: 600000 }))
   const keyEvents: KeyEvent[] = []
   other.events.on('catalog:key', (event) => { keyEvents.push(event) })
   return { silo: other, app, keyEvents }

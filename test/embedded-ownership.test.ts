@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { runCli } from './helpers/cli.js'
 import { killPostmaster, postmasterPid, processRuns, spawnServer } from './helpers/processes.js'
-import { eventually } from './helpers/soak.js'
+import { eventually } from './helpers/wait.js'
 
 /**
  * Embedded dev mode (no DATABASE_URL) with real processes: the compiled server and CLI on one

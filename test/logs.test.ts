@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { createLogger } from '../src/logger.js'
-import { openSilo, type Silo } from '../src/silo.js'
-import { createTenant, dropTestDatabases, testConfig } from './helpers/silo.js'
+import { openSilo } from '../src/silo.js'
+import { countTenantBackends } from '../src/testing/backends.js'
+import { closeInTeardown, createTenant, testConfig } from './helpers/silo.js'
+import { eventually, sleep } from './helpers/wait.js'
 
 interface LogLine {
   level: number
@@ -29,12 +31,7 @@ const POSTGRES_URL_WITH_PASSWORD = /postgres(?:ql)?:\/\/[^\s:/@"]+:(?!\[redacted
 const config = testConfig({ ADMIN_TOKEN, SECRET_KEY })
 const captured: string[] = []
 const logger = createLogger('trace', { write: (line: string) => { captured.push(line) } })
-const opened: { silo?: Silo, app?: FastifyInstance } = {}
-t.teardown(async () => {
-  await opened.app?.close()
-  await opened.silo?.close()
-  await dropTestDatabases(config)
-})
+const opened = closeInTeardown(t, config)
 
 const silo = opened.silo = await openSilo(config)
 await createTenant(silo, 'acme', { seed: true })
@@ -107,13 +104,8 @@ t.test('a tenant whose database is down gets a clean 503, and the cause is logge
   await adminDb.raw('ALTER DATABASE ?? ALLOW_CONNECTIONS false', [acme.database.name])
   await adminDb.raw('select pg_terminate_backend(pid) from pg_stat_activity where datname = ? and pid <> pg_backend_pid()', [acme.database.name])
   // Termination is asynchronous: wait until the backends are gone and the pool has heard of it.
-  for (let waited = 0; ; waited += 50) {
-    const { rows } = await adminDb.raw<{ rows: Array<{ count: string }> }>('select count(*) from pg_stat_activity where datname = ?', [acme.database.name])
-    if (Number(rows[0]?.count) === 0) break
-    if (waited > 5000) throw new Error('the backends of acme did not go away')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  if (!await eventually(async () => await countTenantBackends(core, { slugs: ['acme'] }) === 0, 5000)) throw new Error('the backends of acme did not go away')
+  await sleep(200)
 
   const before = captured.length
   const response = await inject('acme.test', 'GET', '/articles')

@@ -1,23 +1,9 @@
 import t from 'tap'
 import { connect } from 'node:net'
 import type { Knex } from 'knex'
-import type { Silo } from '../src/silo.js'
+import { countTenantBackends, countWaitingBackends } from '../src/testing/backends.js'
 import { createTenant, testApp } from './helpers/silo.js'
-
-/** Backends PostgreSQL has open to one tenant database, as it sees them. */
-const backends = async (silo: Silo, slug: string): Promise<number> => {
-  const rows = await silo.admin.knex('pg_stat_activity').where({ datname: `${silo.config.tenantDbPrefix}${slug}` }).count<Array<{ count: string }>>('* as count')
-  return Number(rows[0]?.count ?? 0)
-}
-
-const eventually = async (check: () => Promise<boolean>, timeoutMs = 5000): Promise<boolean> => {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return true
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  return await check()
-}
+import { eventually, sleep } from './helpers/wait.js'
 
 /** A route that holds its tenant connection for `ms`, optionally inside a transaction. */
 const slowRoutes = (app: { get: (path: string, handler: (request: { db: Knex, query: unknown }) => Promise<unknown>) => unknown }): void => {
@@ -56,8 +42,8 @@ t.test('with one pool and requests alternating over three tenants, every answer 
   const stats = silo.pools.stats()
   t.equal(stats.pools, 1, 'never more than one pool cached')
   t.ok(stats.evicted >= 29, `pools were evicted as tenants alternated (${stats.evicted})`)
-  t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'every evicted pool was destroyed')
-  t.ok(await eventually(async () => (await backends(silo, 'acme')) + (await backends(silo, 'globex')) <= silo.config.tenantPoolMax),
+  t.ok(await eventually(async () => silo.pools.stats().retiring === 0, 5000), 'every evicted pool was destroyed')
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme', 'globex'] })) <= silo.config.tenantPoolMax, 5000),
     'evicted pools closed their connections')
 })
 
@@ -66,7 +52,7 @@ t.test('50 concurrent first requests to one tenant open one pool within its conn
   await createTenant(silo, 'acme')
   const before = silo.pools.stats().opened
   let peak = 0
-  const sampling = setInterval(() => { void backends(silo, 'acme').then((n) => { peak = Math.max(peak, n) }) }, 20)
+  const sampling = setInterval(() => { void countTenantBackends(silo, { slugs: ['acme'] }).then((n) => { peak = Math.max(peak, n) }) }, 20)
   const responses = await Promise.all(Array.from({ length: 50 }, async () =>
     await app.inject({ url: '/slow?ms=20', headers: { host: 'acme.test' } })))
   clearInterval(sampling)
@@ -85,7 +71,7 @@ t.test('evicting a pool while a slow query and a transaction run on it fails nei
 
   const slow = app.inject({ url: '/slow?ms=600', headers: { host: 'acme.test' } })
   const inTrx = app.inject({ url: '/slow?ms=600&trx=1', headers: { host: 'acme.test' } })
-  t.ok(await eventually(async () => (await backends(silo, 'acme')) >= 2), 'both queries are running')
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) >= 2, 5000), 'both queries are running')
   // Serving globex with room for one pool pushes acme's pool out while its queries run.
   t.equal((await app.inject({ url: '/articles', headers: { host: 'globex.test' } })).statusCode, 200)
   t.notOk(silo.pools.has(acme?.id ?? ''), 'acme pool was evicted')
@@ -96,8 +82,8 @@ t.test('evicting a pool while a slow query and a transaction run on it fails nei
   t.same(slowRes.json(), { db: `${silo.config.tenantDbPrefix}acme` })
   t.equal(trxRes.statusCode, 200)
   t.same(trxRes.json(), { db: `${silo.config.tenantDbPrefix}acme`, count: 1 })
-  t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'the retired pool is destroyed once its requests finished')
-  t.ok(await eventually(async () => (await backends(silo, 'acme')) === 0), 'and it left no connection behind')
+  t.ok(await eventually(async () => silo.pools.stats().retiring === 0, 5000), 'the retired pool is destroyed once its requests finished')
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) === 0, 5000), 'and it left no connection behind')
   t.equal((await app.inject({ url: '/articles', headers: { host: 'acme.test' } })).json().items.length, 1, 'the transaction committed')
 })
 
@@ -105,12 +91,12 @@ t.test('closing the cache waits for in-flight requests, then closes every pool',
   const { silo, app } = await testApp(t, {}, slowRoutes)
   await createTenant(silo, 'acme')
   const slow = app.inject({ url: '/slow?ms=300', headers: { host: 'acme.test' } })
-  t.ok(await eventually(async () => (await backends(silo, 'acme')) >= 1))
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) >= 1, 5000))
   const closing = silo.pools.close()
   t.equal((await slow).statusCode, 200, 'in-flight request finished')
   await closing
   t.same(silo.pools.stats().pools, 0)
-  t.ok(await eventually(async () => (await backends(silo, 'acme')) === 0))
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) === 0, 5000))
   const refused = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
   t.equal(refused.statusCode, 503)
   t.equal(refused.json().code, 'TENANT_UNAVAILABLE')
@@ -135,18 +121,15 @@ t.test('a client that leaves while its host is still being resolved leaves no le
     socket.on('error', () => {})
     socket.write('GET /articles HTTP/1.1\r\nHost: acme.test\r\n\r\n')
   }
-  const blocked = async (): Promise<boolean> => {
-    const rows = await silo.admin.knex('pg_stat_activity').where({ datname: silo.config.catalogDatabase, wait_event_type: 'Lock' }).count<Array<{ count: string }>>('* as count')
-    return Number(rows[0]?.count ?? 0) >= 1
-  }
-  t.ok(await eventually(blocked), 'the look-up is waiting on the lock')
+  const blocked = async (): Promise<boolean> => await countWaitingBackends(silo.admin.knex, { database: silo.config.catalogDatabase, waitEventType: 'Lock' }) >= 1
+  t.ok(await eventually(blocked, 5000), 'the look-up is waiting on the lock')
   // The clients go away while their tenant is being resolved; then the look-up completes.
   for (const socket of sockets) socket.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await sleep(100)
   await locker.query('commit')
 
-  t.ok(await eventually(async () => silo.pools.stats().opened >= 1), 'the look-up completed and the requests were admitted')
-  t.ok(await eventually(async () => silo.pools.stats().leases === 0), `no lease is left held (${silo.pools.stats().leases})`)
+  t.ok(await eventually(async () => silo.pools.stats().opened >= 1, 5000), 'the look-up completed and the requests were admitted')
+  t.ok(await eventually(async () => silo.pools.stats().leases === 0, 5000), `no lease is left held (${silo.pools.stats().leases})`)
   const res = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
   t.equal(res.statusCode, 200, 'the tenant is served afterwards')
   await app.close()

@@ -15,6 +15,7 @@ import { connectionFromUrl } from '../src/db/knex-config.js'
 import { openSilo } from '../src/silo.js'
 import { assertBuilt, childEnv, root, SERVER_ENTRY } from './helpers/compiled.js'
 import { createTenant, databaseUrl, dropTestDatabases, testEnv, type Teardown } from './helpers/silo.js'
+import { eventually } from './helpers/wait.js'
 
 assertBuilt()
 
@@ -155,11 +156,7 @@ function refusedCleanly (outcome: Outcome, allowReset: boolean): boolean {
 }
 
 async function waitUntil (check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await sleep(50)
-  }
+  if (!await eventually(check, timeoutMs)) throw new Error(`timed out waiting until ${what}`)
 }
 
 async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,6 +1,8 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { countTenantBackends } from '../src/testing/backends.js'
 import { createTenant, testApp } from './helpers/silo.js'
+import { eventually, sleep } from './helpers/wait.js'
 
 /** A test-only route that holds its tenant connection for `ms` milliseconds. */
 const slowRoute = (app: FastifyInstance): void => {
@@ -18,16 +20,6 @@ for (const slug of slugs) await createTenant(silo, slug)
 const databaseOf = (slug: Slug): string => `${silo.config.tenantDbPrefix}${slug}`
 const secrets = await Promise.all(slugs.map(async (slug) => (await silo.catalog.tenantBySlug(slug))?.database.password ?? ''))
 
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-const eventually = async (check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> => {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return true
-    await sleep(50)
-  }
-  return await check()
-}
-
 const admin = silo.admin.knex
 const allowConnections = async (slug: Slug, allow: boolean): Promise<void> => {
   await admin.raw(`ALTER DATABASE ?? WITH ALLOW_CONNECTIONS ${allow ? 'true' : 'false'}`, [databaseOf(slug)])
@@ -39,11 +31,6 @@ const terminate = async (slug: Slug): Promise<number> => {
     [databaseOf(slug)])
   return Number(rows[0]?.terminated ?? 0)
 }
-const backends = async (slugList: readonly Slug[]): Promise<number> => {
-  const rows = await admin('pg_stat_activity').whereIn('datname', slugList.map(databaseOf)).count<Array<{ count: string }>>('* as count')
-  return Number(rows[0]?.count ?? 0)
-}
-
 /** Outcome counts, keyed `<phase> <slug> <outcome>`, and every contract breach seen. */
 class Tally {
   readonly counts = new Map<string, number>()
@@ -149,7 +136,7 @@ t.test('one tenant database refusing connections: only that tenant gets 503 TENA
     terminated += left
     quiet = left === 0 ? quiet + 1 : 0
   }
-  t.equal(await backends(['alpha']), 0, 'alpha has no backend left')
+  t.equal(await countTenantBackends(silo, { slugs: ['alpha'] }), 0, 'alpha has no backend left')
   phase = 'down'
   const downAt = Date.now()
   await sleep(2000)
@@ -205,7 +192,7 @@ t.test('connections terminated mid-flight fail only requests under way then; the
   let terminated = 0
   const rounds = [1, 2, 3]
   for (const round of rounds) {
-    t.ok(await eventually(async () => (await backends(['bravo'])) >= 2, 5000), `round ${round}: bravo has queries running`)
+    t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['bravo'] })) >= 2, 5000), `round ${round}: bravo has queries running`)
     phase = `kill${round}`
     terminated += await terminate('bravo')
     // A dead connection is known for dead once its socket's end is read: give the event loop a moment.
@@ -244,15 +231,15 @@ t.test('connections terminated mid-flight fail only requests under way then; the
 t.test('no connection or lease leaked through the failures', async (t) => {
   const settled = await eventually(async () => {
     const stats = silo.pools.stats()
-    const open = await backends(slugs)
+    const open = await countTenantBackends(silo, { slugs })
     return stats.leases === 0 && stats.connections.used === 0 && stats.connections.pendingAcquires === 0 &&
       stats.connections.pendingCreates === 0 && stats.retiring === 0 &&
       stats.budget.open === stats.connections.free && open === stats.budget.open
   }, 5000)
   const stats = silo.pools.stats()
-  const open = await backends(slugs)
+  const open = await countTenantBackends(silo, { slugs })
   t.comment(`pools ${stats.pools}, idle connections ${stats.connections.free}, budget open ${stats.budget.open}, backends on the server ${open}`)
   t.ok(settled, 'no lease held, no connection in use, the budget counts exactly the idle connections, and PostgreSQL sees exactly those')
   t.ok(open <= slugs.length * silo.config.tenantPoolMax, 'within every pool\'s limit')
-  for (const slug of slugs) t.ok(await backends([slug]) <= silo.config.tenantPoolMax, `${slug} within TENANT_POOL_MAX`)
+  for (const slug of slugs) t.ok(await countTenantBackends(silo, { slugs: [slug] }) <= silo.config.tenantPoolMax, `${slug} within TENANT_POOL_MAX`)
 })

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js'
 import { openSilo, type Silo } from '../../src/silo.js'
-import { dropTestDatabases, testConfig, type Teardown } from './silo.js'
+import { closeInTeardown, testConfig, type Teardown } from './silo.js'
 
 /** A PostgreSQL server the test owns: it can stop it and start it again on the same port. */
 export interface EmbeddedServer {
@@ -67,13 +67,7 @@ export async function embeddedCatalogApp (
 ): Promise<{ silo: Silo, app: FastifyInstance, catalogServer: EmbeddedServer }> {
   const catalogServer = await startEmbeddedServer()
   const config = testConfig({ CATALOG_DATABASE_URL: catalogServer.url, ...overrides })
-  const opened: { silo?: Silo, app?: FastifyInstance } = {}
-  t.teardown(async () => {
-    await opened.app?.close()
-    await opened.silo?.close()
-    await dropTestDatabases(config)
-    await catalogServer.destroy()
-  })
+  const opened = closeInTeardown(t, config, async () => { await catalogServer.destroy() })
   const silo = opened.silo = await openSilo(config)
   const app = opened.app = await buildApp(silo)
   return { silo, app, catalogServer }

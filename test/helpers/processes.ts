@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { childEnv, root, SERVER_ENTRY } from './compiled.js'
-import { eventually } from './soak.js'
+import { eventually } from './wait.js'
 import type { Teardown } from './silo.js'
 
 /** Whether a process runs: a zombie (dead, not yet reaped by its new parent) does not. */

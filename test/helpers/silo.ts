@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import knex from 'knex'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { connectionFromUrl, knexConfig } from '../../src/db/knex-config.js'
-import { ServerAdmin } from '../../src/db/server-admin.js'
-import { openSilo, type Silo } from '../../src/silo.js'
+import { openSilo, type OpenSiloOptions, type Silo } from '../../src/silo.js'
+import { dropSiloDatabases } from '../../src/testing/cleanup.js'
 import type { TenantSummary } from '../../src/catalog/catalog-store.js'
 
 /** The subset of tap's Test a helper needs (teardown), so helpers do not depend on tap's types. */
@@ -48,15 +46,34 @@ export function testConfig (overrides: Record<string, string | number> = {}): Co
 
 /** Drops everything a test config may have created: tenant databases and roles, then the catalog. */
 export async function dropTestDatabases (config: Pick<Config, 'catalogDatabase' | 'tenantDbPrefix'>): Promise<void> {
-  const db = knex(knexConfig({ connection: connectionFromUrl(databaseUrl()), pool: { min: 0, max: 1 } }))
-  try {
-    const admin = new ServerAdmin(db)
-    for (const name of await admin.listDatabases(config.tenantDbPrefix)) await admin.dropDatabaseUnchecked(name)
-    for (const name of await admin.listRoles(config.tenantDbPrefix)) await admin.dropRoleUnchecked(name)
-    await admin.dropDatabaseUnchecked(config.catalogDatabase)
-  } finally {
-    await db.destroy()
-  }
+  await dropSiloDatabases(databaseUrl(), config)
+}
+
+/** What a test opened, for its teardown to close: whatever is still undefined is skipped. */
+export interface Opened {
+  silo?: Silo
+  app?: FastifyInstance
+}
+
+/**
+ * The one teardown of a test's Silo, in order: its HTTP app, then the core's pools and catalog,
+ * then every database and role of `databases` (a test config), if given, then `after` (say, a
+ * server of the test's own). Registered before anything opens, so that a test failing half-way
+ * still cleans up: fill the returned record as things open.
+ */
+export function closeInTeardown (
+  t: Teardown,
+  databases?: Pick<Config, 'catalogDatabase' | 'tenantDbPrefix'>,
+  after?: () => Promise<void>
+): Opened {
+  const opened: Opened = {}
+  t.teardown(async () => {
+    await opened.app?.close()
+    await opened.silo?.close()
+    if (databases !== undefined) await dropTestDatabases(databases)
+    await after?.()
+  })
+  return opened
 }
 
 /** An opened Silo core on a catalog of its own, removed with all its tenants in teardown. */
@@ -77,18 +94,24 @@ export async function testApp (
   return { silo: opened.silo, app }
 }
 
-/** One teardown, in order: HTTP app, then the core's pools and catalog, then the databases. */
 async function open (t: Teardown, overrides: Record<string, string | number>, withApp: boolean): Promise<{ silo: Silo, app: FastifyInstance | undefined }> {
   const config = testConfig(overrides)
-  const opened: { silo?: Silo, app?: FastifyInstance } = {}
-  t.teardown(async () => {
-    await opened.app?.close()
-    await opened.silo?.close()
-    await dropTestDatabases(config)
-  })
+  const opened = closeInTeardown(t, config)
   const silo = opened.silo = await openSilo(config)
   if (withApp) opened.app = await buildApp(silo)
   return { silo, app: opened.app }
+}
+
+/**
+ * Another instance, core and HTTP app, on `config` (say, the catalog of a testApp's, as a second
+ * server would be): closed in teardown, app then core. Its databases are the first instance's,
+ * dropped by that one's teardown.
+ */
+export async function anotherInstance (t: Teardown, config: Config, options: OpenSiloOptions = {}): Promise<{ silo: Silo, app: FastifyInstance }> {
+  const opened = closeInTeardown(t)
+  const silo = opened.silo = await openSilo(config, options)
+  const app = opened.app = await buildApp(silo)
+  return { silo, app }
 }
 
 /** Provisions a tenant whose domain is `<slug>.test` unless domains are given. */

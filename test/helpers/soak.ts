@@ -5,7 +5,9 @@ import { runInNewContext } from 'node:vm'
 import type { FastifyInstance } from 'fastify'
 import type { Knex } from 'knex'
 import type { Silo } from '../../src/silo.js'
+import type { BackendFilter } from '../../src/testing/backends.js'
 import type { Teardown } from './silo.js'
+import { sleep } from './wait.js'
 
 /**
  * Size of a soak run. `SOAK_SCALE` multiplies the work of every soak test: unset (or 1) is the
@@ -19,32 +21,11 @@ export function soakScale (): number {
   return scale
 }
 
-/** Polls until `check` holds, or gives up after `timeoutMs` and returns its last answer. */
-export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 10000): Promise<boolean> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return true
-    await sleep(50)
-  }
-  return await check()
-}
-
-export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
 /**
- * Backends of this Silo's tenant pools, by database name: sessions logged in as the tenant's own
- * role (a create's hand-over session, the admin's, may linger a moment after it is let go).
+ * A Silo's tenant pool sessions, for soak tests: logged in as the tenant's own role (a create's
+ * hand-over session, the admin's, may linger a moment after it is let go), migrations left out.
  */
-export async function tenantBackends (silo: Silo): Promise<Map<string, number>> {
-  const rows = await silo.admin.knex('pg_stat_activity')
-    .whereLike('datname', `${silo.config.tenantDbPrefix.replaceAll('_', '\\_')}%`)
-    .whereRaw('usename = datname')
-    .whereNot('application_name', 'like', 'silo-migrate:%')
-    .groupBy('datname')
-    .select('datname')
-    .count<Array<{ datname: string, count: string }>>('* as count')
-  return new Map(rows.map((row) => [row.datname, Number(row.count)]))
-}
+export const POOL_SESSIONS: BackendFilter = { ownRole: true, notApplicationName: 'silo-migrate:%' }
 
 /** Runs `fn` on a tenant's own database, logged in as its role, past the HTTP layer and the pool cache. */
 export async function withTenantDatabase<T> (silo: Silo, slug: string, fn: (db: Knex) => Promise<T>): Promise<T> {

@@ -16,7 +16,8 @@
  */
 import t from 'tap'
 import { testApp } from '../helpers/silo.js'
-import { createTenants, eventually, listen, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { createTenants, listen, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { eventually } from '../helpers/wait.js'
 
 const scale = soakScale()
 const TENANTS = 12

@@ -13,7 +13,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { testApp } from '../helpers/silo.js'
-import { createTenants, eventually, listen, sleep, soakScale, tenantBackends, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { tenantBackendsByDatabase } from '../../src/testing/backends.js'
+import { createTenants, listen, POOL_SESSIONS, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { eventually, sleep } from '../helpers/wait.js'
 
 const scale = soakScale()
 const WAVES = Math.max(1, Math.round(4 * scale))
@@ -169,7 +171,7 @@ t.test(`${WAVES} waves of slow queries and transactions on ${SLOW_TENANTS} tenan
   let backends = new Map<string, number>()
   const cachedDatabases = (): Set<string> => new Set(silo.pools.keys().map((id) => databaseOf.get(id) ?? id))
   const settled = await eventually(async () => {
-    backends = await tenantBackends(silo)
+    backends = await tenantBackendsByDatabase(silo, POOL_SESSIONS)
     const stats = silo.pools.stats()
     const total = [...backends.values()].reduce((a, b) => a + b, 0)
     const cached = cachedDatabases()

@@ -18,9 +18,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../src/app.js'
-import { openSilo, type Silo } from '../../src/silo.js'
-import { createTenant, testApp } from '../helpers/silo.js'
+import type { Silo } from '../../src/silo.js'
+import { anotherInstance, createTenant, testApp } from '../helpers/silo.js'
 import { mb, settledHeapUsed, soakScale } from '../helpers/soak.js'
 
 const scale = soakScale()
@@ -168,13 +167,7 @@ t.test(`(a) feed connected: ${distinctHosts} distinct unknown hosts make no cata
 })
 
 t.test(`(b) no feed, HOST_CACHE_MAX=${CACHE_MAX}: at most one catalog query per distinct host, a bounded negative cache`, async (t) => {
-  const b = await openSilo(silo.config, { listen: false })
-  const opened: { app?: FastifyInstance } = {}
-  t.teardown(async () => {
-    await opened.app?.close()
-    await b.close()
-  })
-  const appB = opened.app = await buildApp(b)
+  const { silo: b, app: appB } = await anotherInstance(t, silo.config, { listen: false })
   t.equal(b.resolver.stats().indexed, null, 'this instance has no domain index')
 
   const started = Date.now()

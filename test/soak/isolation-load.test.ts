@@ -22,7 +22,9 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { abandonRequest, requestText } from '../helpers/raw-http.js'
 import { testApp } from '../helpers/silo.js'
-import { createTenants, eventually, listen, median, percentile, soakScale, tenantBackends, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { countTenantBackends } from '../../src/testing/backends.js'
+import { createTenants, listen, median, percentile, POOL_SESSIONS, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { eventually } from '../helpers/wait.js'
 
 const scale = soakScale()
 /** Tenants that get half of the traffic (real traffic is skewed); the rest share the other half. */
@@ -327,7 +329,7 @@ t.test(`${TENANTS} tenants, ${REQUESTS} mixed requests, ${POOLS_MAX} pools: noth
   let backends = 0
   t.ok(await eventually(async () => {
     const stats = silo.pools.stats()
-    backends = [...(await tenantBackends(silo)).values()].reduce((a, b) => a + b, 0)
+    backends = await countTenantBackends(silo, POOL_SESSIONS)
     return stats.budget.open === stats.connections.used + stats.connections.free && backends === stats.budget.open
   }), 'the budget, the cached pools and PostgreSQL agree on the connections left')
   const settled = silo.pools.stats()
