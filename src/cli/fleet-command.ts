@@ -2,31 +2,12 @@ import { SingleBar, Presets } from 'cli-progress'
 import { tenantMigrations } from '../db/knex-config.js'
 import type { Silo } from '../silo.js'
 import { migrateFleet, type TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
-import { assertSlug } from '../lifecycle/tenant-names.js'
 import { fleetJson, resultLayout, resultLine, summarize, summaryLine, type FleetDirection } from './output.js'
 import { planText, rollbackPlan } from './rollback-plan.js'
+import { UsageError, type FleetCommandOptions } from './usage.js'
 
 /** What migrate and rollback use of the core. */
 export type FleetDeps = Pick<Silo, 'catalog' | 'migrator' | 'events'>
-
-export interface FleetCommandOptions {
-  all?: boolean
-  /** Tenants at once (the caller fills in MIGRATE_CONCURRENCY when --concurrency is not given). */
-  concurrency: number
-  json?: boolean
-  /** rollback only: do it, rather than print what it would undo. */
-  yes?: boolean
-}
-
-export class UsageError extends Error {}
-
-/** Which tenants a migrate/rollback names: the slugs given, or with --all every tenant. */
-export function fleetTargets (slugs: string[], options: Partial<FleetCommandOptions>): string[] | 'all' {
-  if (options.all === true && slugs.length > 0) throw new UsageError('give tenant slugs or --all, not both')
-  if (options.all === true) return 'all'
-  if (slugs.length === 0) throw new UsageError('name the tenants, or pass --all')
-  return [...new Set(slugs.map(assertSlug))]
-}
 
 async function slugsOf (silo: FleetDeps, targets: string[] | 'all'): Promise<string[]> {
   return targets === 'all' ? (await silo.catalog.listTenants()).map((tenant) => tenant.slug) : targets

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { SiloError } from '../errors.js'
 import { assertDomain, assertSlug } from '../lifecycle/tenant-names.js'
-import { fleetTargets, runFleet, runRollback, UsageError, type FleetCommandOptions } from './fleet-command.js'
+import { fleetTargets, UsageError, type FleetCommandOptions } from './usage.js'
 import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'
 import { withSilo } from './open-silo.js'
@@ -97,6 +97,7 @@ program.command('migrate [slugs...]')
   .option('--json', 'print JSON results')
   .action(action(async (slugs: string[], options: Partial<FleetCommandOptions>) => {
     const targets = fleetTargets(slugs, options)
+    const { runFleet } = await import('./fleet-command.js')
     return await withSilo(async (silo, config) => await runFleet(silo, targets, 'latest', { ...options, concurrency: options.concurrency ?? config.migrateConcurrency }))
   }))
 
@@ -108,6 +109,7 @@ program.command('rollback [slugs...]')
   .option('--json', 'print JSON (the plan without --yes, the results with it)')
   .action(action(async (slugs: string[], options: Partial<FleetCommandOptions>) => {
     const targets = fleetTargets(slugs, options)
+    const { runRollback } = await import('./fleet-command.js')
     return await withSilo(async (silo, config) => await runRollback(silo, targets, { ...options, concurrency: options.concurrency ?? config.migrateConcurrency }))
   }))
 

@@ -1,8 +1,5 @@
 import type { Command } from 'commander'
-import { rekeyCatalog } from '../catalog/catalog-key.js'
-import { CredentialCipher } from '../catalog/credential-cipher.js'
-import { loadConfig } from '../config.js'
-import { UsageError } from './fleet-command.js'
+import { UsageError } from './usage.js'
 import { withSilo } from './open-silo.js'
 
 type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
@@ -21,6 +18,7 @@ export function keyCommands (program: Command, action: Action): void {
         throw new UsageError('rekey takes no arguments or other options: it reads the new key from SECRET_KEY and the old one from SECRET_KEY_PREVIOUS ' +
           '(a key on the command line ends up in shell history and the process list)')
       }
+      const [{ loadConfig }, { CredentialCipher }, { rekeyCatalog }] = await Promise.all([import('../config.js'), import('../catalog/credential-cipher.js'), import('../catalog/catalog-key.js')])
       const config = loadConfig()
       if (config.secretKey === undefined || config.secretKeyPrevious === undefined) {
         throw new UsageError('rekey needs the new key in SECRET_KEY and the old one in SECRET_KEY_PREVIOUS (environment)')

@@ -1,10 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import type { Silo } from '../silo.js'
-import { diagnose, isHealthy, planIsEmpty, planRepair, repair, type DoctorDeps, type DoctorPlan, type DoctorReport, type DoctorRepair } from '../lifecycle/doctor.js'
-import { harden, planHardening } from '../lifecycle/server-hardening.js'
+import type { DoctorDeps, DoctorPlan, DoctorReport, DoctorRepair } from '../lifecycle/doctor.js'
 import { assertSlug } from '../lifecycle/tenant-names.js'
-import { UsageError } from './fleet-command.js'
+import { UsageError } from './usage.js'
 import { withSilo } from './open-silo.js'
 import { table } from './output.js'
 
@@ -42,7 +41,7 @@ function drops (drop: DoctorPlan['drop']): string[] {
   ]
 }
 
-function printRepair (plan: DoctorPlan, repaired: DoctorRepair, confirmed: boolean): void {
+function printRepair (repaired: DoctorRepair, confirmed: boolean, nothingPlanned: boolean): void {
   const done = [
     ...repaired.dropped.tenants.map((slug) => `tenant ${slug}`),
     ...repaired.dropped.databases.map((name) => `database ${name}`),
@@ -55,7 +54,7 @@ function printRepair (plan: DoctorPlan, repaired: DoctorRepair, confirmed: boole
   if (!confirmed && pending.length > 0) {
     console.log(`will drop, with --yes: ${pending.join(', ')}`)
     console.log('nothing was dropped: run `tenants doctor --fix --yes` to drop these')
-  } else if (!confirmed && planIsEmpty(plan)) {
+  } else if (!confirmed && nothingPlanned) {
     console.log('nothing to repair')
   }
 }
@@ -86,6 +85,7 @@ export function maintenanceCommands (program: Command, action: Action): void {
     .option('--json', 'print the report, the plan and what was done as JSON')
     .action(action(async (options: { fix?: boolean, yes?: boolean, json?: boolean }) => {
       if (options.yes === true && options.fix !== true) throw new UsageError('--yes confirms the drops of --fix: give both')
+      const { diagnose, isHealthy, planIsEmpty, planRepair, repair } = await import('../lifecycle/doctor.js')
       return await withSilo(async (silo) => {
         const deps = doctorDeps(silo)
         const report = await diagnose(deps)
@@ -96,7 +96,7 @@ export function maintenanceCommands (program: Command, action: Action): void {
           console.log(JSON.stringify({ report, healthy: isHealthy(report), plan, ...(repaired === undefined ? {} : { repaired }) }, null, 2))
         } else {
           printReport(report)
-          if (repaired !== undefined) printRepair(plan, repaired, confirmed)
+          if (repaired !== undefined) printRepair(repaired, confirmed, planIsEmpty(plan))
           else if (!isHealthy(report)) {
             const pending = drops(plan.drop)
             if (pending.length > 0) console.log(`--fix --yes would drop: ${pending.join(', ')}`)
@@ -115,6 +115,7 @@ export function maintenanceCommands (program: Command, action: Action): void {
     .option('--yes', 'carry it out (without it, show what would change)')
     .option('--json', 'print the plan as JSON')
     .action(action(async (options: { yes?: boolean, json?: boolean }) => await withSilo(async (silo) => {
+      const { harden, planHardening } = await import('../lifecycle/server-hardening.js')
       const plan = await planHardening(silo.admin.knex)
       if (options.yes === true && plan.revoke.length > 0) await harden(silo.admin.knex, plan)
       const applied = options.yes === true
