@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.js'
 
-const [command, ...args] = process.argv.slice(2)
+// --throwaway: the embedded server (when one is started) skips fsync: for the test suite, whose
+// data is deleted afterwards; benchmarks keep the durable settings they measure.
+const throwaway = process.argv[2] === '--throwaway'
+const [command, ...args] = process.argv.slice(throwaway ? 3 : 2)
 if (command === undefined) {
-  process.stderr.write('usage: tsx scripts/with-database.ts <command> [args...]\n')
+  process.stderr.write('usage: tsx scripts/with-database.ts [--throwaway] <command> [args...]\n')
   process.exit(2)
 }
 
@@ -22,7 +25,7 @@ const env = { ...process.env }
 if (env.DATABASE_URL === undefined || env.DATABASE_URL === '') {
   dataDir = await mkdtemp(join(tmpdir(), 'silo-pg-'))
   process.stderr.write(`DATABASE_URL is not set: starting an embedded PostgreSQL in ${dataDir}\n`)
-  embedded = await startEmbeddedPostgres({ dataDir, password: randomBytes(18).toString('base64url') })
+  embedded = await startEmbeddedPostgres({ dataDir, password: randomBytes(18).toString('base64url'), throwaway })
   env.DATABASE_URL = embedded.url
 }
 

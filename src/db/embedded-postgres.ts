@@ -20,6 +20,12 @@ export interface EmbeddedPostgresOptions {
   /** Port to listen on (a restart that clients must find again); default a free one. */
   port?: number
   log?: (message: string) => void
+  /**
+   * A server whose data is thrown away afterwards (the test suite's): no fsync, no full-page
+   * writes, asynchronous commit. Every DROP DATABASE forces a checkpoint, and the suite drops
+   * hundreds; a crash would lose the data, which nobody keeps anyway. Never for data that matters.
+   */
+  throwaway?: boolean
 }
 
 const HOOKED_EVENTS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const
@@ -152,7 +158,10 @@ async function start (dataDir: string, pgDir: string, options: EmbeddedPostgresO
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: asRoot,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300',
+      ...(options.throwaway === true ? ['-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'] : [])
+    ],
     onLog: log,
     onError: (error) => { log(String(error)) }
   })
