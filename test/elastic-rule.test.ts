@@ -1,0 +1,372 @@
+// Pure unit tests: needs no database and no network (a fake tarn pool, a fake clock).
+import t from 'tap'
+import { closeIdleConnection, makeElastic } from '../src/tenancy/elastic-pool.js'
+
+/**
+ * A manual clock: while `run` executes, setTimeout and performance.now are this clock's, and
+ * time moves only by `advance`. Everything runs synchronously inside `run`, so tap's own timers
+ * never see the fakes.
+ */
+class Clock {
+  now = 0
+  #timers: Array<{ at: number, seq: number, callback: () => void }> = []
+  #seq = 0
+
+  run (body: () => void): void {
+    const realSetTimeout = globalThis.setTimeout
+    const realNow = Object.getOwnPropertyDescriptor(performance, 'now')
+    globalThis.setTimeout = ((callback: () => void, ms = 0) => {
+      this.#timers.push({ at: this.now + ms, seq: this.#seq++, callback })
+      return { unref () { return this }, ref () { return this } }
+    }) as unknown as typeof setTimeout
+    Object.defineProperty(performance, 'now', { value: () => this.now, configurable: true, writable: true })
+    try {
+      body()
+    } finally {
+      globalThis.setTimeout = realSetTimeout
+      if (realNow === undefined) Reflect.deleteProperty(performance, 'now')
+      else Object.defineProperty(performance, 'now', realNow)
+    }
+  }
+
+  /** Moves time forward, firing due timers in order (including those they set). */
+  advance (ms: number): void {
+    const until = this.now + ms
+    for (;;) {
+      this.#timers.sort((a, b) => a.at - b.at || a.seq - b.seq)
+      const next = this.#timers[0]
+      if (next === undefined || next.at > until) break
+      this.#timers.shift()
+      this.now = next.at
+      next.callback()
+    }
+    this.now = until
+  }
+
+  get pending (): number {
+    return this.#timers.length
+  }
+}
+
+/** The parts of a tarn pool makeElastic reads, with counts the test sets and events it emits. */
+class FakePool {
+  max = 10
+  used = 0
+  free = 0
+  pendingAcquires = 0
+  pendingCreates = 0
+  tries = 0
+  #listeners = new Map<string, Array<(...args: unknown[]) => void>>()
+  numUsed = (): number => this.used
+  numFree = (): number => this.free
+  numPendingAcquires = (): number => this.pendingAcquires
+  numPendingCreates = (): number => this.pendingCreates
+  _tryAcquireOrCreate = (): void => { this.tries++ }
+  on (event: string, listener: (...args: unknown[]) => void): void {
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener])
+  }
+
+  emit (event: string, ...args: unknown[]): void {
+    for (const listener of this.#listeners.get(event) ?? []) listener(...args)
+  }
+
+  /** A request for a connection that finds none free: it queues. */
+  request (eventId: number): void {
+    this.pendingAcquires++
+    this.emit('acquireRequest', eventId)
+  }
+
+  /** A request handed a connection. */
+  acquired (eventId: number, resource: object, queued = true): void {
+    if (queued) this.pendingAcquires--
+    this.used++
+    this.emit('acquireSuccess', eventId, resource)
+  }
+}
+
+const GRACE = 10
+
+function setUp (max = 4): { clock: Clock, pool: FakePool, grew: () => number } {
+  const clock = new Clock()
+  const pool = new FakePool()
+  let grown = 0
+  clock.run(() => makeElastic(pool, { max, graceMs: () => GRACE, grew: () => { grown++ } }))
+  return { clock, pool, grew: () => grown }
+}
+
+t.test('the fake clock drives the module’s timers and time', async (t) => {
+  const clock = new Clock()
+  const seen: number[] = []
+  clock.run(() => {
+    setTimeout(() => { seen.push(performance.now()) }, 5)
+    clock.advance(4)
+    t.same(seen, [], 'not before its time')
+    clock.advance(1)
+    t.same(seen, [5], 'at its time, with performance.now() at that time')
+  })
+  t.not(performance.now(), 5, 'performance.now is real again')
+  t.equal(clock.pending, 0)
+})
+
+t.test('the pool starts with a limit of one connection', async (t) => {
+  const { pool } = setUp()
+  t.equal(pool.max, 1)
+})
+
+t.test('a slow query: a request that waits the grace makes the pool grow by one', async (t) => {
+  const { clock, pool, grew } = setUp()
+  const r1 = {}
+  clock.run(() => {
+    pool.acquired(1, r1, false)
+    clock.advance(2)
+    pool.request(2)
+    clock.advance(GRACE - 1)
+    t.equal(pool.max, 1, 'not before the grace')
+    t.equal(grew(), 0)
+    clock.advance(1)
+    t.equal(pool.max, 2, 'grown at the grace')
+    t.equal(grew(), 1, 'grew told once')
+    t.equal(pool.tries, 1, 'and tarn asked to open a connection now')
+    clock.advance(10 * GRACE)
+    t.equal(pool.max, 2, 'once per request')
+  })
+})
+
+t.test('a request served within the grace does not make the pool grow', async (t) => {
+  const { clock, pool, grew } = setUp()
+  const r1 = {}
+  clock.run(() => {
+    pool.acquired(1, r1, false)
+    pool.request(2)
+    clock.advance(GRACE / 2)
+    pool.used--
+    pool.emit('release', r1)
+    pool.acquired(2, r1)
+    clock.advance(10 * GRACE)
+  })
+  t.equal(pool.max, 1)
+  t.equal(grew(), 0)
+  t.equal(pool.tries, 0)
+})
+
+t.test('a request that fails (acquire timeout) before the grace does not make the pool grow', async (t) => {
+  const { clock, pool, grew } = setUp()
+  clock.run(() => {
+    pool.acquired(1, {}, false)
+    pool.request(2)
+    clock.advance(GRACE / 2)
+    pool.pendingAcquires--
+    pool.emit('acquireFail', 2, new Error('timeout'))
+    clock.advance(10 * GRACE)
+  })
+  t.equal(pool.max, 1)
+  t.equal(grew(), 0)
+})
+
+t.test('quick queries and a shallow queue: no growth while each hold is shorter than the grace', async (t) => {
+  const { clock, pool, grew } = setUp()
+  const r1 = {}
+  clock.run(() => {
+    pool.acquired(1, r1, false)
+    pool.request(100)
+    // Other requests take the one connection for a moment each; request 100 keeps waiting.
+    for (let eventId = 2; eventId < 30; eventId++) {
+      clock.advance(GRACE / 2 - 1)
+      pool.used--
+      pool.emit('release', r1)
+      pool.acquired(eventId, r1, false)
+    }
+    t.equal(pool.max, 1, 'no growth while every hold is short')
+    t.equal(grew(), 0)
+    const quietSince = clock.now
+    // The connection now stays held: a later check (every grace while the request waits) grows the pool.
+    clock.advance(2 * GRACE)
+    t.equal(pool.max, 2, 'grown once a hold lasts the grace')
+    t.ok(clock.now - quietSince <= 2 * GRACE, 'within two graces of the hold starting')
+  })
+})
+
+t.test('a deep queue makes the pool grow even when each query is quick', async (t) => {
+  for (const [queued, grows] of [[7, false], [8, true], [20, true]] as const) {
+    const { clock, pool } = setUp()
+    const r1 = {}
+    clock.run(() => {
+      pool.acquired(1, r1, false)
+      for (let eventId = 2; eventId < 2 + queued; eventId++) pool.request(eventId)
+      // The one connection changes hands just before the check: no hold lasts the grace.
+      clock.advance(GRACE - 1)
+      pool.used--
+      pool.emit('release', r1)
+      pool.acquired(1000, r1, false)
+      clock.advance(1)
+    })
+    t.equal(pool.max > 1, grows, `${queued} queued on one connection: ${grows ? 'grows' : 'does not grow'}`)
+  }
+})
+
+t.test('a burst on a deep queue: every waiter past the grace adds a connection, in the same moment', async (t) => {
+  // Characterizes the rule as written (one growth per waiting request, opens under way not counted).
+  const { clock, pool, grew } = setUp(50)
+  const r1 = {}
+  clock.run(() => {
+    pool.acquired(1, r1, false)
+    for (let eventId = 2; eventId < 10; eventId++) pool.request(eventId)
+    clock.advance(GRACE - 1)
+    pool.used--
+    pool.emit('release', r1)
+    pool.acquired(1000, r1, false)
+    clock.advance(1)
+  })
+  t.equal(pool.max, 1 + 8, 'eight queued on one quick connection: eight more allowed at once')
+  t.equal(grew(), 8)
+})
+
+t.test('the deep-queue threshold scales with the connections in use', async (t) => {
+  const { clock, pool } = setUp(4)
+  clock.run(() => {
+    pool.max = 2
+    const resources = [{}, {}]
+    resources.forEach((resource, index) => pool.acquired(index + 1, resource, false))
+    for (let eventId = 10; eventId < 10 + 15; eventId++) pool.request(eventId)
+    clock.advance(GRACE - 1)
+    resources.forEach((resource, index) => {
+      pool.used--
+      pool.emit('release', resource)
+      pool.acquired(1000 + index, resource, false)
+    })
+    clock.advance(1)
+    t.equal(pool.max, 2, '15 queued on 2 connections in use is below 16')
+  })
+})
+
+t.test('no growth when a connection is free or one can still be opened', async (t) => {
+  {
+    const { clock, pool } = setUp()
+    clock.run(() => {
+      pool.acquired(1, {}, false)
+      pool.free = 1
+      pool.request(2)
+      clock.advance(10 * GRACE)
+    })
+    t.equal(pool.max, 1, 'a free connection: no watch')
+  }
+  {
+    const { clock, pool } = setUp()
+    clock.run(() => {
+      pool.request(1)
+      clock.advance(10 * GRACE)
+    })
+    t.equal(pool.max, 1, 'an empty pool under its limit opens its first connection itself')
+    t.equal(pool.tries, 0)
+  }
+})
+
+t.test('never above the configured max', async (t) => {
+  {
+    const { clock, pool, grew } = setUp(2)
+    clock.run(() => {
+      pool.acquired(1, {}, false)
+      pool.request(2)
+      clock.advance(GRACE)
+      t.equal(pool.max, 2, 'grows to the max')
+      pool.acquired(2, {})
+      pool.request(3)
+      clock.advance(10 * GRACE)
+    })
+    t.equal(pool.max, 2, 'and no further')
+    t.equal(grew(), 1)
+    t.equal(clock.pending, 0, 'no timer left once at the max')
+  }
+  {
+    const { clock, pool } = setUp(1)
+    clock.run(() => {
+      pool.acquired(1, {}, false)
+      pool.request(2)
+      clock.advance(10 * GRACE)
+    })
+    t.equal(pool.max, 1, 'a max of one never grows')
+  }
+})
+
+t.test('each waiting request past the grace grows the pool by one (opens already under way are not counted)', async (t) => {
+  const { clock, pool, grew } = setUp(4)
+  clock.run(() => {
+    pool.acquired(1, {}, false)
+    pool.request(2)
+    pool.request(3)
+    clock.advance(GRACE)
+  })
+  t.equal(pool.max, 3, 'two waiters, two more connections allowed')
+  t.equal(grew(), 2)
+})
+
+t.test('the grace is read for each request', async (t) => {
+  const clock = new Clock()
+  const pool = new FakePool()
+  let grace = 10
+  clock.run(() => {
+    makeElastic(pool, { max: 4, graceMs: () => grace })
+    pool.acquired(1, {}, false)
+    grace = 50
+    pool.request(2)
+    clock.advance(49)
+    t.equal(pool.max, 1, 'not before the grace read when the request came')
+    clock.advance(1)
+    t.equal(pool.max, 2, 'at it')
+  })
+})
+
+t.test('when connections close, the limit follows them down, never below one', async (t) => {
+  const { clock, pool } = setUp(4)
+  const resources = [{}, {}, {}]
+  clock.run(() => {
+    pool.max = 3
+    resources.forEach((resource, index) => pool.acquired(index + 1, resource, false))
+    pool.used = 1
+    pool.free = 1
+    pool.emit('destroySuccess', 50, resources[2])
+    t.equal(pool.max, 2, 'two connections left: a limit of two')
+    pool.free = 0
+    pool.emit('destroySuccess', 51, resources[1])
+    t.equal(pool.max, 1)
+    pool.used = 0
+    pool.emit('destroySuccess', 52, resources[0])
+    t.equal(pool.max, 1, 'no connection left: still one')
+    // A hold ended by the connection closing no longer counts as a slow query.
+    pool.used = 1
+    pool.pendingCreates = 0
+    pool.request(60)
+    clock.advance(3 * GRACE)
+    t.equal(pool.max, 1, 'a closed connection’s hold does not make the pool grow')
+  })
+})
+
+t.test('closeIdleConnection closes the longest idle connection, as the reaper would', async (t) => {
+  const closed: unknown[] = []
+  const settled: string[] = []
+  const pool = {
+    destroyed: false,
+    pending: 0,
+    numPendingAcquires () { return this.pending },
+    free: [
+      { resource: 'oldest', settle: () => { settled.push('oldest') } },
+      { resource: 'newer', settle: () => { settled.push('newer') } }
+    ],
+    _destroy: async (resource: unknown) => { closed.push(resource) }
+  }
+  t.equal(closeIdleConnection(pool), true, 'closes one')
+  t.same(closed, ['oldest'], 'the oldest')
+  t.same(settled, ['oldest'], 'its idle entry settled')
+  t.equal(pool.free.length, 1, 'and taken off the free list')
+  pool.pending = 1
+  t.equal(closeIdleConnection(pool), false, 'not while a request of the pool waits for it')
+  t.equal(pool.free.length, 1)
+  pool.pending = 0
+  pool.destroyed = true
+  t.equal(closeIdleConnection(pool), false, 'not while the pool is being closed')
+  pool.destroyed = false
+  t.equal(closeIdleConnection(pool), true)
+  t.same(closed, ['oldest', 'newer'])
+  t.equal(closeIdleConnection(pool), false, 'none idle: nothing to close')
+  t.same(closed, ['oldest', 'newer'])
+})
