@@ -8,6 +8,7 @@ import type { PgConnection } from '../src/db/knex-config.js'
 import { registerErrorHandling } from '../src/error-handler.js'
 import { articleRoutes } from '../src/routes/tenant/articles/routes.js'
 import type { Silo } from '../src/silo.js'
+import { benchHttpConfig } from './fixtures.js'
 
 export interface Listening {
   app: FastifyInstance
@@ -24,7 +25,7 @@ async function listen (app: FastifyInstance, close: () => Promise<void> = async 
 
 /** Silo itself, plus a constant route (`/ping`, no tenancy): the HTTP ceiling of the same process. */
 export async function siloApp (silo: Silo): Promise<Listening> {
-  const app = await buildApp(silo)
+  const app = await buildApp(silo, { config: benchHttpConfig })
   app.get('/ping', { config: { tenancy: false } }, async () => ({ ok: true }))
   const reset = async (): Promise<void> => {
     for (const tenantId of silo.pools.keys()) silo.pools.evict(tenantId)

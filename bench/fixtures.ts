@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import knex from 'knex'
-import { loadConfig, type Config } from '../src/config.js'
+import { loadConfig, type Config, type HttpConfig } from '../src/config.js'
 import { knexConfig } from '../src/db/knex-config.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { buildApp } from '../src/app.js'
@@ -41,6 +41,9 @@ export async function benchSilo (env: BenchEnv, overrides: Record<string, string
 }
 
 export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef'
+
+/** What the bench's HTTP apps read of the configuration: silent logs, the bench's admin token. */
+export const benchHttpConfig: HttpConfig = loadConfig({ LOG_LEVEL: 'silent', ADMIN_TOKEN: BENCH_ADMIN_TOKEN }, { env: false, dotenv: false })
 
 /**
  * Puts one article (id 1) into the template, so every tenant cloned from it can answer
@@ -95,7 +98,7 @@ export async function provisionTenants (
 ): Promise<ProvisioningFigures> {
   const slug = options.slug ?? slugOf
   const existing = new Set((await silo.catalog.listTenants()).map((tenant) => tenant.slug))
-  const app = await buildApp(silo)
+  const app = await buildApp(silo, { config: benchHttpConfig })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   const create = async (i: number): Promise<void> => {
     const res = await post(`${base}/tenants`, silo.config.adminHost, JSON.stringify({ slug: slug(i), domains: [`${slug(i)}.bench`] }))

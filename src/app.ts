@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
+import type { HttpConfig } from './config.js'
 import type { Silo } from './silo.js'
 import { DEMO_TENANTS } from './demo-tenants.js'
 import { clientErrorHandler, expectationFailed, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
@@ -17,6 +18,8 @@ import { healthRoutes } from './routes/health.js'
 import { tenantApi } from './routes/tenant/index.js'
 
 export interface BuildAppOptions {
+  /** What the HTTP application reads of the configuration (the core reads its own part). */
+  config: HttpConfig
   /** Defaults to Silo's logger at the configured level. */
   logger?: FastifyBaseLogger
 }
@@ -40,9 +43,10 @@ function exampleTenantHost (port: number): string {
 }
 
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
-export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config } = options
   const app = Fastify({
-    loggerInstance: options.logger ?? createLogger(silo.config.logLevel),
+    loggerInstance: options.logger ?? createLogger(config.logLevel),
     bodyLimit: 1024 * 1024,
     // A request without Host must reach Silo, to get its JSON 400 HOST_INVALID instead of Node's bare 400.
     http: { requireHostHeader: false },
@@ -113,15 +117,15 @@ export async function buildApp (silo: Silo, options: BuildAppOptions = {}): Prom
     resolver: silo.resolver,
     pools: silo.pools,
     events: silo.events,
-    nonTenantHosts: [silo.config.adminHost],
+    nonTenantHosts: [config.adminHost],
     outcomes,
     refuse: replyWithError,
-    ...firstContactErrors(silo.config.adminHost),
-    ...(silo.config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
+    ...firstContactErrors(config.adminHost),
+    ...(config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
   registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
-  await app.register(tenantApi, { adminHost: silo.config.adminHost, exampleHost: exampleTenantHost(silo.config.port) })
-  await app.register(adminScope, { adminHost: silo.config.adminHost, adminToken: silo.config.adminToken, provisioner: silo.provisioner, catalog: silo.catalog, metrics: metrics.registry })
+  await app.register(tenantApi, { adminHost: config.adminHost, exampleHost: exampleTenantHost(config.port) })
+  await app.register(adminScope, { adminHost: config.adminHost, adminToken: config.adminToken, provisioner: silo.provisioner, catalog: silo.catalog, metrics: metrics.registry })
   return app
 }

@@ -51,7 +51,7 @@ async function main (): Promise<void> {
     logger.warn({ err: error }, 'a spare tenant database could not be made or claimed; creates clone the template meanwhile')
   })
   if (embedded !== undefined && await ensureDemoTenants(silo)) logger.info('created demo tenants acme and globex')
-  const app = await buildApp(silo, { logger })
+  const app = await buildApp(silo, { config, logger })
 
   closeWithGrace({ delay: 10000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')

@@ -1,5 +1,5 @@
 import knex, { type Knex } from 'knex'
-import type { Config } from './config.js'
+import type { CoreConfig } from './config.js'
 import { CatalogListener } from './catalog/catalog-listener.js'
 import { catalogKeyFollower, openCredentialCipher } from './catalog/catalog-key.js'
 import { CatalogStore } from './catalog/catalog-store.js'
@@ -20,7 +20,8 @@ import { TenantTemplate } from './lifecycle/tenant-template.js'
 
 /** The tenancy core, wired: what the HTTP app and the CLI both stand on. */
 export interface Silo {
-  config: Config
+  /** The part of the configuration the core reads (the HTTP app and the CLI get theirs apart). */
+  config: CoreConfig
   /** Connection settings of the admin URL (tenant pools take host, port and TLS from it). */
   server: PgConnection
   serverVersion: string
@@ -74,7 +75,7 @@ export interface OpenSiloOptions {
  * and builds the core's parts. Requires `databaseUrl` and `secretKey` (the server entry point
  * fills both in embedded dev mode).
  */
-export async function openSilo (config: Config, options: OpenSiloOptions = {}): Promise<Silo> {
+export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {}): Promise<Silo> {
   if (config.databaseUrl === undefined) {
     throw new SiloError('CONFIG_INVALID', 'DATABASE_URL is required here (only `npm start` and `npm test` start an embedded PostgreSQL)')
   }

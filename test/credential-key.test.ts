@@ -13,7 +13,7 @@ import {
   catalogKeyId, configFor, envFor, keyIdOf, newSecretKey, sealV1, storeCredential, storedCredentials, type Keys
 } from './helpers/credential-keys.js'
 import { spawnServer } from './helpers/server.js'
-import { createTenant, testSilo, type Teardown } from './helpers/silo.js'
+import { createTenant, testConfig, testSilo, type Teardown } from './helpers/silo.js'
 import { eventually } from './helpers/wait.js'
 
 const RIGHT_KEY = newSecretKey('right-key')
@@ -106,7 +106,7 @@ t.test('a catalog from before key ids is adopted with the key its credentials de
 
   const adopted = await openWith(t, silo, { SECRET_KEY: RIGHT_KEY })
   t.equal(await catalogKeyId(silo), keyIdOf(RIGHT_KEY), 'the right key is recorded')
-  const app = await buildApp(adopted)
+  const app = await buildApp(adopted, { config: testConfig() })
   t.teardown(async () => { await app.close() })
   const res = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
   t.equal(res.statusCode, 200, 'and serves')
@@ -160,7 +160,7 @@ t.test('concurrent first starts with different keys on an empty catalog record o
 t.test('a credential that cannot be decrypted makes that tenant 503 TENANT_UNAVAILABLE, never a catalog outage; the others keep serving', async (t) => {
   const captured: string[] = []
   const silo = await testSilo(t, { SECRET_KEY: RIGHT_KEY, HOST_CACHE_TTL_MS: 600000 })
-  const app = await buildApp(silo, { logger: createLogger('info', { write: (line: string) => { captured.push(line) } }) })
+  const app = await buildApp(silo, { config: testConfig(), logger: createLogger('info', { write: (line: string) => { captured.push(line) } }) })
   t.teardown(async () => { await app.close() })
   await createTenant(silo, 'acme', { seed: true })
   await createTenant(silo, 'globex', { seed: true })
@@ -208,7 +208,7 @@ t.test('a credential that cannot be decrypted makes that tenant 503 TENANT_UNAVA
 
   t.test('nor is a cached record served once its TTL has run out, though nothing announced a change', async (t) => {
     const other = await openWith(t, silo, { SECRET_KEY: RIGHT_KEY }, { hostCacheTtlMs: 20 })
-    const otherApp = await buildApp(other)
+    const otherApp = await buildApp(other, { config: testConfig() })
     t.teardown(async () => { await otherApp.close() })
     t.equal((await otherApp.inject({ url: '/articles', headers: { host: 'globex.test' } })).statusCode, 200)
     // Rewritten as a rekey by a key this instance lacks would do it: without a change notification.

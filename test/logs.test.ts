@@ -36,7 +36,7 @@ const opened = closeInTeardown(t, config)
 const silo = opened.silo = await openSilo(config)
 await createTenant(silo, 'acme', { seed: true })
 await createTenant(silo, 'globex')
-const app = opened.app = await buildApp(silo, { logger })
+const app = opened.app = await buildApp(silo, { config, logger })
 app.get('/boom', async () => {
   const error = new Error(`${LEAKY_SQL} - connect to ${LEAKY_URL} failed`)
   throw Object.assign(error, { config: { connection: { host: 'db.internal', password: LEAKY_PASSWORD } }, connectionString: LEAKY_URL })

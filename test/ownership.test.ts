@@ -26,7 +26,7 @@ t.teardown(async () => {
 })
 const open = async (config: typeof configA): Promise<{ silo: Silo, app: FastifyInstance }> => {
   const silo = await openSilo(config)
-  const app = await buildApp(silo)
+  const app = await buildApp(silo, { config })
   opened.push({ silo, app })
   return { silo, app }
 }

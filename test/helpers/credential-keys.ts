@@ -2,7 +2,7 @@ import { createCipheriv, randomBytes, scryptSync } from 'node:crypto'
 import { CredentialCipher } from '../../src/catalog/credential-cipher.js'
 import type { Config } from '../../src/config.js'
 import type { Silo } from '../../src/silo.js'
-import { databaseUrl } from './silo.js'
+import { databaseUrl, testConfig } from './silo.js'
 
 /** A fresh random key, recognisable in output if it ever leaks. */
 export const newSecretKey = (label: string): string => `${label}-${randomBytes(16).toString('hex')}`
@@ -41,7 +41,8 @@ export function envFor (silo: Silo, keys: Keys, extra: Record<string, string> = 
 
 /** The config of another instance on this silo's catalog, holding these keys. */
 export function configFor (silo: Silo, keys: Keys, overrides: Partial<Config> = {}): Config {
-  return { ...silo.config, secretKey: keys.SECRET_KEY, secretKeyPrevious: keys.SECRET_KEY_PREVIOUS, ...overrides }
+  // The core's settings of `silo`; the rest (HTTP, CLI) the test defaults.
+  return { ...testConfig(), ...silo.config, secretKey: keys.SECRET_KEY, secretKeyPrevious: keys.SECRET_KEY_PREVIOUS, ...overrides }
 }
 
 /** Stored credentials by slug, as the catalog holds them. */

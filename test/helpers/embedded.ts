@@ -69,6 +69,6 @@ export async function embeddedCatalogApp (
   const config = testConfig({ CATALOG_DATABASE_URL: catalogServer.url, ...overrides })
   const opened = closeInTeardown(t, config, async () => { await catalogServer.destroy() })
   const silo = opened.silo = await openSilo(config)
-  const app = opened.app = await buildApp(silo)
+  const app = opened.app = await buildApp(silo, { config })
   return { silo, app, catalogServer }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
-import { loadConfig, type Config } from '../../src/config.js'
+import { loadConfig, type Config, type CoreConfig, type HttpConfig } from '../../src/config.js'
 import { openSilo, type OpenSiloOptions, type Silo } from '../../src/silo.js'
 import { dropSiloDatabases } from '../../src/testing/cleanup.js'
 import type { TenantSummary } from '../../src/catalog/catalog-store.js'
@@ -98,7 +98,7 @@ async function open (t: Teardown, overrides: Record<string, string | number>, wi
   const config = testConfig(overrides)
   const opened = closeInTeardown(t, config)
   const silo = opened.silo = await openSilo(config)
-  if (withApp) opened.app = await buildApp(silo)
+  if (withApp) opened.app = await buildApp(silo, { config })
   return { silo, app: opened.app }
 }
 
@@ -107,10 +107,10 @@ async function open (t: Teardown, overrides: Record<string, string | number>, wi
  * server would be): closed in teardown, app then core. Its databases are the first instance's,
  * dropped by that one's teardown.
  */
-export async function anotherInstance (t: Teardown, config: Config, options: OpenSiloOptions = {}): Promise<{ silo: Silo, app: FastifyInstance }> {
+export async function anotherInstance (t: Teardown, config: CoreConfig, options: OpenSiloOptions = {}, http: HttpConfig = testConfig()): Promise<{ silo: Silo, app: FastifyInstance }> {
   const opened = closeInTeardown(t)
   const silo = opened.silo = await openSilo(config, options)
-  const app = opened.app = await buildApp(silo)
+  const app = opened.app = await buildApp(silo, { config: http })
   return { silo, app }
 }
 
