@@ -7,6 +7,7 @@ import pg from 'pg'
 import t from 'tap'
 import { CredentialCipher } from '../src/catalog/credential-cipher.js'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js'
+import { markText } from '../src/db/object-marks.js'
 import { runCli } from './helpers/cli.js'
 import { assertBuilt, childEnv, SERVER_ENTRY, root } from './helpers/compiled.js'
 
@@ -131,6 +132,23 @@ t.test('with the shipped defaults, doctor finds nothing to drop, and --fix --yes
   t.same(JSON.parse(fixed.stdout).repaired.dropped, { databases: [], roles: [], tenants: [] }, 'nothing dropped')
   t.equal(await articleCount(server.port, 'acme.localhost'), 5, 'acme still serves')
   t.equal(await articleCount(server.port, 'globex.localhost'), 5, 'globex still serves')
+
+  // The server's own databases are never candidates, even carrying this catalog's tenant mark (a
+  // private server: the marks are harmless here, and removed again).
+  const server0 = new pg.Client({ connectionString: await adminUrl() })
+  await server0.connect()
+  const ownMark = markText({ id: report.catalog.id, database: 'silo_catalog' }, 'tenant')
+  const own = ['postgres', 'template0', 'template1']
+  for (const name of own) await server0.query(`comment on database ${name} is '${ownMark}'`)
+  const marked = await runCli(['doctor', '--fix', '--yes', '--json'], env)
+  for (const name of own) await server0.query(`comment on database ${name} is null`)
+  const present = (await server0.query<{ datname: string }>('select datname from pg_database where datname = any($1)', [own])).rows.map((row) => row.datname).sort()
+  await server0.end()
+  t.equal(marked.code, 0, marked.stderr)
+  const afterMarking = JSON.parse(marked.stdout) as { report: { orphanDatabases: string[] }, repaired: { dropped: { databases: string[] } } }
+  t.same(afterMarking.report.orphanDatabases, [], 'postgres, template0 and template1 carrying the mark are no orphans')
+  t.same(afterMarking.repaired.dropped.databases, [], 'and --fix --yes drops none of them')
+  t.same(present, own, "the server's own databases are all still there")
 
   // A tenant role reaches its own database and nothing else: the embedded server is Silo's, hardened at start.
   const catalog = new pg.Client({ connectionString: (await adminUrl()).replace(/\/postgres$/, '/silo_catalog') })
