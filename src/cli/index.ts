@@ -6,7 +6,8 @@ import { fleetTargets, UsageError, type FleetCommandOptions } from './usage.js'
 import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'
 import { withSilo } from './open-silo.js'
-import { table, tenantJson, tenantsTable } from './output.js'
+import { tenantView } from '../schemas/tenant-view.js'
+import { table, tenantsTable } from './output.js'
 
 /** One line for stderr; a failed create also says why, from its cause. */
 function describe (error: unknown): string {
@@ -62,7 +63,7 @@ program.command('list')
   .option('--json', 'print JSON')
   .action(action(async (options: { json?: boolean }) => {
     const tenants = await withSilo(async (silo) => await silo.catalog.listTenants())
-    console.log(options.json === true ? JSON.stringify(tenants.map(tenantJson), null, 2) : tenantsTable(tenants))
+    console.log(options.json === true ? JSON.stringify(tenants.map(tenantView), null, 2) : tenantsTable(tenants))
     return true
   }))
 

@@ -1,7 +1,6 @@
 import type { TenantSummary } from '../catalog/catalog-store.js'
 import type { MigrationDirection } from '../catalog/migration-runs.js'
 import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
-import { tenantView } from '../schemas/tenant-view.js'
 
 /** Plain text table: columns padded to their widest cell. */
 export function table (headers: string[], rows: string[][]): string {
@@ -16,9 +15,6 @@ export function tenantsTable (tenants: TenantSummary[]): string {
     tenant.slug, tenant.status, tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')
   ]))
 }
-
-/** The JSON shape of a tenant for scripts: the admin API's (no credentials, ISO dates). */
-export const tenantJson = tenantView
 
 export type FleetDirection = MigrationDirection
 
