@@ -34,9 +34,9 @@ export function spawnServer (t: Teardown, env: Record<string, string>): SpawnedS
   const wake = (): void => { for (const waiter of waiters) waiter() }
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); wake() })
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  void exited.then(wake)
+  // `done` is set before the waiters wake, so a waiter woken by the exit sees it and stops.
   let done = false
-  void exited.then(() => { done = true })
+  void exited.then(() => { done = true; wake() })
   t.teardown(async () => {
     if (!done) child.kill('SIGKILL')
     await exited
