@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { openSilo, type Silo } from '../src/silo.js'
+import { Provisioner } from '../src/lifecycle/provisioner.js'
 import { listSpares } from '../src/lifecycle/spare-databases.js'
 import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
 import { runCli } from './helpers/cli.js'
@@ -42,6 +43,7 @@ const articles = async (app: FastifyInstance, host: string): Promise<number> => 
   const res = await app.inject({ url: '/articles', headers: { host } })
   return res.statusCode === 200 ? res.json().items.length : -res.statusCode
 }
+const entryFor = (entries: Array<{ type: string, name: string }>, name: string): unknown => entries.find((entry) => entry.type === 'database' && entry.name === name)
 const exists = async (name: string) => ({ database: await admin.databaseExists(name), role: await admin.roleExists(name) })
 
 await a.silo.provisioner.create({ slug: 'acme', domains: ['acme.test'], seed: true })
@@ -171,4 +173,50 @@ t.test("the admin connection's database is never a candidate, whatever its name 
   const fixed = await doctor({ ...envA, DATABASE_URL: url.toString() }, '--fix', '--yes')
   t.equal(fixed.code, 0)
   t.ok(await admin.databaseExists(adminDatabase), 'and is never dropped')
+})
+
+t.test("a tenant that rewrites its database's comment makes it neither another catalog's nor nobody's: its owner's mark decides", async (t) => {
+  await a.silo.provisioner.create({ slug: 'rewriter', domains: ['rewriter.test'], seed: true })
+  const name = `${prefix}rewriter`
+  for (const comment of [b.silo.ownership.mark('tenant'), 'nothing-to-see']) {
+    // As the tenant's own role, which owns its database and so may comment on it.
+    await a.silo.withTenant('rewriter', async (db) => { await db.raw(`comment on database ?? is '${comment}'`, [name]) })
+    t.equal(await admin.databaseComment(name), comment, `the tenant set its database's comment to ${comment}`)
+    const byA = (await doctor(envA, '--json')).json
+    t.notOk(JSON.stringify(byA.report).includes(name), `A lists it nowhere: it knows it as its own (${comment})`)
+    const byB = (await doctor(envB, '--json')).json
+    t.same(byB.report.orphanDatabases, [], 'B does not take it for an orphan of its own')
+    t.match(entryFor(byB.report.notOurs, name), { type: 'database', reason: /another catalog/ }, "B lists it as another catalog's")
+  }
+  t.equal(await articles(a.app, 'rewriter.test'), 5, 'it still serves')
+  await a.silo.provisioner.drop('rewriter')
+  t.same(await exists(name), { database: false, role: false }, 'and a drop removes its database and role')
+})
+
+t.test("a create that meets a stranger's database and role, made between its check and its CREATE, fails and leaves them whole", async (t) => {
+  const name = `${prefix}intruder`
+  t.teardown(async () => {
+    await admin.dropDatabaseUnchecked(name)
+    await admin.dropRoleUnchecked(name)
+  })
+  const racing = new Provisioner({
+    admin,
+    catalog: a.silo.catalog,
+    ownership: a.silo.ownership,
+    migrator: a.silo.migrator,
+    prefix,
+    // Right after the create checked the names were free and recorded its entry.
+    beforeStep: async (step) => {
+      if (step !== 'role') return
+      await admin.knex.raw('create role ?? nologin', [name])
+      await admin.knex.raw('create database ?? owner ??', [name, name])
+    }
+  })
+  await t.rejects(racing.create({ slug: 'intruder', domains: ['intruder.test'] }), { code: 'SLUG_TAKEN', message: /outside this catalog/ })
+  t.same(await exists(name), { database: true, role: true }, 'the stranger\'s database and role are still there')
+  t.equal(await a.silo.catalog.tenantBySlug('intruder'), null, 'and the create left no entry')
+  const byA = (await doctor(envA, '--fix', '--yes', '--json')).json
+  t.match(entryFor(byA.report.notOurs, name), { type: 'database', reason: /no Silo mark/ }, 'doctor lists them as not ours')
+  t.notOk(JSON.stringify(byA.repaired).includes(name), 'and --fix --yes does nothing to them')
+  t.same(await exists(name), { database: true, role: true })
 })

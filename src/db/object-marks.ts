@@ -49,12 +49,17 @@ export function parseMark (comment: string | null | undefined): Mark | null {
 }
 
 /**
- * A database's mark: its own comment's, else its owner's. Silo creates every database owned by
- * a role it marked in the same transaction as the role itself, while CREATE DATABASE cannot
- * share a transaction with its COMMENT: the owner's mark covers the moment in between.
+ * Whose a database is: its owner's mark, else its own comment's. Silo creates every tenant and
+ * spare database owned by a role it marked in the same transaction as the role itself, while
+ * CREATE DATABASE cannot share a transaction with its COMMENT: the owner's mark covers the
+ * moment in between. The owner's mark also wins over the database's own comment, which the
+ * owner (a tenant's role) may rewrite, while it can neither comment on its role nor give its
+ * database away: a tenant cannot make its database another catalog's, or nobody's. A template,
+ * owned by the admin role, is known by its own comment. A mark's detail (a template's or spare's
+ * version) is always read from the database's own comment.
  */
 export function databaseMark (database: { comment: string | null, ownerComment: string | null }): Mark | null {
-  return parseMark(database.comment) ?? parseMark(database.ownerComment)
+  return parseMark(database.ownerComment) ?? parseMark(database.comment)
 }
 
 export function assertSafeComment (comment: string): string {

@@ -198,14 +198,14 @@ export async function repair (deps: DoctorDeps, plan: DoctorPlan, options: { con
   for (const name of plan.drop.databases) {
     if (known.databases.has(name)) {
       result.skipped.push({ name, reason: 'the catalog knows it now' })
-    } else if (await deps.ownership.dropDatabase(name, { unmarked: 'keep' }) === 'ours') {
+    } else if (await deps.ownership.dropDatabase(name) === 'ours') {
       result.dropped.databases.push(name)
     }
   }
   for (const name of plan.drop.roles) {
     if (known.roles.has(name)) {
       result.skipped.push({ name, reason: 'the catalog knows it now' })
-    } else if (await deps.ownership.dropRole(name, { unmarked: 'keep' }) === 'ours') {
+    } else if (await deps.ownership.dropRole(name) === 'ours') {
       result.dropped.roles.push(name)
     }
   }

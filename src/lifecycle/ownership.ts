@@ -46,21 +46,19 @@ export class Ownership {
   }
 
   /**
-   * Drops the database when it is this catalog's. One with no mark at all is dropped only with
-   * `unmarked: 'drop'`, which a caller passes when the catalog itself names the database (a
-   * tenant made before marks existed); one another catalog marked never is. Returns the claim
-   * found, so the caller knows whether it was dropped ('ours', or 'unmarked' with 'drop').
+   * Drops the database when it is this catalog's; one with no mark, or another catalog's, never.
+   * Returns the claim found, so the caller knows whether it was dropped ('ours').
    */
-  async dropDatabase (name: string, options: { unmarked: 'drop' | 'keep' }): Promise<Claim> {
+  async dropDatabase (name: string): Promise<Claim> {
     const claim = await this.databaseClaim(name)
-    if (claim === 'ours' || (claim === 'unmarked' && options.unmarked === 'drop')) await this.#admin.dropDatabaseUnchecked(name)
+    if (claim === 'ours') await this.#admin.dropDatabaseUnchecked(name)
     return claim
   }
 
   /** Drops the role on the same terms as dropDatabase. */
-  async dropRole (name: string, options: { unmarked: 'drop' | 'keep' }): Promise<Claim> {
+  async dropRole (name: string): Promise<Claim> {
     const claim = await this.roleClaim(name)
-    if (claim === 'ours' || (claim === 'unmarked' && options.unmarked === 'drop')) await this.#admin.dropRoleUnchecked(name)
+    if (claim === 'ours') await this.#admin.dropRoleUnchecked(name)
     return claim
   }
 

@@ -232,7 +232,7 @@ export class Provisioner {
       if (error instanceof SiloError) throw error
       this.#deps.events?.emit('template:unavailable', { slug: tenant.slug, error: error as Error })
       template.reset()
-      await ownership.dropDatabase(tenant.database.name, { unmarked: 'keep' })
+      await ownership.dropDatabase(tenant.database.name)
       return false
     }
   }
@@ -244,15 +244,17 @@ export class Provisioner {
   /**
    * Database, role, catalog rows, in that order, each tolerating what is already gone: the
    * catalog row goes last, so an interrupted removal is still known and a re-run finishes it.
-   * The database and role go only if they are this catalog's (or carry no mark at all: the
-   * catalog names them); one another catalog marked, met by two catalogs creating one name at
-   * once on a shared server, is left to its owner.
+   * The database and role go only if they carry this catalog's mark: one another catalog marked
+   * (two catalogs creating one name at once on a shared server), or one with no mark at all (made
+   * by someone else between this create's check and its CREATE), is left to its owner. Everything
+   * Silo makes is marked from its first statement, and tenants from before marks are marked when
+   * their catalog is first opened, so nothing of this catalog's is unmarked here.
    */
   async #removeEverything (tenant: TenantRecord): Promise<void> {
     await this.#step('drop-database', tenant.slug)
-    await this.#deps.ownership.dropDatabase(tenant.database.name, { unmarked: 'drop' })
+    await this.#deps.ownership.dropDatabase(tenant.database.name)
     await this.#step('drop-role', tenant.slug)
-    await this.#deps.ownership.dropRole(tenant.database.user, { unmarked: 'drop' })
+    await this.#deps.ownership.dropRole(tenant.database.user)
     await this.#step('drop-catalog', tenant.slug)
     await this.#deps.catalog.deleteTenant(tenant.slug)
   }

@@ -167,8 +167,8 @@ export class SpareDatabases {
 
   async #discard (name: string): Promise<void> {
     try {
-      await this.#deps.ownership.dropDatabase(name, { unmarked: 'keep' })
-      await this.#deps.ownership.dropRole(name, { unmarked: 'keep' })
+      await this.#deps.ownership.dropDatabase(name)
+      await this.#deps.ownership.dropRole(name)
     } catch (error) {
       this.#failed(error)
     }
