@@ -5,7 +5,7 @@ import { connectionFromUrl } from '../src/db/knex-config.js'
 import type { Silo } from '../src/silo.js'
 import { countWaitingBackends } from '../src/testing/backends.js'
 import { databaseUrl, testApp, type Teardown } from './helpers/silo.js'
-import { eventually } from './helpers/wait.js'
+import { eventually, sleep } from './helpers/wait.js'
 
 const token = 'admin-token-for-tests-0123456789'
 const auth = { host: 'admin.localhost', authorization: `Bearer ${token}` }
@@ -45,6 +45,9 @@ t.test('more creates than lock connections, all waiting on the template lock, ea
   // lock pool is full, and the two creates left wait for a lock connection.
   t.ok(await eventually(async () => await hold.waiting() === CATALOG_LOCK_POOL_MAX, 10000),
     `${CATALOG_LOCK_POOL_MAX} creates wait for the template lock (${await hold.waiting()})`)
+  // Longer than a catalog query may wait for a connection (5 s): the two creates queued for a
+  // lock connection wait their turn, as an operation does, rather than fail with CATALOG_BUSY.
+  await sleep(5500)
   await hold.release()
   const answers = await Promise.all(creates)
   t.same(answers.map((res) => res.statusCode), answers.map(() => 201), `every create succeeded (${answers.map((res) => res.statusCode).join(', ')})`)

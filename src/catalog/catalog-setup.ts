@@ -14,8 +14,14 @@ export const CATALOG_POOL_MAX = 10
  * something, host look-ups and readiness checks still find catalog connections.
  */
 export const CATALOG_LOCK_POOL_MAX = 4
-/** Longest wait for a catalog connection, in either pool, before CATALOG_BUSY. */
+/** Longest wait for a connection of the catalog pool (host look-ups, readiness, queries) before CATALOG_BUSY. */
 const CATALOG_ACQUIRE_TIMEOUT_MS = 5000
+/**
+ * Longest wait for a lock connection before CATALOG_BUSY: an operation queued behind others
+ * (creates cloning a large template, a fleet of suspends) waits its turn for this long; a host
+ * look-up never queues here, so it keeps its short timeout.
+ */
+const CATALOG_LOCK_ACQUIRE_TIMEOUT_MS = 30000
 
 /** The catalog database's two pools: `db` for queries, `locks` only for advisory locks (see CatalogStore). */
 export interface CatalogPools {
@@ -47,17 +53,17 @@ class CatalogPgClient extends PgClient {
 export async function openCatalog (admin: ServerAdmin, connection: PgConnection, serverVersion: string, tenantServer: ServerAdmin = admin): Promise<CatalogPools> {
   if (!(await admin.databaseExists(connection.database))) await refuseOverLostTenants(tenantServer, connection.database)
   await admin.ensurePrivateDatabase(connection.database)
-  const pool = (max: number, applicationName?: string): Knex => knex(knexConfig({
+  const pool = (max: number, acquireTimeoutMillis: number, applicationName?: string): Knex => knex(knexConfig({
     schema: 'catalog',
     client: CatalogPgClient,
     connection: { ...connection, connectionTimeoutMillis: 3000, ...(applicationName === undefined ? {} : { application_name: applicationName }) },
-    pool: { min: 0, max, acquireTimeoutMillis: CATALOG_ACQUIRE_TIMEOUT_MS },
+    pool: { min: 0, max, acquireTimeoutMillis },
     serverVersion,
     // Failures reach callers as errors (CATALOG_UNAVAILABLE, logged once); knex's own console
     // copy of each, with its SQL, would bypass the logger.
     quiet: true
   }))
-  const db = pool(CATALOG_POOL_MAX)
+  const db = pool(CATALOG_POOL_MAX, CATALOG_ACQUIRE_TIMEOUT_MS)
   try {
     await db.migrate.latest()
   } catch (error) {
@@ -65,7 +71,7 @@ export async function openCatalog (admin: ServerAdmin, connection: PgConnection,
     throw error
   }
   // Named apart, so the sessions holding locks can be told from the others in pg_stat_activity.
-  return { db, locks: pool(CATALOG_LOCK_POOL_MAX, 'silo-locks') }
+  return { db, locks: pool(CATALOG_LOCK_POOL_MAX, CATALOG_LOCK_ACQUIRE_TIMEOUT_MS, 'silo-locks') }
 }
 
 /**
