@@ -52,7 +52,7 @@ t.test('12 concurrent suspends all succeed, and uncached hosts and /readyz are a
   const suspends = slugs.map(async (slug) => await adminCall('POST', `/tenants/${slug}/suspend`))
   // As many operations as there are lock connections run at once, each waiting on its UPDATE.
   const running = Math.min(slugs.length, CATALOG_LOCK_POOL_MAX)
-  t.ok(await eventually(async () => await hold.waiting() === running, 10000), `${running} suspends are under way at once, waiting on the catalog (${await hold.waiting()})`)
+  t.ok(await eventually(async () => await hold.waiting() === running), `${running} suspends are under way at once, waiting on the catalog (${await hold.waiting()})`)
 
   for (const slug of bystanders) {
     const res = await app.inject({ url: '/tenant', headers: { host: `${slug}.test` } })
@@ -75,7 +75,7 @@ t.test('30 concurrent suspends and resumes over 12 tenants: each succeeds or fin
     const action = i % 2 === 0 ? 'resume' : 'suspend'
     return { slug, action, answer: adminCall('POST', `/tenants/${slug}/${action}`) }
   })
-  t.ok(await eventually(async () => await hold.waiting() === CATALOG_LOCK_POOL_MAX, 10000), `operations are under way, waiting on the catalog (${await hold.waiting()})`)
+  t.ok(await eventually(async () => await hold.waiting() === CATALOG_LOCK_POOL_MAX), `operations are under way, waiting on the catalog (${await hold.waiting()})`)
   await hold.release()
 
   const done = await Promise.all(operations.map(async (operation) => ({ ...operation, res: await operation.answer })))

@@ -43,7 +43,7 @@ t.test('more creates than lock connections, all waiting on the template lock, ea
     await app.inject({ method: 'POST', url: '/tenants', headers: auth, payload: { slug: `nested-${i}`, domains: [`nested-${i}.test`] } }))
   // Each create holds its tenant's lock and waits for the template's, on the same session: the
   // lock pool is full, and the two creates left wait for a lock connection.
-  t.ok(await eventually(async () => await hold.waiting() === CATALOG_LOCK_POOL_MAX, 10000),
+  t.ok(await eventually(async () => await hold.waiting() === CATALOG_LOCK_POOL_MAX),
     `${CATALOG_LOCK_POOL_MAX} creates wait for the template lock (${await hold.waiting()})`)
   // Longer than a catalog query may wait for a connection (5 s): the two creates queued for a
   // lock connection wait their turn, as an operation does, rather than fail with CATALOG_BUSY.

@@ -75,7 +75,7 @@ t.test('clients that leave after their body, while their query waits, give their
   // A GET that leaves mid-query (the case Fastify's onRequestAbort already saw).
   await send(requestText('GET', '/articles', 'acme.test'))
   const BLOCKED = 7
-  t.ok(await eventually(async () => await lock.waiting() === BLOCKED, 15000), `${BLOCKED} queries wait on the lock (${await lock.waiting()})`)
+  t.ok(await eventually(async () => await lock.waiting() === BLOCKED), `${BLOCKED} queries wait on the lock (${await lock.waiting()})`)
   // A client that leaves half-way through its body never reaches its route.
   const partial = await send('POST /articles HTTP/1.1\r\nHost: acme.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"title":')
 
@@ -103,7 +103,7 @@ t.test('clients that leave after their body, while their query waits, give their
   await app.close()
   const closed = await Promise.race([
     silo.close().then(() => 'closed'),
-    new Promise<string>((resolve) => { setTimeout(() => { resolve('still waiting after 5 s') }, 5000).unref() })
+    new Promise<string>((resolve) => { setTimeout(() => { resolve('still waiting after 20 s') }, 20000).unref() })
   ])
   t.equal(closed, 'closed', 'silo.close() does not wait on requests whose clients are gone')
 })
@@ -139,7 +139,7 @@ t.test('a client that leaves while its host is still being looked up, its body s
   await app.close()
   const closedSilo = await Promise.race([
     silo.close().then(() => 'closed'),
-    new Promise<string>((resolve) => { setTimeout(() => { resolve('still waiting after 5 s') }, 5000).unref() })
+    new Promise<string>((resolve) => { setTimeout(() => { resolve('still waiting after 20 s') }, 20000).unref() })
   ])
   t.equal(closedSilo, 'closed', 'silo.close() does not wait on it')
 })

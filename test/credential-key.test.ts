@@ -144,7 +144,7 @@ t.test('concurrent first starts with different keys on an empty catalog record o
   const keys = [new CredentialCipher({ current: RIGHT_KEY }), new CredentialCipher({ current: OTHER_KEY })]
   const starts = Promise.allSettled([adoptCatalogKey(a, keys[0] as CredentialCipher), adoptCatalogKey(b, keys[1] as CredentialCipher)])
   const waiting = async (): Promise<number> => await countWaitingBackends(silo.catalog.knex, { database: silo.config.catalogDatabase, waitEventType: 'Lock' })
-  await eventually(async () => await waiting() >= 2, 10000, 20)
+  await eventually(async () => await waiting() >= 2, 30000, 20)
   t.equal(await waiting(), 2, 'both starts wait on the identity row')
   release()
   await held
@@ -217,7 +217,7 @@ t.test('a credential that cannot be decrypted makes that tenant 503 TENANT_UNAVA
       await trx.raw('select set_config(\'silo.rekey\', \'on\', true)')
       await trx('tenants').where({ slug: 'globex' }).update({ db_password: sealV1(password, WRONG_KEY) })
     })
-    await eventually(() => other.resolver.cached('globex.test') === undefined, 10000, 10)
+    await eventually(() => other.resolver.cached('globex.test') === undefined, 30000, 10)
     t.equal(other.resolver.cached('globex.test'), undefined, 'the cached answer has expired (it is kept, stale)')
     const res = await otherApp.inject({ url: '/articles', headers: { host: 'globex.test' } })
     t.equal(res.statusCode, 503, 'the stale record is not served')

@@ -72,7 +72,7 @@ t.test('a server started after a kill -9 of the previous one takes over its Post
   const exit = await second.exited
   t.same(exit, { code: 0, signal: null }, 'the second server exits cleanly')
   if (exit.code !== 0) t.comment(second.output().slice(-1000))
-  t.ok(await eventually(() => !processRuns(postmaster), 15000), 'and it stopped the PostgreSQL it took over')
+  t.ok(await eventually(() => !processRuns(postmaster)), 'and it stopped the PostgreSQL it took over')
   t.notOk(await exists(join(pgDir, 'postmaster.pid')), 'with a clean shutdown (postmaster.pid removed)')
 })
 
@@ -92,7 +92,7 @@ t.test('a CLI command while the server runs joins its PostgreSQL and leaves it r
   const exit = await server.exited
   t.same(exit, { code: 0, signal: null }, 'the server exits cleanly')
   if (exit.code !== 0) t.comment(server.output().slice(-1000))
-  t.ok(await eventually(() => !processRuns(postmaster), 15000), 'the server, its owner, stops it on shutdown')
+  t.ok(await eventually(() => !processRuns(postmaster)), 'the server, its owner, stops it on shutdown')
 })
 
 t.test("a CLI command that finds a dead server's PostgreSQL takes it over and stops it when done", async (t) => {
@@ -105,5 +105,5 @@ t.test("a CLI command that finds a dead server's PostgreSQL takes it over and st
   const listed = await runCli(['list'], env)
   t.equal(listed.code, 0, listed.stderr)
   t.match(listed.stdout, /acme\s+active/)
-  t.ok(await eventually(() => !processRuns(postmaster), 15000), 'no PostgreSQL is left behind')
+  t.ok(await eventually(() => !processRuns(postmaster)), 'no PostgreSQL is left behind')
 })

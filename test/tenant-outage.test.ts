@@ -151,7 +151,7 @@ t.test('one tenant database refusing connections: only that tenant gets 503 TENA
   await allowConnections('alpha', true)
   phase = 'recovering'
   const restored = Date.now()
-  const recovered = await eventually(async () => (await app.inject({ url: '/articles', headers: { host: 'alpha.test' } })).statusCode === 200, 10000)
+  const recovered = await eventually(async () => (await app.inject({ url: '/articles', headers: { host: 'alpha.test' } })).statusCode === 200)
   const recoveredIn = Date.now() - restored
   t.ok(recovered, `alpha recovered by itself (${recoveredIn} ms after its database accepted connections again)`)
   phase = 'recovered'
@@ -192,14 +192,14 @@ t.test('connections terminated mid-flight fail only requests under way then; the
   let terminated = 0
   const rounds = [1, 2, 3]
   for (const round of rounds) {
-    t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['bravo'] })) >= 2, 5000), `round ${round}: bravo has queries running`)
+    t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['bravo'] })) >= 2), `round ${round}: bravo has queries running`)
     phase = `kill${round}`
     terminated += await terminate('bravo')
     // A dead connection is known for dead once its socket's end is read: give the event loop a moment.
     await sleep(100)
     phase = `after${round}`
     // Enough requests made entirely after this round to show the pool recovered, however slow the machine.
-    await eventually(async () => sum(tally.of('bravo', `after${round}`)) > 5, 10000)
+    await eventually(async () => sum(tally.of('bravo', `after${round}`)) > 5)
   }
   await load.stop()
 
@@ -235,7 +235,7 @@ t.test('no connection or lease leaked through the failures', async (t) => {
     return stats.leases === 0 && stats.connections.used === 0 && stats.connections.pendingAcquires === 0 &&
       stats.connections.pendingCreates === 0 && stats.retiring === 0 &&
       stats.budget.open === stats.connections.free && open === stats.budget.open
-  }, 5000)
+  })
   const stats = silo.pools.stats()
   const open = await countTenantBackends(silo, { slugs })
   t.comment(`pools ${stats.pools}, idle connections ${stats.connections.free}, budget open ${stats.budget.open}, backends on the server ${open}`)

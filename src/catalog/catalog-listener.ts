@@ -4,6 +4,8 @@ import type { PgConnection } from '../db/knex-config.js'
 import type { HostResolver } from './host-resolver.js'
 
 const INITIAL_BACKOFF_MS = 250
+/** A connect that has not succeeded by then fails, so a reconnect (and a stop() waiting on one) never hangs on an unanswering host. */
+const CONNECT_TIMEOUT_MS = 5000
 
 interface CatalogChange {
   kind: 'domain' | 'tenant' | 'sync' | 'key'
@@ -74,7 +76,7 @@ export class CatalogListener {
   /** Connects and builds the index; throws when the catalog cannot be reached now. */
   async start (): Promise<void> {
     if (this.#stopped) throw stoppedError()
-    const client = new pg.Client({ ...this.#options.connection, application_name: 'silo-listener' })
+    const client = new pg.Client({ connectionTimeoutMillis: CONNECT_TIMEOUT_MS, ...this.#options.connection, application_name: 'silo-listener' })
     // Until the index is installed, notifications wait here, then are applied in order on top of it.
     let held: Array<string | undefined> | undefined = []
     client.on('error', (error) => { this.#lost(client, error) })
