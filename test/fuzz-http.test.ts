@@ -233,7 +233,7 @@ const FIELDS = ['title', 'body', 'published'] as const
 type Mode = 'create' | 'update'
 const codePoints = (s: string): number => [...s].length
 
-/** The contract's body rules (DESIGN.md: title 1-200 characters, body up to 100 000; unknown keys rejected). */
+/** The contract's body rules (the README's contract: title 1-200 characters, body up to 100 000; unknown keys rejected). */
 function validBody (value: unknown, mode: Mode): boolean {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
   const o = value as Record<string, unknown>

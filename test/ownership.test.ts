@@ -95,6 +95,12 @@ t.test('doctor --fix --yes of each catalog drops its own orphans only: the other
   t.equal(shown.code, 1, 'without --yes: exit 1')
   t.match(shown.stdout, new RegExp(`will drop, with --yes: database ${prefix}ghost, role ${prefix}ghost`))
   t.same(await exists(`${prefix}ghost`), { database: true, role: true }, 'and nothing dropped')
+  const shownJson = await doctor(envA, '--fix', '--json')
+  t.equal(shownJson.code, 1, 'nor with --json')
+  t.same(shownJson.json.plan.drop, { databases: [`${prefix}ghost`], roles: [`${prefix}ghost`], tenants: [] }, '--fix --json gives the plan the text showed')
+  t.same(shownJson.json.repaired.unconfirmed, shownJson.json.plan.drop, 'as what waits for --yes')
+  t.same(shownJson.json.repaired.dropped, { databases: [], roles: [], tenants: [] }, 'having dropped nothing')
+  t.same(await exists(`${prefix}ghost`), { database: true, role: true })
 
   const fixedA = await doctor(envA, '--fix', '--yes', '--json')
   t.equal(fixedA.code, 0, fixedA.stderr)

@@ -5,11 +5,11 @@ import type { Knex } from 'knex'
 
 /**
  * Shared pieces of the hostile-input fuzz tests (test/fuzz-*.test.ts): the contract's error
- * codes, spec oracles for hosts, slugs and domains written from DESIGN.md (not from src/), hostile
+ * codes, spec oracles for hosts, slugs and domains written from the README's contract (not from src/), hostile
  * string generators, a SQL text watch, a raw HTTP client and a tally of the cases run.
  */
 
-/** Every error code of the contract (DESIGN.md §3, README) with the one status it is sent with. */
+/** Every error code of the contract (the README's error table) with the one status it is sent with. */
 export const CONTRACT_CODES: Readonly<Record<string, number>> = {
   HOST_INVALID: 400,
   TENANT_NOT_FOUND: 404,
@@ -85,7 +85,7 @@ export function assertContractError (res: HttpResult, context: string, expected?
 }
 
 // ---------------------------------------------------------------------------------------------
-// Spec oracles, from DESIGN.md: "Slugs: ^[a-z][a-z0-9-]{1,39}$. Domains: a valid DNS host name,
+// Spec oracles, from the README's contract: "Slugs: ^[a-z][a-z0-9-]{1,39}$. Domains: a valid DNS host name,
 // stored lowercase, no port."; "Host missing or malformed → 400; not in the catalog → 404".
 
 export const SLUG_RE = /^[a-z][a-z0-9-]{1,39}$/
