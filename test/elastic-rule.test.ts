@@ -61,7 +61,12 @@ class FakePool {
   numFree = (): number => this.free
   numPendingAcquires = (): number => this.pendingAcquires
   numPendingCreates = (): number => this.pendingCreates
-  _tryAcquireOrCreate = (): void => { this.tries++ }
+  /** As tarn does: with requests waiting and room under its max, it starts opening a connection. */
+  _tryAcquireOrCreate = (): void => {
+    this.tries++
+    if (this.pendingAcquires > this.pendingCreates && this.used + this.free + this.pendingCreates < this.max) this.pendingCreates++
+  }
+
   on (event: string, listener: (...args: unknown[]) => void): void {
     this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener])
   }
@@ -74,6 +79,12 @@ class FakePool {
   request (eventId: number): void {
     this.pendingAcquires++
     this.emit('acquireRequest', eventId)
+  }
+
+  /** An open under way completes, and tarn hands the new connection to the request waiting longest. */
+  opened (eventId: number, resource: object): void {
+    this.pendingCreates--
+    this.acquired(eventId, resource)
   }
 
   /** A request handed a connection. */
@@ -314,6 +325,50 @@ t.test('the grace is read for each request', async (t) => {
     clock.advance(1)
     t.equal(pool.max, 2, 'at it')
   })
+})
+
+t.test('a request whose growth went to an older waiter grows the pool again, once that open is done', async (t) => {
+  // The grace is read per request: a later request with a shorter one checks first and grows the
+  // pool, and the connection that opens goes to the request waiting longest (tarn serves in order).
+  const clock = new Clock()
+  const pool = new FakePool()
+  let grace = 10
+  clock.run(() => {
+    makeElastic(pool, { max: 4, graceMs: () => grace })
+    pool.acquired(1, {}, false)
+    pool.request(2)
+    grace = 2
+    clock.advance(1)
+    pool.request(3)
+    clock.advance(2)
+    t.equal(pool.max, 2, 'the later request, past its shorter grace, grew the pool first')
+    t.equal(pool.pendingCreates, 1, 'an open is under way')
+    pool.opened(2, {})
+    clock.advance(1)
+    t.equal(pool.max, 2, 'not again while the grace runs')
+    clock.advance(1)
+    t.equal(pool.max, 3, 'the request still waiting grows the pool again')
+    pool.opened(3, {})
+    clock.advance(100)
+    t.equal(pool.max, 3, 'and no further, once it is served')
+    t.equal(clock.pending, 0, 'no timer left')
+  })
+})
+
+t.test('a request that grew the pool does not grow it again while the open it asked for is under way', async (t) => {
+  const { clock, pool, grew } = setUp(4)
+  clock.run(() => {
+    pool.acquired(1, {}, false)
+    pool.request(2)
+    clock.advance(GRACE)
+    t.equal(pool.max, 2)
+    clock.advance(20 * GRACE)
+    t.equal(pool.max, 2, 'a slow open is waited for, not multiplied')
+    pool.opened(2, {})
+    clock.advance(10 * GRACE)
+  })
+  t.equal(grew(), 1)
+  t.equal(clock.pending, 0)
 })
 
 t.test('when connections close, the limit follows them down, never below one', async (t) => {

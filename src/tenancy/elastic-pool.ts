@@ -66,16 +66,23 @@ export function makeElastic (pool: TarnPool, options: ElasticOptions): void {
     return false
   }
 
-  /** Checks, after a grace and again each grace while the request waits, whether the pool should grow for it. */
-  const watch = (eventId: number, grace: number): void => {
+  /**
+   * Checks, after a grace and again each grace while the request waits, whether the pool should
+   * grow for it. The connection a growth opens goes to the oldest waiter, not necessarily to the
+   * request that grew the pool: one still waiting after its growth goes on watching, and grows
+   * again once no open is under way and no connection is free (either would serve a waiter first).
+   */
+  const watch = (eventId: number, grace: number, grown: boolean): void => {
     const timer = setTimeout(() => {
       if (!waiting.has(eventId) || pool.max >= options.max) return
-      if (heldLongerThan(grace) || pool.numPendingAcquires() >= DEEP_QUEUE * Math.max(1, pool.numUsed())) {
+      const served = grown && (pool.numPendingCreates() > 0 || pool.numFree() > 0)
+      if (!served && (heldLongerThan(grace) || pool.numPendingAcquires() >= DEEP_QUEUE * Math.max(1, pool.numUsed()))) {
         pool.max++
         options.grew?.()
         pool._tryAcquireOrCreate()
+        watch(eventId, grace, true)
       } else {
-        watch(eventId, grace)
+        watch(eventId, grace, grown)
       }
     }, grace)
     timer.unref()
@@ -84,7 +91,7 @@ export function makeElastic (pool: TarnPool, options: ElasticOptions): void {
   pool.on('acquireRequest', (eventId) => {
     waiting.add(eventId as number)
     if (pool.numFree() > 0 || fits() < pool.max || pool.max >= options.max) return
-    watch(eventId as number, options.graceMs())
+    watch(eventId as number, options.graceMs(), false)
   })
   pool.on('acquireSuccess', (eventId, resource) => {
     waiting.delete(eventId as number)
