@@ -5,7 +5,7 @@ import * as sqlstate from '../src/db/sqlstate.js'
 import * as errors from '../src/errors.js'
 import { ERRORS, ERROR_CODES, SiloError, type ErrorCode } from '../src/errors.js'
 import { classifyDatabaseError, connectionLost } from '../src/tenancy/database-errors.js'
-import { CONTRACT_CODES } from './helpers/fuzz.js'
+import { CONTRACT_CODES } from './helpers/contract.js'
 
 // The one error table (src/errors.ts ERRORS), checked against itself, against every factory and
 // throw site in src/, and against README.md's error table, so that a code keeps one status and the

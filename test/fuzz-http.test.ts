@@ -5,8 +5,9 @@ import type { Knex } from 'knex'
 import { createTenant, testApp } from './helpers/silo.js'
 import {
   FuzzTally, LONE_SURROGATE, SqlWatch, assertContractError, assertPrototypesClean, expectedHost, hostileString,
-  insertInside, rawRequest, show, stringsIn, type Expected, type HttpResult
+  insertInside, show, stringsIn, type Expected, type HttpResult
 } from './helpers/fuzz.js'
+import { rawRequest } from './helpers/raw-http.js'
 
 /*
  * Hostile HTTP input against the real app and real PostgreSQL: Host headers (through inject and

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import t from 'tap'
-import { rawRequest, type RawResponse } from './helpers/fuzz.js'
+import { rawRequest, type RawResponse } from './helpers/raw-http.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
 /*

@@ -1,38 +1,13 @@
 import { STATUS_CODES } from 'node:http'
-import net from 'node:net'
 import fc from 'fast-check'
 import type { Knex } from 'knex'
+import { CONTRACT_CODES } from './contract.js'
 
 /**
  * Shared pieces of the hostile-input fuzz tests (test/fuzz-*.test.ts): the contract's error
  * codes, spec oracles for hosts, slugs and domains written from the README's contract (not from src/), hostile
- * string generators, a SQL text watch, a raw HTTP client and a tally of the cases run.
+ * string generators, a SQL text watch and a tally of the cases run (a raw HTTP client is in raw-http.ts).
  */
-
-/** Every error code of the contract (the README's error table) with the one status it is sent with. */
-export const CONTRACT_CODES: Readonly<Record<string, number>> = {
-  HOST_INVALID: 400,
-  TENANT_NOT_FOUND: 404,
-  TENANT_SUSPENDED: 403,
-  TENANT_UNAVAILABLE: 503,
-  TENANT_BUSY: 503,
-  CATALOG_UNAVAILABLE: 503,
-  CATALOG_BUSY: 503,
-  VALIDATION_FAILED: 400,
-  UNAUTHORIZED: 401,
-  NOT_FOUND: 404,
-  SLUG_TAKEN: 409,
-  DOMAIN_TAKEN: 409,
-  TENANT_LOCKED: 409,
-  TENANT_STATE_CONFLICT: 409,
-  PAYLOAD_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  SHUTTING_DOWN: 503,
-  REQUEST_TIMEOUT: 408,
-  HEADERS_TOO_LARGE: 431,
-  EXPECTATION_FAILED: 417,
-  INTERNAL_ERROR: 500
-}
 
 /** What the tests read of a response (light-my-request's Response has it). */
 export interface HttpResult {
@@ -301,41 +276,6 @@ export function assertPrototypesClean (context: string): void {
   for (const key of ['polluted', 'isAdmin', 'title', 'body', 'published']) {
     if (probe[key] !== undefined) throw new Error(`({}).${key} is defined: Object.prototype was polluted\n  input: ${context}`)
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw HTTP over a socket, for requests app.inject cannot express (bytes the parser must judge).
-
-export interface RawResponse {
-  status: number | null
-  headers: string
-  body: string
-}
-
-export async function rawRequest (port: number, request: Buffer, timeoutMs = 5000): Promise<RawResponse> {
-  return await new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port })
-    const chunks: Buffer[] = []
-    const timer = setTimeout(() => {
-      socket.destroy()
-      reject(new Error('raw request got no complete response in time'))
-    }, timeoutMs)
-    socket.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-    // The server may reset the connection right after a parser-level 400: keep what arrived.
-    socket.on('error', () => {})
-    socket.on('close', () => {
-      clearTimeout(timer)
-      const text = Buffer.concat(chunks).toString('latin1')
-      const split = text.indexOf('\r\n\r\n')
-      const status = /^HTTP\/1\.[01] (\d{3}) /.exec(text)?.[1]
-      resolve({
-        status: status === undefined ? null : Number(status),
-        headers: split === -1 ? text : text.slice(0, split),
-        body: split === -1 ? '' : text.slice(split + 4)
-      })
-    })
-    socket.write(request)
-  })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,3 +34,37 @@ export async function abandonRequest (port: number, text: string, afterMs = 0): 
   socket.destroy()
   await closed
 }
+
+/** A raw request's answer: the status, the header block and the body, as the bytes arrived. */
+export interface RawResponse {
+  status: number | null
+  headers: string
+  body: string
+}
+
+/** Sends `request` as bytes on a connection of its own (what app.inject cannot express) and reads until the server closes it. */
+export async function rawRequest (port: number, request: Buffer, timeoutMs = 5000): Promise<RawResponse> {
+  return await new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port })
+    const chunks: Buffer[] = []
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error('raw request got no complete response in time'))
+    }, timeoutMs)
+    socket.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+    // The server may reset the connection right after a parser-level 400: keep what arrived.
+    socket.on('error', () => {})
+    socket.on('close', () => {
+      clearTimeout(timer)
+      const text = Buffer.concat(chunks).toString('latin1')
+      const split = text.indexOf('\r\n\r\n')
+      const status = /^HTTP\/1\.[01] (\d{3}) /.exec(text)?.[1]
+      resolve({
+        status: status === undefined ? null : Number(status),
+        headers: split === -1 ? text : text.slice(0, split),
+        body: split === -1 ? '' : text.slice(split + 4)
+      })
+    })
+    socket.write(request)
+  })
+}
