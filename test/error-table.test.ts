@@ -6,12 +6,11 @@ import * as errors from '../src/errors.js'
 import { ERRORS, ERROR_CODES, SiloError, type ErrorCode } from '../src/errors.js'
 import { classifyDatabaseError, connectionLost } from '../src/tenancy/database-errors.js'
 import { CONTRACT_CODES } from './helpers/contract.js'
+import { root } from './helpers/paths.js'
 
 // The one error table (src/errors.ts ERRORS), checked against itself, against every factory and
 // throw site in src/, and against README.md's error table, so that a code keeps one status and the
 // README and the code cannot drift apart. No database: these are facts of the source.
-
-const root = join(import.meta.dirname, '..')
 
 /** README.md's "### Errors" table as code → statuses (a row may pair `413 / 415` with two codes). */
 function readmeTable (): Map<string, number[]> {

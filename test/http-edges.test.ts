@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import net from 'node:net'
 import t from 'tap'
+import { root } from './helpers/paths.js'
 import { rawRequest, type RawResponse } from './helpers/raw-http.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
@@ -93,7 +95,7 @@ t.test('an absolute-form target with a malformed authority is 400 HOST_INVALID',
 })
 
 t.test('a path that climbs out of the docs assets is 404 NOT_FOUND and reveals nothing', async (t) => {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { description: string }
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { description: string }
   for (const path of ['/docs/static/../../package.json', '/docs/static/../../../package.json', '/docs/static/%2e%2e/%2e%2e/package.json',
     '/docs/static/..%2f..%2fpackage.json', '/docs/static/../index.ts', '/docs/static/%2e%2e%2f%2e%2e%2f.env']) {
     const res = await send(`GET ${path} HTTP/1.1\r\nHost: ${admin}`)

@@ -1,8 +1,10 @@
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { staleReason } from '../../scripts/build.mjs'
+import { pathToFileURL } from 'node:url'
+import { root } from './paths.js'
 
-export const root = fileURLToPath(new URL('../../', import.meta.url))
+export { root }
+// Loaded by path from the root: the tests run compiled from dist/test, where no scripts/ is.
+const { staleReason } = await import(pathToFileURL(join(root, 'scripts/build.mjs')).href) as { staleReason: (which?: 'app' | 'tests') => string | null }
 
 /** The compiled entry points tests spawn, as `npm run tenants`, `npm start` and the image run them. */
 export const CLI_ENTRY = join(root, 'dist/src/cli/index.js')
@@ -10,7 +12,7 @@ export const SERVER_ENTRY = join(root, 'dist/src/server.js')
 
 /**
  * Throws unless dist/ is current: a test of a stale build would pass or fail for code that is
- * not in the sources. `npm test` builds first; a test file run alone needs `npm run build`.
+ * not in the sources. `npm test` builds first; a test file run alone needs `npm run build:test`.
  * Not built here: test files run in parallel, and two compilers writing dist/ at once could
  * hand a third process a half-written file.
  */

@@ -12,7 +12,7 @@
  * Size: SOAK_SCALE (default 1): admin operations 300 x scale, 16 admin callers at once, 12 tenants (more than the catalog has connections, as many lock holders at once).
  *   CI size (default, SOAK_SCALE=1): 300 operations, 15-30 s on a busy 2-core machine.
  *   Full size (SOAK_SCALE=10): 3,000 operations, a few minutes:
- *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 test/soak/admin-churn.test.ts
+ *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/admin-churn.test.js (after npm run build:test)
  */
 import t from 'tap'
 import { testApp } from '../helpers/silo.js'

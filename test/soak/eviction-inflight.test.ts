@@ -8,7 +8,7 @@
  * Size: SOAK_SCALE (default 1): waves of slow work, 4 x scale.
  *   CI size (default, SOAK_SCALE=1): 4 waves over 6 slow and 6 fast tenants, 15-35 s on a busy 2-core machine.
  *   Full size (SOAK_SCALE=10): 40 waves, a minute or two:
- *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 test/soak/eviction-inflight.test.ts
+ *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/eviction-inflight.test.js (after npm run build:test)
  */
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'

@@ -13,7 +13,7 @@
  * Size: SOAK_SCALE (default 1): distinct hosts per configuration, 2,000 to warm up + 10,000 x scale.
  *   CI size (default, SOAK_SCALE=1): 12,000 hosts each, 25-45 s on a busy 2-core machine.
  *   Full size (SOAK_SCALE=10): 102,000 hosts each, a few minutes (the catalog look-ups of (b) dominate):
- *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 test/soak/host-flood.test.ts
+ *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/host-flood.test.js (after npm run build:test)
  */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'

@@ -11,7 +11,7 @@
  * Size: SOAK_SCALE (default 1). Tenants min(50, 12 x scale), requests 600 x scale.
  *   CI size (default, SOAK_SCALE=1): 12 tenants, 600 requests, 20-45 s on a busy 2-core machine.
  *   Full size (SOAK_SCALE=10): 50 tenants, 6,000 requests, about 5 minutes:
- *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 test/soak/isolation-load.test.ts
+ *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/isolation-load.test.js (after npm run build:test)
  * Most requests here open a PostgreSQL connection (the pool they need was just evicted), and a
  * backend start costs 10-150 ms of a small machine's CPU: that, not Silo, sets the pace, so CI
  * runs fewer requests. CI also uses 12 tenants, not 50: every DROP DATABASE in the teardown forces
