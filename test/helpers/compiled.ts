@@ -6,8 +6,8 @@ export { root }
 // Loaded by path from the root: the tests run compiled from dist/test, where no scripts/ is.
 const { staleReason } = await import(pathToFileURL(join(root, 'scripts/build.mjs')).href) as { staleReason: (which?: 'app' | 'tests') => string | null }
 
-/** The compiled entry points tests spawn, as `npm run tenants`, `npm start` and the image run them. */
-export const CLI_ENTRY = join(root, 'dist/src/cli/index.js')
+/** The compiled entry points tests spawn, as `npm run tenants`, `npm start` and the image run them (the CLI bundled into one file). */
+export const CLI_ENTRY = join(root, 'dist/src/cli/tenants.mjs')
 export const SERVER_ENTRY = join(root, 'dist/src/server.js')
 
 /**
