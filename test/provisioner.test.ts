@@ -1,20 +1,12 @@
 import t from 'tap'
 import { Provisioner, type ProvisioningStep } from '../src/lifecycle/provisioner.js'
 import type { Silo } from '../src/silo.js'
-import { testApp } from './helpers/silo.js'
+import { tenantFootprint, testApp } from './helpers/silo.js'
 
 const { silo, app } = await testApp(t)
 const prefix = silo.config.tenantDbPrefix
 
-/** What exists of a tenant, everywhere Silo puts something. */
-const footprint = async (slug: string) => {
-  const name = `${prefix}${slug.replaceAll('-', '_')}`
-  return {
-    catalog: (await silo.catalog.tenantBySlug(slug))?.status ?? null,
-    database: await silo.admin.databaseExists(name),
-    role: await silo.admin.roleExists(name)
-  }
-}
+const footprint = async (slug: string) => await tenantFootprint(silo, slug)
 const nothing = { catalog: null, database: false, role: false }
 
 const faultyProvisioner = (silo: Silo, failAt: ProvisioningStep): Provisioner => new Provisioner({

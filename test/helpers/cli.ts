@@ -21,7 +21,15 @@ export function spawnCli (args: string[], env: Record<string, string | number | 
 
 /** Runs the tenants CLI to completion and collects its output. */
 export async function runCli (args: string[], env: Record<string, string | number | undefined>): Promise<CliResult> {
-  const child = spawnCli(args, env)
+  return await collect(spawnCli(args, env))
+}
+
+/** Runs any command to completion (in `cwd`, with `env`: the test's own less tap's hook by default) and collects its output. */
+export async function runProcess (command: string, args: string[], options: { cwd: string, env?: NodeJS.ProcessEnv }): Promise<CliResult> {
+  return await collect(spawn(command, args, { cwd: options.cwd, env: options.env ?? childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] }))
+}
+
+async function collect (child: ChildProcessByStdio<null, Readable, Readable>): Promise<CliResult> {
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })

@@ -118,3 +118,13 @@ export async function anotherInstance (t: Teardown, config: CoreConfig, options:
 export async function createTenant (silo: Silo, slug: string, options: { domains?: string[], seed?: boolean } = {}): Promise<TenantSummary> {
   return await silo.provisioner.create({ slug, domains: options.domains ?? [`${slug}.test`], seed: options.seed ?? false })
 }
+
+/** What exists of a tenant wherever Silo puts something: its catalog status (null: no entry), its database, its role. */
+export async function tenantFootprint (silo: Silo, slug: string): Promise<{ catalog: string | null, database: boolean, role: boolean }> {
+  const name = `${silo.config.tenantDbPrefix}${slug.replaceAll('-', '_')}`
+  return {
+    catalog: (await silo.catalog.tenantBySlug(slug))?.status ?? null,
+    database: await silo.admin.databaseExists(name),
+    role: await silo.admin.roleExists(name)
+  }
+}
