@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { runCli } from './helpers/cli.js'
-import { killPostmaster, postmasterPid, processRuns, spawnServer } from './helpers/processes.js'
+import { killPostmaster, postmasterPid, processRuns } from './helpers/processes.js'
+import { spawnServer } from './helpers/server.js'
 import { eventually } from './helpers/wait.js'
 
 /**
@@ -59,7 +60,7 @@ t.test('a server started after a kill -9 of the previous one takes over its Post
   const first = spawnServer(t, env)
   t.equal(await articlesStatus(await first.listening(180000)), 200, 'the first server serves the demo tenant')
   const postmaster = await notePostmaster()
-  first.child.kill('SIGKILL')
+  first.kill('SIGKILL')
   await first.exited
   t.ok(processRuns(postmaster), 'after kill -9 the embedded PostgreSQL is still running (nothing could stop it)')
 
@@ -68,8 +69,7 @@ t.test('a server started after a kill -9 of the previous one takes over its Post
   t.equal(await postmasterPid(pgDir), postmaster, 'the second server uses the PostgreSQL left running')
   t.equal(await articlesStatus(port), 200)
 
-  second.child.kill('SIGTERM')
-  const exit = await second.exited
+  const exit = await second.stop()
   t.same(exit, { code: 0, signal: null }, 'the second server exits cleanly')
   if (exit.code !== 0) t.comment(second.output().slice(-1000))
   t.ok(await eventually(() => !processRuns(postmaster)), 'and it stopped the PostgreSQL it took over')
@@ -88,8 +88,7 @@ t.test('a CLI command while the server runs joins its PostgreSQL and leaves it r
   t.equal(await postmasterPid(pgDir), postmaster, 'the same one')
   t.equal(await articlesStatus(port), 200, 'and the server still serves')
 
-  server.child.kill('SIGTERM')
-  const exit = await server.exited
+  const exit = await server.stop()
   t.same(exit, { code: 0, signal: null }, 'the server exits cleanly')
   if (exit.code !== 0) t.comment(server.output().slice(-1000))
   t.ok(await eventually(() => !processRuns(postmaster)), 'the server, its owner, stops it on shutdown')
@@ -99,7 +98,7 @@ t.test("a CLI command that finds a dead server's PostgreSQL takes it over and st
   const server = spawnServer(t, env)
   await server.listening(60000)
   const postmaster = await notePostmaster()
-  server.child.kill('SIGKILL')
+  server.kill('SIGKILL')
   await server.exited
 
   const listed = await runCli(['list'], env)

@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process'
 import t from 'tap'
 import type { SiloEventMap } from '../src/events.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
-import { assertBuilt, childEnv, SERVER_ENTRY } from './helpers/compiled.js'
+import { spawnServer } from './helpers/server.js'
 import { createTenant, databaseUrl, testApp, testEnv } from './helpers/silo.js'
 
 t.test('an embedding application hears every lifecycle event, in order', async (t) => {
@@ -44,12 +43,9 @@ t.test('tenant passwords are stored encrypted, never in plain text', async (t) =
 })
 
 t.test('outside embedded dev mode the server refuses to start without SECRET_KEY', async (t) => {
-  assertBuilt()
-  const env = childEnv({ ...testEnv(), DATABASE_URL: databaseUrl(), PORT: '0', SECRET_KEY: undefined })
-  const child = spawn(process.execPath, [SERVER_ENTRY], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const code = await new Promise((resolve) => { child.on('close', resolve) })
+  const server = spawnServer(t, { ...testEnv(), DATABASE_URL: databaseUrl(), PORT: '0', SECRET_KEY: undefined })
+  const { code } = await server.exited
+  const stderr = server.stderr()
   t.equal(code, 1)
   t.match(stderr, /SECRET_KEY is required/)
   t.equal(stderr.trim().split('\n').length, 1, 'one clear line')

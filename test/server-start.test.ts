@@ -1,13 +1,10 @@
-import { spawn } from 'node:child_process'
 import http from 'node:http'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { devBanner } from '../src/start-up.js'
 import { runCli } from './helpers/cli.js'
+import { spawnServer, type SpawnedServer } from './helpers/server.js'
 import { createTenant, dropTestDatabases, testEnv, testSilo, type Teardown } from './helpers/silo.js'
-import { assertBuilt, SERVER_ENTRY, root } from './helpers/compiled.js'
-
-assertBuilt()
 
 /*
  * What the server says and checks when it starts, on the spawned server (the compiled build, as
@@ -16,84 +13,24 @@ assertBuilt()
 
 const token = 'admin-token-server-start-0123456789'
 
-interface Server {
-  /** Resolves with the first JSON log line `match` accepts; rejects if the process exits first or none comes within `timeoutMs`. */
-  line: (match: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>
-  output: () => string
-  exited: Promise<number | null>
-  stop: () => Promise<number | null>
-}
-
-/** Spawns the server with exactly `env` (no variable of the caller's shell); killed in teardown if still running. */
-function startServer (t: Teardown, env: Record<string, string | number>): Server {
-  const child = spawn(process.execPath, [SERVER_ENTRY], {
-    cwd: root,
-    env: Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  const lines: Array<Record<string, unknown>> = []
-  const waiters = new Set<() => void>()
-  let pending = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
-    pending += chunk.toString()
-    const complete = pending.split('\n')
-    pending = complete.pop() ?? ''
-    for (const text of complete) {
-      try {
-        lines.push(JSON.parse(text) as Record<string, unknown>)
-      } catch {}
-    }
-    for (const wake of waiters) wake()
-  })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exited = new Promise<number | null>((resolve) => { child.on('close', (code) => { resolve(code) }) })
-  void exited.then(() => { for (const wake of waiters) wake() })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    await exited
-  })
-  const line = async (match: (line: Record<string, unknown>) => boolean, timeoutMs = 60000): Promise<Record<string, unknown>> => {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const found = lines.find(match)
-      if (found !== undefined) return found
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server exited (${String(child.exitCode)}): ${output}`)
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`no such log line within ${timeoutMs} ms: ${output.slice(-2000)}`)
-      // Woken by every chunk of output and by the exit; the timer only bounds a wait for nothing.
-      await new Promise<void>((resolve) => {
-        const wake = (): void => { waiters.delete(wake); clearTimeout(timer); resolve() }
-        const timer = setTimeout(wake, left)
-        waiters.add(wake)
-      })
-    }
-  }
-  const stop = async (): Promise<number | null> => {
-    child.kill('SIGTERM')
-    return await exited
-  }
-  return { line, output: () => output, exited, stop }
-}
+/** Exactly `env`: no variable of the caller's shell reaches the server. */
+const startServer = (t: Teardown, env: Record<string, string | number>): SpawnedServer => spawnServer(t, env, { baseEnv: {} })
 
 const get = async (port: number, host: string, path: string): Promise<number> => await new Promise((resolve, reject) => {
   http.get({ host: '127.0.0.1', port, path, headers: { host } }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
 })
 
-const isListening = (line: Record<string, unknown>): boolean => typeof line.msg === 'string' && line.msg.startsWith('Server listening at ')
-
 t.test('outside dev mode the server logs one line with the admin host and the docs URL, and never the admin token', async (t) => {
   const env = testEnv({ LOG_LEVEL: 'info', PORT: 0, ADMIN_TOKEN: token })
   t.teardown(async () => { await dropTestDatabases(loadConfig(env, { env: false, dotenv: false })) })
   const server = startServer(t, env)
-  const port = Number(new URL(String((await server.line(isListening)).msg).slice('Server listening at '.length)).port)
+  const port = await server.listening(60000)
   // Logged right after "Server listening": a short wait is enough once that line is there.
-  const line = await server.line((l) => l.adminHost !== undefined, 10000)
+  const line = await server.waitForLog((l) => l.adminHost !== undefined, 10000)
   t.match(line, { level: 30, adminHost: 'admin.localhost', docs: `http://admin.localhost:${port}/docs` })
   t.ok(String(line.msg).includes(`http://admin.localhost:${port}/docs`), 'the message names the docs URL')
   t.equal(await get(port, `admin.localhost:${port}`, '/docs/json'), 200, 'and the docs are there')
-  t.equal(await server.stop(), 0)
+  t.equal((await server.stop()).code, 0)
   t.notOk(server.output().includes(token), 'the admin token appears nowhere in the output')
   t.notOk(server.output().includes('Silo is running'), 'no dev banner')
 })
@@ -121,8 +58,8 @@ t.test('a tenant holding the admin host as a domain stops the server from starti
 
   const refused = startServer(t, env)
   const outcome = await Promise.race([
-    refused.exited.then((code) => ({ code })),
-    refused.line(isListening).then(() => ({ code: 'listening' }), () => ({ code: 'neither' }))
+    refused.exited.then(({ code }) => ({ code })),
+    refused.listening(60000).then(() => ({ code: 'listening' }), () => ({ code: 'neither' }))
   ])
   t.not(outcome.code, 'listening', 'the server does not start')
   await refused.stop()
@@ -140,7 +77,7 @@ t.test('a tenant holding the admin host as a domain stops the server from starti
   t.equal(removed.code, 0, removed.stderr)
 
   const started = startServer(t, env)
-  await started.line(isListening)
+  await started.listening(60000)
   t.pass('once the domain is removed the server starts')
-  t.equal(await started.stop(), 0)
+  t.equal((await started.stop()).code, 0)
 })

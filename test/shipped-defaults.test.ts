@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
@@ -9,9 +8,7 @@ import { CredentialCipher } from '../src/catalog/credential-cipher.js'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js'
 import { markText } from '../src/db/object-marks.js'
 import { runCli } from './helpers/cli.js'
-import { assertBuilt, childEnv, SERVER_ENTRY, root } from './helpers/compiled.js'
-
-assertBuilt()
+import { spawnServer } from './helpers/server.js'
 
 // A new user's first steps, with nothing configured: `npm start` (embedded PostgreSQL, catalog
 // `silo_catalog`, tenant prefix `silo_`: the catalog's name starts with the prefix), then
@@ -61,30 +58,12 @@ interface Server { port: number, stop: () => Promise<number | null> }
 
 /** Spawns the server as `npm start` runs it with no configuration; resolves once it listens, or with its exit. */
 async function startServer (): Promise<Server | { code: number | null, stderr: string }> {
-  const child = spawn(process.execPath, [SERVER_ENTRY], {
-    cwd: root, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const exited = new Promise<number | null>((resolve) => { child.on('exit', (code) => { resolve(code) }) })
-  const listening = new Promise<number>((resolve) => {
-    let pending = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString()
-      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(pending)
-      if (match !== null) resolve(Number(match[1]))
-    })
-  })
-  const first = await Promise.race([listening, exited.then((code) => ({ code }))])
-  if (typeof first === 'object') return { code: first.code, stderr }
-  return {
-    port: first,
-    stop: async () => {
-      child.kill('SIGTERM')
-      return await exited
-    }
-  }
+  const server = spawnServer(t, env)
+  // A first start runs initdb and seeds the demo tenants; tap's limit of 180 s on the file is the real bound.
+  const port = await server.listening(180000).catch(() => null)
+  // stop() only waits for an exit that already happened, unless the server hung before listening.
+  if (port === null) return { code: (await server.stop()).code, stderr: server.stderr() }
+  return { port, stop: async () => (await server.stop()).code }
 }
 
 async function get (port: number, host: string, path: string): Promise<{ status: number, body: string }> {

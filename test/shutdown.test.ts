@@ -1,11 +1,9 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
@@ -13,11 +11,9 @@ import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'
 import { openSilo } from '../src/silo.js'
-import { assertBuilt, childEnv, root, SERVER_ENTRY } from './helpers/compiled.js'
+import { spawnServer, type SpawnedServer } from './helpers/server.js'
 import { createTenant, databaseUrl, dropTestDatabases, testEnv, type Teardown } from './helpers/silo.js'
 import { eventually } from './helpers/wait.js'
-
-assertBuilt()
 
 /**
  * Loaded into the server process (`--import`): when the process decides to exit, it records the
@@ -38,82 +34,24 @@ process.exit = (code) => {
 `
 
 interface ExitReport { code: number, sockets: string[] }
-interface LogLine { msg?: string, level?: number, [key: string]: unknown }
 
-interface RunningServer {
-  child: ChildProcessByStdio<null, Readable, Readable>
-  lines: LogLine[]
-  stdout: () => string
-  stderr: () => string
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-  waitForLine: (match: (line: LogLine) => boolean, timeoutMs: number) => Promise<LogLine>
+interface ProbedServer extends SpawnedServer {
+  /** What the exit probe recorded, once the process exited through process.exit. */
   report: () => Promise<ExitReport | null>
 }
 
-/** Spawns the compiled server (as `npm start` and the image run it) with the exit probe; killed in teardown if still alive. */
-async function startServer (t: Teardown, env: Record<string, string | undefined>): Promise<RunningServer> {
+/** Spawns the compiled server with the exit probe loaded. */
+async function startServer (t: Teardown, env: Record<string, string | number | undefined>): Promise<ProbedServer> {
   const dir = await mkdtemp(join(tmpdir(), 'silo-shutdown-probe-'))
+  // Registered before the spawn: teardowns run last-registered first, so the server is gone by then.
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
   const probe = join(dir, 'exit-probe.mjs')
   const reportPath = join(dir, 'exit-report.json')
   await writeFile(probe, EXIT_PROBE)
-  const child = spawn(process.execPath, ['--import', pathToFileURL(probe).href, SERVER_ENTRY], {
-    cwd: root,
-    env: childEnv({ SILO_EXIT_REPORT: reportPath }, env),
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('exit', (code, signal) => { resolve({ code, signal }) })
-  })
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL')
-      await exited
-    }
-    await rm(dir, { recursive: true, force: true })
-  })
-
-  let stdout = ''
-  let stderr = ''
-  let pending = ''
-  const lines: LogLine[] = []
-  const waiters = new Set<() => void>()
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString()
-    pending += chunk.toString()
-    const complete = pending.split('\n')
-    pending = complete.pop() ?? ''
-    for (const text of complete) {
-      if (!text.startsWith('{')) continue
-      try {
-        lines.push(JSON.parse(text) as LogLine)
-      } catch {}
-    }
-    for (const wake of waiters) wake()
-  })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-
-  const waitForLine = async (match: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine> => {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const found = lines.find(match)
-      if (found !== undefined) return found
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`server exited (${String(child.exitCode)}): ${stderr}`)
-      if (Date.now() > deadline) throw new Error(`no matching log line within ${timeoutMs} ms; stdout: ${stdout.slice(-2000)} stderr: ${stderr.slice(-2000)}`)
-      await new Promise<void>((resolve) => {
-        const wake = (): void => { waiters.delete(wake); clearTimeout(timer); resolve() }
-        const timer = setTimeout(wake, 200)
-        waiters.add(wake)
-      })
-    }
-  }
+  const server = spawnServer(t, { ...env, SILO_EXIT_REPORT: reportPath }, { nodeArgs: ['--import', pathToFileURL(probe).href] })
   const report = async (): Promise<ExitReport | null> =>
     await readFile(reportPath, 'utf8').then((text) => JSON.parse(text) as ExitReport, () => null)
-  return { child, lines, stdout: () => stdout, stderr: () => stderr, exited, waitForLine, report }
-}
-
-async function listeningPort (server: RunningServer, timeoutMs: number): Promise<number> {
-  const line = await server.waitForLine((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at '), timeoutMs)
-  return Number(new URL(String(line.msg).slice('Server listening at '.length)).port)
+  return { ...server, report }
 }
 
 type Outcome =
@@ -201,8 +139,8 @@ t.test('SIGTERM under load: in-flight requests complete, new ones are refused, e
     return Number(rows[0]?.count)
   }
 
-  const server = await startServer(t, { ...process.env, ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])) })
-  const port = await listeningPort(server, 30000)
+  const server = await startServer(t, env)
+  const port = await server.listening(30000)
 
   const warm = await request(port, 'acme.test', '/articles', false, 5000)
   t.match(warm, { kind: 'response', status: 200 }, 'the server serves acme before the signal')
@@ -253,8 +191,8 @@ t.test('SIGTERM under load: in-flight requests complete, new ones are refused, e
 
   const signalledAt = Date.now()
   signalled = true
-  server.child.kill('SIGTERM')
-  await server.waitForLine((line) => line.msg === 'shutting down', 5000)
+  server.kill('SIGTERM')
+  await server.waitForLog((line) => line.msg === 'shutting down', 5000)
 
   const late = await Promise.all(Array.from({ length: 5 }, async () => await request(port, 'globex.test', '/articles', false, 3000)))
   for (const outcome of late) t.ok(refusedCleanly(outcome, false), `a request sent after SIGTERM is refused cleanly: ${JSON.stringify(outcome)}`)
@@ -320,10 +258,9 @@ t.test('embedded mode: SIGTERM stops the HTTP server and the embedded PostgreSQL
     await rm(dataDir, { recursive: true, force: true })
   })
 
-  const env: Record<string, string | undefined> = { ...process.env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' }
-  for (const key of ['DATABASE_URL', 'SECRET_KEY', 'ADMIN_TOKEN', 'CATALOG_DATABASE', 'TENANT_DB_PREFIX', 'HOST']) delete env[key]
-  const server = await startServer(t, env)
-  const port = await listeningPort(server, 90000)
+  const unset = Object.fromEntries(['DATABASE_URL', 'SECRET_KEY', 'ADMIN_TOKEN', 'CATALOG_DATABASE', 'TENANT_DB_PREFIX', 'HOST'].map((key) => [key, undefined]))
+  const server = await startServer(t, { ...unset, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info' })
+  const port = await server.listening(90000)
 
   const served = await request(port, 'acme.localhost', '/articles', false, 10000)
   t.match(served, { kind: 'response', status: 200 }, 'the demo tenant acme is served')
@@ -331,7 +268,7 @@ t.test('embedded mode: SIGTERM stops the HTTP server and the embedded PostgreSQL
   t.ok(Number.isInteger(postmaster) && alive(postmaster), `the embedded PostgreSQL runs (pid ${postmaster})`)
 
   const signalledAt = Date.now()
-  server.child.kill('SIGTERM')
+  server.kill('SIGTERM')
   const exit = await withTimeout(server.exited, 15000, 'exiting after SIGTERM')
   const shutdownMs = Date.now() - signalledAt
   t.same(exit, { code: 0, signal: null }, `the process exits with code 0 (stderr: ${server.stderr()})`)
