@@ -98,8 +98,8 @@ t.test('migrate reports every tenant and its exit code tells whether all succeed
   t.equal(status.code, 0)
   t.ok((JSON.parse(status.stdout) as Array<{ current: boolean }>).every((row) => row.current))
 
-  for (const args of [['migrate'], ['migrate', 'acme', '--all'], ['migrate', '--all', '--concurrency', '0'], ['migrate', '--all', '--concurrency', 'x']]) {
-    const refused = await run(...args)
+  const refusals = [['migrate'], ['migrate', 'acme', '--all'], ['migrate', '--all', '--concurrency', '0'], ['migrate', '--all', '--concurrency', 'x']]
+  for (const [args, refused] of await Promise.all(refusals.map(async (args) => [args, await run(...args)] as const))) {
     t.not(refused.code, 0, args.join(' '))
     t.match(refused.stderr, /\S/, `${args.join(' ')} explains itself`)
   }
@@ -108,14 +108,14 @@ t.test('migrate reports every tenant and its exit code tells whether all succeed
 t.test('rejected slugs and domains create nothing', async (t) => {
   const before = (await (await core()).catalog.listTenants()).length
   const badSlugs = ['A', '1abc', 'x;drop', '$(id)', 'a'.repeat(41), "ab'c"]
-  for (const slug of badSlugs) {
-    const result = await run('create', slug, '--domain', 'fine.test')
+  // Refusals change nothing, so they run at once; their results are checked in order.
+  for (const [slug, result] of await Promise.all(badSlugs.map(async (slug) => [slug, await run('create', slug, '--domain', 'fine.test')] as const))) {
     t.not(result.code, 0, `slug ${JSON.stringify(slug)}`)
     t.match(result.stderr, /^tenants: Invalid slug/, `slug ${JSON.stringify(slug)} explained`)
     t.equal(result.stderr.trim().split('\n').length, 1, 'one line')
   }
-  for (const domain of ['bad_host', 'host:80', '127.0.0.1', "x'.test"]) {
-    const result = await run('create', 'valid-slug', '--domain', domain)
+  const badDomains = ['bad_host', 'host:80', '127.0.0.1', "x'.test"]
+  for (const [domain, result] of await Promise.all(badDomains.map(async (domain) => [domain, await run('create', 'valid-slug', '--domain', domain)] as const))) {
     t.not(result.code, 0, `domain ${JSON.stringify(domain)}`)
     t.match(result.stderr, /^tenants: Invalid domain/, `domain ${JSON.stringify(domain)} explained`)
   }
@@ -166,8 +166,8 @@ t.test('drop needs --yes, then removes database, role and catalog entry', async 
 })
 
 t.test('--help works for the program and every command', async (t) => {
-  for (const args of [['--help'], ['create', '--help'], ['migrate', '--help'], ['domains', '--help'], ['drop', '--help']]) {
-    const help = await run(...args)
+  const commands = [['--help'], ['create', '--help'], ['migrate', '--help'], ['domains', '--help'], ['drop', '--help']]
+  for (const [args, help] of await Promise.all(commands.map(async (args) => [args, await run(...args)] as const))) {
     t.equal(help.code, 0, args.join(' '))
     t.match(help.stdout, /Usage:/)
   }
