@@ -10,15 +10,19 @@ const { staleReason } = await import(pathToFileURL(join(root, 'scripts/build.mjs
 export const CLI_ENTRY = join(root, 'dist/src/cli/tenants.mjs')
 export const SERVER_ENTRY = join(root, 'dist/src/server.js')
 
+/** Whether this test runs compiled, from dist/test (as `npm test` runs it), rather than through a TypeScript loader. */
+const compiledTests = import.meta.url.endsWith('.js')
+
 /**
  * Throws unless dist/ is current: a test of a stale build would pass or fail for code that is
- * not in the sources. `npm test` builds first; a test file run alone needs `npm run build:test`.
- * Not built here: test files run in parallel, and two compilers writing dist/ at once could
- * hand a third process a half-written file.
+ * not in the sources, and a compiled test older than its source is not the test you read. `npm
+ * test` builds first; a test file run alone needs `npm run build:test`. Not built here: test
+ * files run in parallel, and two compilers writing dist/ at once could hand a third process a
+ * half-written file.
  */
 export function assertBuilt (): void {
-  const reason = staleReason()
-  if (reason !== null) throw new Error(`the compiled tree is stale (${reason}): run \`npm run build\` first (\`npm test\` does)`)
+  const reason = staleReason(compiledTests ? 'tests' : 'app')
+  if (reason !== null) throw new Error(`the compiled tree is stale (${reason}): run \`npm run build:test\` first (\`npm test\` does)`)
 }
 
 /**

@@ -5,6 +5,11 @@ import { loadConfig, type Config, type CoreConfig, type HttpConfig } from '../..
 import { openSilo, type OpenSiloOptions, type Silo } from '../../src/silo.js'
 import { dropSiloDatabases } from '../../src/testing/cleanup.js'
 import type { TenantSummary } from '../../src/catalog/catalog-store.js'
+import { assertBuilt } from './compiled.js'
+
+// A compiled test older than its source, or a build older than the code, is refused here, in
+// every test that opens a Silo.
+assertBuilt()
 
 /** The subset of tap's Test a helper needs (teardown), so helpers do not depend on tap's types. */
 export interface Teardown {
