@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pLimit from 'p-limit'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/db/embedded-postgres.js'
 import { dropSiloDatabases } from '../src/testing/cleanup.js'
 
@@ -58,14 +59,16 @@ async function dropListed (databaseUrl: string, list: string): Promise<boolean> 
     .map((line) => JSON.parse(line) as { catalogDatabase: string, tenantDbPrefix: string })
   const started = performance.now()
   let ok = true
-  for (const names of entries) {
+  // Several at once: the checkpoint each DROP DATABASE waits for is shared by the drops waiting together.
+  const limit = pLimit(8)
+  await Promise.all(entries.map(async (names) => await limit(async () => {
     try {
       await dropSiloDatabases(databaseUrl, names)
     } catch (error) {
       ok = false
       process.stderr.write(`could not drop the test databases of ${names.catalogDatabase} (${names.tenantDbPrefix}*): ${(error as Error).message}\n`)
     }
-  }
+  })))
   process.stderr.write(`dropped what ${entries.length} test catalogs made in ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
   return ok
 }
