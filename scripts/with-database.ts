@@ -59,14 +59,20 @@ async function dropListed (databaseUrl: string, list: string): Promise<boolean> 
     .map((line) => JSON.parse(line) as { catalogDatabase: string, tenantDbPrefix: string })
   const started = performance.now()
   let ok = true
-  // Several at once: the checkpoint each DROP DATABASE waits for is shared by the drops waiting together.
+  // Catalogs that share a tenant prefix (a test of two deployments on one server) are dropped one
+  // after the other: each drops every database and role of the prefix.
+  const byPrefix = new Map<string, typeof entries>()
+  for (const names of entries) byPrefix.set(names.tenantDbPrefix, [...(byPrefix.get(names.tenantDbPrefix) ?? []), names])
+  // Prefixes several at once: the checkpoint each DROP DATABASE waits for is shared by the drops waiting together.
   const limit = pLimit(8)
-  await Promise.all(entries.map(async (names) => await limit(async () => {
-    try {
-      await dropSiloDatabases(databaseUrl, names)
-    } catch (error) {
-      ok = false
-      process.stderr.write(`could not drop the test databases of ${names.catalogDatabase} (${names.tenantDbPrefix}*): ${(error as Error).message}\n`)
+  await Promise.all([...byPrefix.values()].map(async (group) => await limit(async () => {
+    for (const names of group) {
+      try {
+        await dropSiloDatabases(databaseUrl, names)
+      } catch (error) {
+        ok = false
+        process.stderr.write(`could not drop the test databases of ${names.catalogDatabase} (${names.tenantDbPrefix}*): ${(error as Error).message}\n`)
+      }
     }
   })))
   process.stderr.write(`dropped what ${entries.length} test catalogs made in ${((performance.now() - started) / 1000).toFixed(1)} s\n`)

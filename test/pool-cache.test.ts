@@ -1,7 +1,7 @@
 import t from 'tap'
 import { connect } from 'node:net'
 import type { Knex } from 'knex'
-import { countTenantBackends, countWaitingBackends } from '../src/testing/backends.js'
+import { countTenantBackends, countWaitingBackends, POOL_SESSIONS } from '../src/testing/backends.js'
 import { createTenant, testApp } from './helpers/silo.js'
 import { eventually, sleep } from './helpers/wait.js'
 
@@ -43,7 +43,7 @@ t.test('with one pool and requests alternating over three tenants, every answer 
   t.equal(stats.pools, 1, 'never more than one pool cached')
   t.ok(stats.evicted >= 29, `pools were evicted as tenants alternated (${stats.evicted})`)
   t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'every evicted pool was destroyed')
-  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme', 'globex'] })) <= silo.config.tenantPoolMax),
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['acme', 'globex'] })) <= silo.config.tenantPoolMax),
     'evicted pools closed their connections')
 })
 
@@ -52,7 +52,7 @@ t.test('50 concurrent first requests to one tenant open one pool within its conn
   await createTenant(silo, 'acme')
   const before = silo.pools.stats().opened
   let peak = 0
-  const sampling = setInterval(() => { void countTenantBackends(silo, { slugs: ['acme'] }).then((n) => { peak = Math.max(peak, n) }) }, 20)
+  const sampling = setInterval(() => { void countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['acme'] }).then((n) => { peak = Math.max(peak, n) }) }, 20)
   const responses = await Promise.all(Array.from({ length: 50 }, async () =>
     await app.inject({ url: '/slow?ms=20', headers: { host: 'acme.test' } })))
   clearInterval(sampling)
@@ -71,7 +71,7 @@ t.test('evicting a pool while a slow query and a transaction run on it fails nei
 
   const slow = app.inject({ url: '/slow?ms=600', headers: { host: 'acme.test' } })
   const inTrx = app.inject({ url: '/slow?ms=600&trx=1', headers: { host: 'acme.test' } })
-  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) >= 2), 'both queries are running')
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['acme'] })) >= 2), 'both queries are running')
   // Serving globex with room for one pool pushes acme's pool out while its queries run.
   t.equal((await app.inject({ url: '/articles', headers: { host: 'globex.test' } })).statusCode, 200)
   t.notOk(silo.pools.has(acme?.id ?? ''), 'acme pool was evicted')
@@ -83,7 +83,7 @@ t.test('evicting a pool while a slow query and a transaction run on it fails nei
   t.equal(trxRes.statusCode, 200)
   t.same(trxRes.json(), { db: `${silo.config.tenantDbPrefix}acme`, count: 1 })
   t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'the retired pool is destroyed once its requests finished')
-  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) === 0), 'and it left no connection behind')
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['acme'] })) === 0), 'and it left no connection behind')
   t.equal((await app.inject({ url: '/articles', headers: { host: 'acme.test' } })).json().items.length, 1, 'the transaction committed')
 })
 
@@ -91,12 +91,12 @@ t.test('closing the cache waits for in-flight requests, then closes every pool',
   const { silo, app } = await testApp(t, {}, slowRoutes)
   await createTenant(silo, 'acme')
   const slow = app.inject({ url: '/slow?ms=300', headers: { host: 'acme.test' } })
-  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) >= 1))
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['acme'] })) >= 1))
   const closing = silo.pools.close()
   t.equal((await slow).statusCode, 200, 'in-flight request finished')
   await closing
   t.same(silo.pools.stats().pools, 0)
-  t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['acme'] })) === 0))
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['acme'] })) === 0))
   const refused = await app.inject({ url: '/articles', headers: { host: 'acme.test' } })
   t.equal(refused.statusCode, 503)
   t.equal(refused.json().code, 'TENANT_UNAVAILABLE')

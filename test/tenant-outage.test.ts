@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { countTenantBackends } from '../src/testing/backends.js'
+import { countTenantBackends, POOL_SESSIONS } from '../src/testing/backends.js'
 import { createTenant, testApp } from './helpers/silo.js'
 import { eventually, sleep } from './helpers/wait.js'
 
@@ -192,7 +192,7 @@ t.test('connections terminated mid-flight fail only requests under way then; the
   let terminated = 0
   const rounds = [1, 2, 3]
   for (const round of rounds) {
-    t.ok(await eventually(async () => (await countTenantBackends(silo, { slugs: ['bravo'] })) >= 2), `round ${round}: bravo has queries running`)
+    t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: ['bravo'] })) >= 2), `round ${round}: bravo has queries running`)
     phase = `kill${round}`
     terminated += await terminate('bravo')
     // A dead connection is known for dead once its socket's end is read: give the event loop a moment.

@@ -5,7 +5,6 @@ import { runInNewContext } from 'node:vm'
 import type { FastifyInstance } from 'fastify'
 import type { Knex } from 'knex'
 import type { Silo } from '../../src/silo.js'
-import type { BackendFilter } from '../../src/testing/backends.js'
 import type { Teardown } from './silo.js'
 import { sleep } from './wait.js'
 
@@ -20,12 +19,6 @@ export function soakScale (): number {
   if (!Number.isFinite(scale) || scale <= 0) throw new Error(`SOAK_SCALE must be a positive number, not ${JSON.stringify(raw)}`)
   return scale
 }
-
-/**
- * A Silo's tenant pool sessions, for soak tests: logged in as the tenant's own role (a create's
- * hand-over session, the admin's, may linger a moment after it is let go), migrations left out.
- */
-export const POOL_SESSIONS: BackendFilter = { ownRole: true, notApplicationName: 'silo-migrate:%' }
 
 /** Runs `fn` on a tenant's own database, logged in as its role, past the HTTP layer and the pool cache. */
 export async function withTenantDatabase<T> (silo: Silo, slug: string, fn: (db: Knex) => Promise<T>): Promise<T> {

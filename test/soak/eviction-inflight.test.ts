@@ -13,8 +13,8 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { testApp } from '../helpers/silo.js'
-import { tenantBackendsByDatabase } from '../../src/testing/backends.js'
-import { createTenants, listen, POOL_SESSIONS, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { POOL_SESSIONS, tenantBackendsByDatabase } from '../../src/testing/backends.js'
+import { createTenants, listen, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
 import { eventually, sleep } from '../helpers/wait.js'
 
 const scale = soakScale()

@@ -22,8 +22,8 @@ import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { abandonRequest, requestText } from '../helpers/raw-http.js'
 import { testApp } from '../helpers/silo.js'
-import { countTenantBackends } from '../../src/testing/backends.js'
-import { createTenants, listen, median, percentile, POOL_SESSIONS, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
+import { countTenantBackends, POOL_SESSIONS } from '../../src/testing/backends.js'
+import { createTenants, listen, median, percentile, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
 import { eventually } from '../helpers/wait.js'
 
 const scale = soakScale()
