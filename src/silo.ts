@@ -3,7 +3,7 @@ import type { CoreConfig } from './config.js'
 import { CatalogListener } from './catalog/catalog-listener.js'
 import { catalogKeyFollower, openCredentialCipher } from './catalog/catalog-key.js'
 import { CatalogStore } from './catalog/catalog-store.js'
-import { openCatalog, type CatalogPools } from './catalog/catalog-setup.js'
+import { CATALOG_LOCK_POOL_MAX, openCatalog, type CatalogPools } from './catalog/catalog-setup.js'
 import { HostResolver } from './catalog/host-resolver.js'
 import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-config.js'
 import { ServerAdmin } from './db/server-admin.js'
@@ -83,7 +83,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
     throw new SiloError('CONFIG_INVALID', 'SECRET_KEY is required: it encrypts tenant credentials in the catalog (at least 16 characters)')
   }
   const server = connectionFromUrl(config.databaseUrl)
-  const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: 2 } }))
+  // Enough for every locked operation at once (each holds one admin connection at a time) and the spares' background work.
+  const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: CATALOG_LOCK_POOL_MAX + 1 } }))
   let catalogPools: CatalogPools | undefined
   let listener: CatalogListener | undefined
   try {

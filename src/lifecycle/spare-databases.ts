@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import pLimit from 'p-limit'
 import type { CatalogStore } from '../catalog/catalog-store.js'
 import { assertIdentifier } from '../db/identifiers.js'
 import { parseMark } from '../db/object-marks.js'
@@ -64,6 +65,12 @@ export class SpareDatabases {
   #filling: Promise<void> | undefined
   /** Drops under way (of stale or broken spares), awaited by close. */
   readonly #discarding = new Set<Promise<void>>()
+  /**
+   * The background work (making a spare, dropping a stale one) goes one step at a time: each
+   * holds an admin connection for seconds (a clone; a drop waits for a checkpoint), and the
+   * creates this serves need those connections too.
+   */
+  readonly #oneAtATime = pLimit(1)
   #closed = false
   #adopted: Promise<void> | undefined
 
@@ -133,7 +140,7 @@ export class SpareDatabases {
   #fill (): void {
     if (this.#filling !== undefined || this.#closed || this.#ready.length >= this.#deps.target) return
     const run = async (): Promise<void> => {
-      while (!this.#closed && this.#ready.length < this.#deps.target) this.#ready.push(await this.#make())
+      while (!this.#closed && this.#ready.length < this.#deps.target) this.#ready.push(await this.#oneAtATime(async () => await this.#make()))
     }
     // The next claim tries again after a failure. `finally` runs after the assignment, always.
     this.#filling = run().catch((error: unknown) => { this.#failed(error) }).finally(() => { this.#filling = undefined })
@@ -161,7 +168,7 @@ export class SpareDatabases {
   }
 
   #discardLater (name: string): void {
-    const dropping = this.#discard(name).finally(() => { this.#discarding.delete(dropping) })
+    const dropping = this.#oneAtATime(async () => { await this.#discard(name) }).finally(() => { this.#discarding.delete(dropping) })
     this.#discarding.add(dropping)
   }
 
