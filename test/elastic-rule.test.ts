@@ -97,11 +97,12 @@ class FakePool {
 
 const GRACE = 10
 
-function setUp (max = 4): { clock: Clock, pool: FakePool, grew: () => number } {
+/** A fake pool made elastic up to `max`, with the grace `graceMs` answers (GRACE unless given). */
+function setUp (max = 4, graceMs = (): number => GRACE): { clock: Clock, pool: FakePool, grew: () => number } {
   const clock = new Clock()
   const pool = new FakePool()
   let grown = 0
-  clock.run(() => makeElastic(pool, { max, graceMs: () => GRACE, grew: () => { grown++ } }))
+  clock.run(() => makeElastic(pool, { max, graceMs, grew: () => { grown++ } }))
   return { clock, pool, grew: () => grown }
 }
 
@@ -312,11 +313,9 @@ t.test('each waiting request past the grace grows the pool by one (opens already
 })
 
 t.test('the grace is read for each request', async (t) => {
-  const clock = new Clock()
-  const pool = new FakePool()
   let grace = 10
+  const { clock, pool } = setUp(4, () => grace)
   clock.run(() => {
-    makeElastic(pool, { max: 4, graceMs: () => grace })
     pool.acquired(1, {}, false)
     grace = 50
     pool.request(2)
@@ -330,11 +329,9 @@ t.test('the grace is read for each request', async (t) => {
 t.test('a request whose growth went to an older waiter grows the pool again, once that open is done', async (t) => {
   // The grace is read per request: a later request with a shorter one checks first and grows the
   // pool, and the connection that opens goes to the request waiting longest (tarn serves in order).
-  const clock = new Clock()
-  const pool = new FakePool()
   let grace = 10
+  const { clock, pool } = setUp(4, () => grace)
   clock.run(() => {
-    makeElastic(pool, { max: 4, graceMs: () => grace })
     pool.acquired(1, {}, false)
     pool.request(2)
     grace = 2
