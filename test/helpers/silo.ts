@@ -58,6 +58,11 @@ export function testConfig (overrides: Record<string, string | number> = {}): Co
  * writing meanwhile: some 340 of them in the middle of a run cost the files 36 s of waiting.
  */
 export async function dropTestDatabases (config: Pick<Config, 'catalogDatabase' | 'tenantDbPrefix'>): Promise<void> {
+  // Drops go by prefix, unchecked: only ever for names made for a test (testEnv's), never, say,
+  // the shipped `silo_` on a server a developer's own deployment shares.
+  if (!TEST_PREFIX.test(config.tenantDbPrefix) || !(config.catalogDatabase.startsWith('silo_test_') || config.catalogDatabase.startsWith(config.tenantDbPrefix))) {
+    throw new Error(`refusing to drop ${config.catalogDatabase} and ${config.tenantDbPrefix}*: not names made for a test`)
+  }
   const list = process.env.SILO_TEST_DROPS
   if (list !== undefined && list !== '') {
     appendFileSync(list, `${JSON.stringify({ catalogDatabase: config.catalogDatabase, tenantDbPrefix: config.tenantDbPrefix })}\n`)
@@ -65,6 +70,9 @@ export async function dropTestDatabases (config: Pick<Config, 'catalogDatabase' 
   }
   await dropSiloDatabases(databaseUrl(), config)
 }
+
+/** The tenant prefixes tests make (testEnv's `st<hex>_`, or a test's own two letters and hex). */
+const TEST_PREFIX = /^[a-z]{2}[0-9a-f]{8}_$/
 
 /** What a test opened, for its teardown to close: whatever is still undefined is skipped. */
 export interface Opened {
