@@ -4,10 +4,10 @@ import { root } from './paths.js'
 
 export { root }
 // Loaded by path from the root: the tests run compiled from dist/test, where no scripts/ is.
-const { staleReason } = await import(pathToFileURL(join(root, 'scripts/build.mjs')).href) as { staleReason: (which?: 'app' | 'tests') => string | null }
+const { CLI_BUNDLE, staleReason } = await import(pathToFileURL(join(root, 'scripts/build.mjs')).href) as { CLI_BUNDLE: string, staleReason: (which?: 'app' | 'tests') => string | null }
 
 /** The compiled entry points tests spawn, as `npm run tenants`, `npm start` and the image run them (the CLI bundled into one file). */
-export const CLI_ENTRY = join(root, 'dist/src/cli/tenants.mjs')
+export const CLI_ENTRY = join(root, CLI_BUNDLE)
 export const SERVER_ENTRY = join(root, 'dist/src/server.js')
 
 /** Whether this test runs compiled, from dist/test (as `npm test` runs it), rather than through a TypeScript loader. */
