@@ -491,7 +491,10 @@ t.test('a path with malformed percent-encoding or an over-long parameter is 400 
       .map(([bad, tail, method]) => ({ id: bad + tail, method, segment: bad + encodeURIComponent(tail), encode: false })),
     fc.tuple(fc.bigInt({ min: 10n ** 100n, max: 10n ** 400n }), fc.constantFrom<Method>('GET', 'PATCH', 'DELETE'))
       .map(([n, method]) => ({ id: String(n), method, segment: String(n), encode: true }))
-  ).filter(({ segment }) => !/[?#/]/.test(segment))
+  )
+    // Unroutable only if the router cannot decode it or it decodes to more than 100 characters:
+    // a "malformed" head and its tail can meet in a valid escape ('1%' and '09' make "1\t").
+    .filter(({ segment }) => !/[?#/]/.test(segment) && (routedParam(segment)?.length ?? Infinity) > 100)
   await tally.property(t, '/articles/:id unroutable', unroutable, async ({ method, segment }) => {
     const res = await idRequest({ method, segment })
     if (res === null) return
