@@ -4,15 +4,13 @@
  * `npm test` and `npm run bench` go through it, so both work on a machine with no PostgreSQL.
  *
  * --throwaway (the test suite): the embedded server, when one is started, skips fsync, since its
- * data is deleted afterwards (benchmarks keep the durable settings they measure), and keeps it in
- * memory (/dev/shm) when that has room for a run, see scratchDirectory; and the test
+ * data is deleted afterwards (benchmarks keep the durable settings they measure); and the test
  * files leave the dropping of what they made to this process, which drops it all once the
  * command is done (SILO_TEST_DROPS: a list the tests append their catalog and prefix to, see
  * dropTestDatabases in test/helpers/silo.ts), or, on its embedded server, deletes it whole.
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { statfsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -31,7 +29,7 @@ let embedded: EmbeddedPostgres | undefined
 let dataDir: string | undefined
 const env = { ...process.env }
 if (env.DATABASE_URL === undefined || env.DATABASE_URL === '') {
-  dataDir = await mkdtemp(join(throwaway ? scratchDirectory() : tmpdir(), 'silo-pg-'))
+  dataDir = await mkdtemp(join(tmpdir(), 'silo-pg-'))
   process.stderr.write(`DATABASE_URL is not set: starting an embedded PostgreSQL in ${dataDir}\n`)
   embedded = await startEmbeddedPostgres({ dataDir, password: randomBytes(18).toString('base64url'), throwaway })
   env.DATABASE_URL = embedded.url
@@ -53,25 +51,6 @@ if (runDir !== undefined) {
 await embedded?.stop()
 if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true })
 process.exit(code)
-
-/**
- * Where a throwaway server keeps its data: /dev/shm (memory) when it has 8 GiB free (a run makes
- * some 350 databases of 7.5 MB at its peak, plus WAL), the system's temporary directory
- * otherwise. A database is some 300 files, and on disk each create goes through the file
- * system's inode allocation, which skips inodes deleted in the last minutes (ext4 without a
- * journal, as on CI): a CREATE DATABASE took 450 ms right after a run had dropped its databases,
- * 87 ms on a quiet disk. In memory, a run that follows another's clean-up does not pay for it.
- */
-function scratchDirectory (): string {
-  const memory = '/dev/shm'
-  try {
-    const { bavail, bsize } = statfsSync(memory)
-    if (bavail * bsize >= 8 * 1024 ** 3) return memory
-  } catch {
-    // No such file system here (macOS, Windows): the temporary directory.
-  }
-  return tmpdir()
-}
 
 /** Drops every catalog and prefix the tests listed; false, after saying why, if one could not be dropped. */
 async function dropListed (databaseUrl: string, list: string): Promise<boolean> {
