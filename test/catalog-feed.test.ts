@@ -73,9 +73,18 @@ t.test('syncCatalog: once it resolves, every change committed before it has been
   await b.syncCatalog()
   t.equal(await slugAt('www.hooli.test'), 'hooli', 'a domain added elsewhere')
 
-  // Concurrent syncs each get their own marker back.
-  await Promise.all(Array.from({ length: 20 }, async () => { await b.syncCatalog() }))
+  // Concurrent syncs each get their own marker back, their queries sent one at a time: a pg
+  // client sent a query while one is under way warns (pg 8) and will refuse it (pg 9).
+  const warnings: string[] = []
+  const onWarning = (warning: Error): void => { warnings.push(`${warning.name}: ${warning.message}`) }
+  process.on('warning', onWarning)
+  try {
+    await Promise.all(Array.from({ length: 20 }, async () => { await b.syncCatalog() }))
+  } finally {
+    process.off('warning', onWarning)
+  }
   t.pass('20 concurrent syncs resolved')
+  t.same(warnings.filter((warning) => /already executing a query/.test(warning)), [], 'and no query was sent on the feed\'s connection while another was under way')
 })
 
 t.test('syncCatalog rejects while the feed is down, and works again once it is back', async (t) => {

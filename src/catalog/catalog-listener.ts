@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import pLimit from 'p-limit'
 import pg from 'pg'
 import type { PgConnection } from '../db/knex-config.js'
 import type { HostResolver } from './host-resolver.js'
@@ -68,6 +69,11 @@ export class CatalogListener {
   #confirming = new Set<string>()
   /** The check under way, if any (it never rejects). */
   #confirmation: Promise<void> | undefined
+  /**
+   * The feed's queries (sync markers, removal checks), one at a time and in the order asked: a
+   * pg client queues queries sent while one is under way only until pg 9 (deprecated since 8.x).
+   */
+  readonly #queries = pLimit(1)
 
   constructor (options: CatalogListenerOptions) {
     this.#options = options
@@ -147,7 +153,7 @@ export class CatalogListener {
     try {
       // Awaited together: a stop or a loss rejects `arrived` while the query may still be under way.
       await Promise.all([
-        client.query("select pg_notify('silo_catalog', $1)", [JSON.stringify({ kind: 'sync', token })]),
+        this.#queries(async () => await client.query("select pg_notify('silo_catalog', $1)", [JSON.stringify({ kind: 'sync', token })])),
         arrived
       ])
     } finally {
@@ -206,7 +212,7 @@ export class CatalogListener {
     if (this.#confirmation !== undefined || this.#unconfirmed.size === 0 || client === undefined) return
     const hosts = this.#confirming = this.#unconfirmed
     this.#unconfirmed = new Set()
-    this.#confirmation = client.query<{ host: string }>('select host from domains where host = any($1::text[])', [[...hosts]])
+    this.#confirmation = this.#queries(async () => await client.query<{ host: string }>('select host from domains where host = any($1::text[])', [[...hosts]]))
       .then(({ rows }) => {
         if (this.#client !== client) return
         const present = new Set(rows.map((row) => row.host))
