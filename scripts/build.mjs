@@ -23,13 +23,13 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('../', import.meta.url))
 const dist = join(root, 'dist')
 
-/** What each build compiles (tsconfig.build.json, tsconfig.test.json) and where it leaves its stamp. */
+/** What each build transpiles and where it leaves its stamp; the app's is type-checked by tsconfig.build.json. */
 const BUILDS = {
-  app: { project: 'tsconfig.build.json', dirs: ['src', 'migrations', 'seeds'], stamp: join(dist, '.build-stamp') },
-  tests: { project: 'tsconfig.test.json', dirs: ['src', 'migrations', 'seeds', 'test'], stamp: join(dist, '.test-build-stamp') }
+  app: { dirs: ['src', 'migrations', 'seeds'], stamp: join(dist, '.build-stamp') },
+  tests: { dirs: ['src', 'migrations', 'seeds', 'test'], stamp: join(dist, '.test-build-stamp') }
 }
 /** Files whose change changes the output of either build. */
-const SOURCE_FILES = ['knexfile.ts', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.test.json', 'package.json']
+const SOURCE_FILES = ['knexfile.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json']
 /** Every directory whose compiled files must have a source: a compiled test of a deleted test would still run. */
 const ALL_DIRS = BUILDS.tests.dirs
 
@@ -102,11 +102,11 @@ function orphanOutput () {
 }
 
 /**
- * Transpiles (and, with `typecheck`, first type-checks) and stamps dist/. Errors go to stderr
- * and throw.
+ * Transpiles (and, with `typecheck`, first type-checks the app) and stamps dist/. Errors go to
+ * stderr and throw.
  */
 export function build (which = 'app', { typecheck = false } = {}) {
-  if (typecheck) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', BUILDS[which].project], { cwd: root, stdio: 'inherit' })
+  if (typecheck) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
   // A compiled file whose source is gone (moved or deleted) would still run: start over.
   if (orphanOutput() !== undefined) rmSync(dist, { recursive: true, force: true })
   transpile(which)
@@ -148,9 +148,9 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   try {
     const which = args.includes('--tests') ? 'tests' : 'app'
     if (args.includes('--if-stale')) buildIfStale(which)
-    else build(which, { typecheck: !args.includes('--tests') })
+    else build(which, { typecheck: which === 'app' })
   } catch {
-    // tsc has printed its errors.
+    // tsc or esbuild has printed its errors.
     process.exit(1)
   }
 }
