@@ -10,7 +10,7 @@ import { ServerAdmin } from './db/server-admin.js'
 import { SiloError } from './errors.js'
 import { SiloEvents } from './events.js'
 import { Ownership } from './lifecycle/ownership.js'
-import { PoolCache } from './tenancy/pool-cache.js'
+import { PoolCache, type PoolCacheOptions } from './tenancy/pool-cache.js'
 import { Provisioner, tenantNotFoundBySlug } from './lifecycle/provisioner.js'
 import { withTenantDatabase } from './lifecycle/tenant-context.js'
 import { harden, planHardening } from './lifecycle/server-hardening.js'
@@ -67,6 +67,8 @@ export interface OpenSiloOptions {
    * command would leave its refills half-made when it exits.
    */
   spares?: boolean
+  /** Tuning of the tenant pools that has no environment variable (see PoolCacheOptions). */
+  pools?: Pick<PoolCacheOptions, 'growGraceFloorMs'>
 }
 
 /**
@@ -130,7 +132,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       tenantPoolsMax: config.tenantPoolsMax,
       tenantIdleTimeoutMs: config.tenantIdleTimeoutMs,
       tenantAcquireTimeoutMs: config.tenantAcquireTimeoutMs,
-      serverVersion
+      serverVersion,
+      ...options.pools
     })
     const migrator = new TenantMigrator(server, serverVersion)
     const template = config.tenantTemplate

@@ -111,18 +111,19 @@ export async function testApp (
   t: Teardown,
   overrides: Record<string, string | number> = {},
   /** Registers test-only routes before the app is first used. */
-  extend?: (app: FastifyInstance) => void
+  extend?: (app: FastifyInstance) => void,
+  options: OpenSiloOptions = {}
 ): Promise<{ silo: Silo, app: FastifyInstance }> {
-  const opened = await open(t, overrides, true)
+  const opened = await open(t, overrides, true, options)
   const app = opened.app as FastifyInstance
   extend?.(app)
   return { silo: opened.silo, app }
 }
 
-async function open (t: Teardown, overrides: Record<string, string | number>, withApp: boolean): Promise<{ silo: Silo, app: FastifyInstance | undefined }> {
+async function open (t: Teardown, overrides: Record<string, string | number>, withApp: boolean, options: OpenSiloOptions = {}): Promise<{ silo: Silo, app: FastifyInstance | undefined }> {
   const config = testConfig(overrides)
   const opened = closeInTeardown(t, config)
-  const silo = opened.silo = await openSilo(config)
+  const silo = opened.silo = await openSilo(config, options)
   if (withApp) opened.app = await buildApp(silo, { config })
   return { silo, app: opened.app }
 }
