@@ -1,5 +1,8 @@
-// The tests' own clean-up drops by prefix, unchecked: it must refuse every name a test did not make.
+// The tests' own support: the clean-up drops by prefix, unchecked, so it must refuse every name a
+// test did not make; and the processes tests spawn run as a user's would, without tap's hook.
 import t from 'tap'
+import { runProcess } from './helpers/cli.js'
+import { root } from './helpers/compiled.js'
 import { dropTestDatabases, testConfig } from './helpers/silo.js'
 
 t.test("the tests' clean-up refuses the shipped defaults, the server's own databases and any name a test did not make", async (t) => {
@@ -19,4 +22,13 @@ t.test("the tests' clean-up refuses the shipped defaults, the server's own datab
   }
   await dropTestDatabases({ catalogDatabase, tenantDbPrefix })
   t.pass("and takes a test's own names")
+})
+
+t.test("a process a test spawns runs without tap's module hook, whatever env it is given", async (t) => {
+  const probe = "console.log(JSON.stringify([process.env.NODE_OPTIONS ?? '', process.execArgv]))"
+  for (const env of [undefined, { PATH: process.env.PATH ?? '' }]) {
+    const { code, stdout } = await runProcess(process.execPath, ['-e', probe], { cwd: root, ...(env === undefined ? {} : { env }) })
+    t.equal(code, 0)
+    t.notMatch(stdout, /@tapjs/, env === undefined ? "with the test's own env" : 'with an env of its own')
+  }
 })

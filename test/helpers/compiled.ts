@@ -10,6 +10,20 @@ const { CLI_BUNDLE, staleReason } = await import(pathToFileURL(join(root, 'scrip
 export const CLI_ENTRY = join(root, CLI_BUNDLE)
 export const SERVER_ENTRY = join(root, 'dist/src/server.js')
 
+/**
+ * tap runs each test file with @tapjs/processinfo's module hook, and that hook, through
+ * `process-on-spawn`, puts itself back into the NODE_OPTIONS of every process the test spawns,
+ * whatever env the spawn gives: on Node 20 it loads every module of the child through a hooks
+ * thread, which made a spawned CLI cost 0.56 s of CPU instead of 0.14 (`--help`), for coverage
+ * bookkeeping this suite does not use (`disable-coverage`). Its listener is dropped here, in the
+ * module every spawning helper imports; the test files themselves keep the hook tap gave them.
+ */
+function dropTapSpawnHook (): void {
+  const state = (globalThis as Record<symbol, { listeners?: unknown[] } | undefined>)[Symbol.for('process-on-spawn@*:singletonId')]
+  if (state?.listeners !== undefined) state.listeners.length = 0
+}
+dropTapSpawnHook()
+
 /** Whether this test runs compiled, from dist/test (as `npm test` runs it), rather than through a TypeScript loader. */
 const compiledTests = import.meta.url.endsWith('.js')
 
