@@ -1,0 +1,101 @@
+// The environment contract (README, Configuration): defaults, types, what is refused, and how.
+// A pure module: no database, no process.
+import t from 'tap'
+import { loadConfig } from '../src/config.js'
+
+const load = (values: Record<string, string | number | undefined>) => loadConfig(values, { env: false, dotenv: false })
+
+const refusal = (values: Record<string, string | number | undefined>): string => {
+  try {
+    load(values)
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'CONFIG_INVALID') throw error
+    return (error as Error).message
+  }
+  throw new Error(`accepted ${JSON.stringify(values)}`)
+}
+
+t.test('an empty environment takes every default', async (t) => {
+  t.match(load({}), {
+    databaseUrl: undefined,
+    managedServer: true,
+    catalogDatabase: 'silo_catalog',
+    dataDir: '.data',
+    host: '127.0.0.1',
+    port: 3000,
+    adminHost: 'admin.localhost',
+    adminToken: undefined,
+    tenantPoolMax: 5,
+    tenantPoolsMax: 100,
+    connectionBudget: 500,
+    connectionQueueMax: 1000,
+    tenantIdleTimeoutMs: 30000,
+    tenantAcquireTimeoutMs: 5000,
+    hostCacheTtlMs: 5000,
+    hostCacheMax: 10000,
+    tenantDbPrefix: 'silo_',
+    tenantTemplate: true,
+    tenantSpares: 2,
+    schemaGuard: true,
+    migrateConcurrency: 4,
+    logLevel: 'info'
+  })
+})
+
+t.test('values arrive as text and are read as their types; an empty value is unset; unknown names are ignored', async (t) => {
+  const config = load({
+    DATABASE_URL: 'postgres://silo@db.example:5433/postgres',
+    PORT: '8080',
+    TENANT_POOL_MAX: '3',
+    TENANT_POOLS_MAX: '7',
+    ADMIN_HOST: 'Admin.Example.COM',
+    ADMIN_TOKEN: '',
+    TENANT_TEMPLATE: 'off',
+    SCHEMA_GUARD: 'off',
+    SOMETHING_ELSE: 'x'
+  })
+  t.match(config, { managedServer: false, port: 8080, tenantPoolMax: 3, tenantPoolsMax: 7, connectionBudget: 21, adminHost: 'admin.example.com', tenantTemplate: false, schemaGuard: false })
+  t.equal(config.adminToken, undefined, 'ADMIN_TOKEN= counts as unset')
+  t.notOk('SOMETHING_ELSE' in config)
+  t.equal(load({ CONNECTION_BUDGET: '50' }).connectionBudget, 50, 'CONNECTION_BUDGET wins over the product of the pool settings')
+})
+
+t.test('overrides win over the environment, which is read unless told not to', async (t) => {
+  const saved = process.env.TENANT_SPARES
+  process.env.TENANT_SPARES = '9'
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.TENANT_SPARES
+    else process.env.TENANT_SPARES = saved
+  })
+  t.equal(loadConfig({}, { dotenv: false }).tenantSpares, 9, 'read from process.env')
+  t.equal(loadConfig({ TENANT_SPARES: 1 }, { dotenv: false }).tenantSpares, 1, 'an override wins')
+  t.equal(load({}).tenantSpares, 2, 'env: false reads none of it')
+})
+
+t.test('a value of the wrong type or outside its range is refused with CONFIG_INVALID, naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'abc' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ TENANT_POOL_MAX: '3.5' }, /TENANT_POOL_MAX/],
+    [{ TENANT_POOL_MAX: '0' }, /TENANT_POOL_MAX/],
+    [{ CONNECTION_BUDGET: '-1' }, /CONNECTION_BUDGET/],
+    [{ TENANT_TEMPLATE: 'maybe' }, /TENANT_TEMPLATE/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ CATALOG_DATABASE: 'Bad-Name' }, /CATALOG_DATABASE/],
+    [{ TENANT_DB_PREFIX: '1x_' }, /TENANT_DB_PREFIX/],
+    [{ TENANT_SPARES: '101' }, /TENANT_SPARES/]
+  ]
+  for (const [values, named] of cases) t.match(refusal(values), named, JSON.stringify(values))
+  const both = refusal({ PORT: 'abc', MIGRATE_CONCURRENCY: '0' })
+  t.match(both, /PORT/, 'every problem is reported at once')
+  t.match(both, /MIGRATE_CONCURRENCY/)
+})
+
+t.test('a refused secret is named, never echoed', async (t) => {
+  const shortToken = 'tooshort-token'
+  const shortKey = 'short-key'
+  const message = refusal({ ADMIN_TOKEN: shortToken, SECRET_KEY: shortKey, SECRET_KEY_PREVIOUS: 'prev-short' })
+  t.match(message, /ADMIN_TOKEN/)
+  t.match(message, /SECRET_KEY/)
+  for (const secret of [shortToken, shortKey, 'prev-short']) t.notOk(message.includes(secret), 'the value is not in the message')
+})
