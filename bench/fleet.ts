@@ -46,7 +46,7 @@ export async function fleetMigration (silo: Silo, slugs: string[], concurrency: 
     })))
     const floorSeconds = (performance.now() - f0) / 1000
 
-    const migrator = new TenantMigrator(silo.server, silo.serverVersion, new DirectoryMigrationSource(pathToFileURL(`${dir}/`)))
+    const migrator = new TenantMigrator(new DirectoryMigrationSource(pathToFileURL(`${dir}/`)))
     const t0 = performance.now()
     const results = await migrateFleet(silo.catalog, migrator, slugs, { concurrency })
     const seconds = (performance.now() - t0) / 1000

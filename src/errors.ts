@@ -24,6 +24,20 @@ export const ERRORS = {
   TENANT_LOCKED: { status: 409 },
   /** The tenant's status refuses the operation (suspend or resume of a tenant provisioning, failed or being dropped). */
   TENANT_STATE_CONFLICT: { status: 409 },
+  /** No server of that name in the registry. */
+  SERVER_NOT_FOUND: { status: 404 },
+  /** A server of that name, or at that address, is registered already. */
+  SERVER_TAKEN: { status: 409 },
+  /** The server holds tenants (remove), or is `default` (remove, drain of the last one). */
+  SERVER_IN_USE: { status: 409 },
+  /** A create pinned to a server that is draining, disabled or full. */
+  SERVER_NOT_ACCEPTING: { status: 409 },
+  /** `servers add`: the URL does not answer, its login is refused, or its role may not create databases and roles. */
+  SERVER_UNUSABLE: { status: 400 },
+  /** The server a tenant or a pinned create needs does not answer now. */
+  SERVER_UNAVAILABLE: { status: 503, retryAfter: 5 },
+  /** No active server with room and reachable: nowhere to place a new tenant. */
+  NO_SERVER_AVAILABLE: { status: 503, retryAfter: 30 },
   PAYLOAD_TOO_LARGE: { status: 413 },
   UNSUPPORTED_MEDIA_TYPE: { status: 415 },
   REQUEST_TIMEOUT: { status: 408 },
@@ -113,5 +127,8 @@ export const tenantLocked = (slug: string) =>
 
 export const tenantStateConflict = (slug: string, status: string) =>
   new SiloError('TENANT_STATE_CONFLICT', `Tenant ${slug} is ${status}`)
+
+export const serverNotFound = (name: string) =>
+  new SiloError('SERVER_NOT_FOUND', `No server named ${name}`)
 
 export const isSiloError = (error: unknown): error is SiloError => error instanceof SiloError

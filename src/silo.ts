@@ -14,28 +14,36 @@ import { PoolCache, type PoolCacheOptions } from './tenancy/pool-cache.js'
 import { Provisioner, tenantNotFoundBySlug } from './lifecycle/provisioner.js'
 import { withTenantDatabase } from './lifecycle/tenant-context.js'
 import { harden, planHardening } from './lifecycle/server-hardening.js'
-import { SpareDatabases } from './lifecycle/spare-databases.js'
+import { ServerFleet } from './lifecycle/server-fleet.js'
+import { ServerRegistry } from './lifecycle/server-registry.js'
+import type { SpareDatabases } from './lifecycle/spare-databases.js'
 import { TenantMigrator } from './lifecycle/tenant-migrator.js'
-import { TenantTemplate } from './lifecycle/tenant-template.js'
+import type { TenantTemplate } from './lifecycle/tenant-template.js'
 
 /** The tenancy core, wired: what the HTTP app and the CLI both stand on. */
 export interface Silo {
   /** The part of the configuration the core reads (the HTTP app and the CLI get theirs apart). */
   config: CoreConfig
-  /** Connection settings of the admin URL (tenant pools take host, port and TLS from it). */
+  /** Connection settings of the admin URL (DATABASE_URL: the `default` server). */
   server: PgConnection
+  /** PostgreSQL's version on the `default` server. */
   serverVersion: string
+  /** DDL on the `default` server (the other servers' are in `servers`). */
   admin: ServerAdmin
   catalog: CatalogStore
-  /** This catalog's identity and its marks on the server's databases and roles. */
+  /** This catalog's identity and its marks on the `default` server's databases and roles. */
   ownership: Ownership
   resolver: HostResolver
   pools: PoolCache
   migrator: TenantMigrator
-  /** Undefined when TENANT_TEMPLATE=off. */
+  /** The `default` server's template; undefined when TENANT_TEMPLATE=off. */
   template: TenantTemplate | undefined
-  /** Undefined when TENANT_SPARES=0, TENANT_TEMPLATE=off or opened with `spares: false`. */
+  /** The `default` server's spares; undefined when TENANT_SPARES=0, TENANT_TEMPLATE=off or opened with `spares: false`. */
   spares: SpareDatabases | undefined
+  /** Every registered server as this process reaches it: placement, and each one's admin connection, marks, template and spares. */
+  servers: ServerFleet
+  /** Registering, listing, draining and removing servers (`tenants servers`, `/servers`). */
+  serverRegistry: ServerRegistry
   provisioner: Provisioner
   /** Lifecycle events (tenants, pools, connections, request outcomes). */
   events: SiloEvents
@@ -89,6 +97,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
   const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: CATALOG_LOCK_POOL_MAX + 1 } }))
   let catalogPools: CatalogPools | undefined
   let listener: CatalogListener | undefined
+  let servers: ServerFleet | undefined
   try {
     const admin = new ServerAdmin(adminDb)
     const serverVersion = await admin.serverVersion()
@@ -104,16 +113,25 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       : await openCatalogElsewhere(catalogServer, config.catalogDatabase, admin)
     const catalogDb = catalogPools.db
     const cipher = await openCredentialCipher(catalogDb, { current: config.secretKey, previous: config.secretKeyPrevious })
-    const catalog = new CatalogStore(catalogDb, cipher, catalogPools.locks)
+    const catalog = new CatalogStore(catalogDb, cipher, catalogPools.locks, server)
     const identity = await catalog.identity()
-    const ownership = new Ownership({ id: identity.id, database: config.catalogDatabase }, admin)
-    // Once per catalog: tenants made before ownership marks get theirs, so doctor knows them.
+    const events = new SiloEvents()
+    servers = new ServerFleet({
+      catalog,
+      identity: { id: identity.id, database: config.catalogDatabase },
+      defaultServer: { connection: server, admin, serverVersion },
+      prefix: config.tenantDbPrefix,
+      template: config.tenantTemplate,
+      spares: (options.spares ?? true) ? config.tenantSpares : 0,
+      events
+    })
+    const { ownership, template, spares } = await servers.start()
+    // Once per catalog: tenants made before ownership marks get theirs, so doctor knows them (all on `default`: servers came later).
     if (!identity.objectsMarked) {
       await ownership.markKnown(await catalog.listTenants())
       await catalog.setObjectsMarked()
     }
     const resolver = new HostResolver(catalog, { ttlMs: config.hostCacheTtlMs, max: config.hostCacheMax })
-    const events = new SiloEvents()
     if (options.listen ?? true) {
       listener = new CatalogListener({
         connection: catalogConnection,
@@ -124,7 +142,6 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       await listener.start()
     }
     const pools = new PoolCache({
-      server,
       events,
       connectionBudget: config.connectionBudget,
       connectionQueueMax: config.connectionQueueMax,
@@ -132,21 +149,15 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       tenantPoolsMax: config.tenantPoolsMax,
       tenantIdleTimeoutMs: config.tenantIdleTimeoutMs,
       tenantAcquireTimeoutMs: config.tenantAcquireTimeoutMs,
-      serverVersion,
       ...options.pools
     })
-    const migrator = new TenantMigrator(server, serverVersion)
-    const template = config.tenantTemplate
-      ? new TenantTemplate({ admin, catalog, ownership, server, prefix: config.tenantDbPrefix, serverVersion })
-      : undefined
-    const spares = template !== undefined && config.tenantSpares > 0 && (options.spares ?? true)
-      ? new SpareDatabases({ admin, catalog, ownership, template, prefix: config.tenantDbPrefix, target: config.tenantSpares, events })
-      : undefined
+    const migrator = new TenantMigrator()
     const provisioner = new Provisioner({
-      admin, catalog, ownership, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events, template, spares
+      catalog, servers, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events
     })
-    spares?.start()
+    servers.startSpares()
     const openedCatalog = catalogPools
+    const fleet = servers
     return {
       config,
       server,
@@ -159,17 +170,19 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       migrator,
       template,
       spares,
+      servers: fleet,
+      serverRegistry: new ServerRegistry({ catalog, servers: fleet, prefix: config.tenantDbPrefix }),
       provisioner,
       events,
       syncCatalog: async () => { await listener?.sync() },
       withTenant: async (slug, fn) => {
         const tenant = await catalog.tenantBySlug(slug)
         if (tenant === null) throw tenantNotFoundBySlug(slug)
-        return await withTenantDatabase(tenant, fn, { server, serverVersion })
+        return await withTenantDatabase(tenant, fn)
       },
       close: async () => {
         await listener?.stop()
-        await spares?.close()
+        await fleet.close()
         await pools.close()
         await openedCatalog.locks.destroy()
         await openedCatalog.db.destroy()
@@ -178,6 +191,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
     }
   } catch (error) {
     await listener?.stop()
+    await servers?.close()
     await catalogPools?.locks.destroy()
     await catalogPools?.db.destroy()
     await adminDb.destroy()

@@ -206,9 +206,8 @@ t.test("a create that meets a stranger's database and role, made between its che
     await admin.dropRoleUnchecked(name)
   })
   const racing = new Provisioner({
-    admin,
     catalog: a.silo.catalog,
-    ownership: a.silo.ownership,
+    servers: a.silo.servers,
     migrator: a.silo.migrator,
     prefix,
     // Right after the create checked the names were free and recorded its entry.

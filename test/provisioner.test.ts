@@ -10,9 +10,8 @@ const footprint = async (slug: string) => await tenantFootprint(silo, slug)
 const nothing = { catalog: null, database: false, role: false }
 
 const faultyProvisioner = (silo: Silo, failAt: ProvisioningStep): Provisioner => new Provisioner({
-  admin: silo.admin,
   catalog: silo.catalog,
-  ownership: silo.ownership,
+  servers: silo.servers,
   migrator: silo.migrator,
   prefix,
   resolver: silo.resolver,

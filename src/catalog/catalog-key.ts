@@ -51,7 +51,7 @@ export async function adoptCatalogKey (catalog: Knex, cipher: CredentialCipher):
 }
 
 async function keyOfStoredCredentials (trx: Knex.Transaction, cipher: CredentialCipher): Promise<string> {
-  const sealed = await trx('tenants').pluck('db_password') as string[]
+  const sealed = [...await trx('tenants').pluck('db_password') as string[], ...await trx('servers').whereNotNull('admin_url').pluck('admin_url') as string[]]
   if (sealed.length === 0) return cipher.keyId
   const used = new Set<string>()
   for (const credential of sealed) {
@@ -90,8 +90,11 @@ export interface RekeyResult {
   /** The catalog's key id before. */
   previousKeyId: string | null
   tenants: number
+  /** Registered servers with an admin URL of their own (all but `default`): theirs are re-encrypted too. */
+  servers: number
+  /** Credentials re-encrypted: tenants' and servers' admin URLs. */
   reencrypted: number
-  /** Tenants whose credential decrypts with neither key: when there is any, nothing changed. */
+  /** Tenants (by slug) and servers (`server <name>`) whose credential decrypts with neither key: when there is any, nothing changed. */
   failed: Array<{ slug: string, reason: string }>
   changed: boolean
 }
@@ -108,34 +111,46 @@ export interface RekeyResult {
 export async function rekeyCatalog (catalog: Knex, cipher: CredentialCipher): Promise<RekeyResult> {
   return await catalog.transaction(async (trx) => {
     await trx.raw('select set_config(\'silo.rekey\', \'on\', true)')
-    await trx.raw('lock table tenants in exclusive mode')
+    await trx.raw('lock table tenants, servers in exclusive mode')
     const identity = await trx('catalog_identity').forUpdate().first('key_id') as { key_id: string | null } | undefined
     if (identity === undefined) throw new Error('the catalog has no identity row (catalog_identity)')
-    const rows = await trx('tenants').orderBy('slug').select('id', 'slug', 'db_password') as Array<{ id: string, slug: string, db_password: string }>
-    const ids: string[] = []
-    const sealed: string[] = []
     const failed: RekeyResult['failed'] = []
-    for (const row of rows) {
-      try {
-        const resealed = cipher.resealed(row.db_password)
-        if (resealed === undefined) continue
-        ids.push(row.id)
-        sealed.push(resealed)
-      } catch (error) {
-        if (!(error instanceof CredentialUndecryptable)) throw error
-        failed.push({ slug: row.slug, reason: error.message })
+    const reseal = (rows: Array<{ id: string, label: string, sealed: string }>): { ids: string[], sealed: string[] } => {
+      const ids: string[] = []
+      const sealed: string[] = []
+      for (const row of rows) {
+        try {
+          const resealed = cipher.resealed(row.sealed)
+          if (resealed === undefined) continue
+          ids.push(row.id)
+          sealed.push(resealed)
+        } catch (error) {
+          if (!(error instanceof CredentialUndecryptable)) throw error
+          failed.push({ slug: row.label, reason: error.message })
+        }
       }
+      return { ids, sealed }
     }
-    const result = { keyId: cipher.keyId, previousKeyId: identity.key_id, tenants: rows.length, failed }
-    if (failed.length > 0 || (ids.length === 0 && identity.key_id === cipher.keyId)) {
+    const tenantRows = await trx('tenants').orderBy('slug').select('id', 'slug as label', 'db_password as sealed') as Array<{ id: string, label: string, sealed: string }>
+    const serverRows = await trx('servers').whereNotNull('admin_url').orderBy('name')
+      .select('id', trx.raw('\'server \' || name as label'), 'admin_url as sealed') as Array<{ id: string, label: string, sealed: string }>
+    const tenants = reseal(tenantRows)
+    const servers = reseal(serverRows)
+    const reencrypted = tenants.ids.length + servers.ids.length
+    const result = { keyId: cipher.keyId, previousKeyId: identity.key_id, tenants: tenantRows.length, servers: serverRows.length, failed }
+    if (failed.length > 0 || (reencrypted === 0 && identity.key_id === cipher.keyId)) {
       return { ...result, reencrypted: 0, changed: false }
     }
-    // The key id first: the trigger on tenants accepts only credentials under the catalog's key.
+    // The key id first: the triggers on tenants and servers accept only credentials under the catalog's key.
     await trx('catalog_identity').update({ key_id: cipher.keyId })
-    if (ids.length > 0) {
+    if (tenants.ids.length > 0) {
       await trx.raw(`update tenants set db_password = given.sealed
-        from unnest(?::uuid[], ?::text[]) as given (id, sealed) where tenants.id = given.id`, [ids, sealed])
+        from unnest(?::uuid[], ?::text[]) as given (id, sealed) where tenants.id = given.id`, [tenants.ids, tenants.sealed])
     }
-    return { ...result, reencrypted: ids.length, changed: true }
+    if (servers.ids.length > 0) {
+      await trx.raw(`update servers set admin_url = given.sealed
+        from unnest(?::uuid[], ?::text[]) as given (id, sealed) where servers.id = given.id`, [servers.ids, servers.sealed])
+    }
+    return { ...result, reencrypted, changed: true }
   })
 }

@@ -1,8 +1,10 @@
 import type { Knex } from 'knex'
+import { connectionFromUrl, type PgConnection } from '../db/knex-config.js'
 import { isUniqueViolation } from '../db/sqlstate.js'
 import { AdvisoryLocks } from './advisory-locks.js'
 import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
+import { ServerStore } from './server-store.js'
 
 export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
 export type TenantStatus = typeof TENANT_STATUSES[number]
@@ -24,6 +26,23 @@ export interface TenantDatabase {
   password: string
 }
 
+/** Where a server's tenant databases are reached: host, port and TLS (no credential). */
+export interface TenantEndpoint {
+  host: string
+  port: number
+  ssl?: PgConnection['ssl']
+}
+
+/** The server a tenant's database is on, as its pools and migrations need it. */
+export interface TenantServer {
+  id: string
+  name: string
+  /** Its tenant endpoint, or the host and port of its admin URL (for `default`, of DATABASE_URL), with the admin URL's TLS. */
+  endpoint: TenantEndpoint
+  /** PostgreSQL's version there, when known (knex then skips its probe). */
+  version: string | null
+}
+
 export interface TenantRecord {
   id: string
   slug: string
@@ -32,6 +51,7 @@ export interface TenantRecord {
   schemaVersion: string | null
   /** Every domain of the tenant, the primary first: cached with the record, so `GET /tenant` needs no catalog query. */
   domains: string[]
+  server: TenantServer
   database: TenantDatabase
 }
 
@@ -43,6 +63,8 @@ export interface TenantSummary {
   schemaVersion: string | null
   databaseName: string
   databaseUser: string
+  /** The name of the server its database is on. */
+  server: string
   domains: string[]
   primaryDomain: string | null
   createdAt: Date
@@ -52,6 +74,8 @@ export interface TenantSummary {
 export interface NewTenant {
   slug: string
   name: string
+  /** The server its database goes on (placement's choice); `default` when not given. */
+  serverId?: string
   databaseName: string
   databaseUser: string
   password: string
@@ -69,14 +93,24 @@ interface TenantRow {
   db_user: string
   db_password: string
   schema_version: string | null
+  server_id: string
   created_at: Date
   updated_at: Date
   /** Present when selected with DOMAINS_OF_TENANT. */
   domains?: string[] | null
+  /** Present when selected with SERVER_OF_TENANT. */
+  server_name?: string
+  server_admin_url?: string | null
+  server_tenant_host?: string | null
+  server_tenant_port?: number | null
+  server_version?: string | null
 }
 
 /** The tenant's domains, primary first, as one array column of a tenants query. */
 const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
+/** Its server's name and endpoint, as columns of a tenants query joined with `servers`. */
+const SERVER_OF_TENANT = ['servers.name as server_name', 'servers.admin_url as server_admin_url', 'servers.tenant_host as server_tenant_host',
+  'servers.tenant_port as server_tenant_port', 'servers.server_version as server_version']
 
 /** Records whose credential could not be decrypted, with the reason (no secret in it). */
 const unreadable = new WeakMap<TenantRecord, CredentialUndecryptable>()
@@ -98,9 +132,14 @@ export class CatalogStore {
   readonly #knex: Knex
   readonly #locks: AdvisoryLocks
   readonly #cipher: CredentialCipher
+  readonly #defaultEndpoint: TenantEndpoint
+  /** Endpoints of servers by their sealed admin URL: decrypted and parsed once, not per tenant read. */
+  readonly #endpoints = new Map<string, TenantEndpoint | CredentialUndecryptable>()
 
   /** The record of every tenant migration attempt (migration_runs). */
   readonly runs: MigrationRunLog
+  /** The PostgreSQL servers tenant databases are placed on. */
+  readonly servers: ServerStore
 
   /**
    * `knex` serves every query; `locks`, a small pool of its own on the same database, only holds
@@ -108,11 +147,13 @@ export class CatalogStore {
    * beside it; were the lock on `knex` too, a burst of operations could take every connection
    * for their locks and then wait forever for one to query with.
    */
-  constructor (knex: Knex, cipher: CredentialCipher, locks: Knex) {
+  constructor (knex: Knex, cipher: CredentialCipher, locks: Knex, defaultServer: Pick<PgConnection, 'host' | 'port' | 'ssl'>) {
     this.#knex = knex
     this.#locks = new AdvisoryLocks(locks)
     this.#cipher = cipher
+    this.#defaultEndpoint = endpointOf(defaultServer)
     this.runs = new MigrationRunLog(knex)
+    this.servers = new ServerStore(knex, cipher)
   }
 
   get knex (): Knex {
@@ -178,29 +219,34 @@ export class CatalogStore {
     // and this query is on the path of every first request for a host.
     const row = await this.#knex<TenantRow>('domains as requested')
       .join('tenants', 'tenants.id', 'requested.tenant_id')
+      .join('servers', 'servers.id', 'tenants.server_id')
       .where('requested.host', host)
-      .first('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
+      .first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#toRecord(row)
   }
 
   /** The tenants of these slugs, in one query; slugs with no tenant are absent from the map. */
   async tenantsBySlugs (slugs: string[]): Promise<Map<string, TenantRecord>> {
-    const rows = await this.#knex<TenantRow>('tenants').whereIn('slug', slugs).select('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
+    const rows = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
+      .whereIn('slug', slugs).select('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
     return new Map(rows.map((row) => [row.slug, this.#toRecord(row)]))
   }
 
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
-    const row = await this.#knex<TenantRow>('tenants').where({ slug }).first('tenants.*', this.#knex.raw(DOMAINS_OF_TENANT))
+    const row = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
+      .where({ slug }).first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#toRecord(row)
   }
 
   async listTenants (slugs?: string[]): Promise<TenantSummary[]> {
     const query = this.#knex<TenantRow>('tenants')
+      .join('servers', 'servers.id', 'tenants.server_id')
       .leftJoin('domains', 'domains.tenant_id', 'tenants.id')
-      .groupBy('tenants.id')
+      .groupBy('tenants.id', 'servers.name')
       .orderBy('tenants.slug')
       .select(
         'tenants.*',
+        'servers.name as server_name',
         this.#knex.raw('coalesce(array_agg(domains.host order by domains.is_primary desc, domains.host) filter (where domains.host is not null), \'{}\') as domains'),
         this.#knex.raw('max(domains.host) filter (where domains.is_primary) as primary_domain')
       )
@@ -218,14 +264,14 @@ export class CatalogStore {
     try {
       const { rows } = await this.#knex.raw<{ rows: TenantRow[] }>(`
         with tenant as (
-          insert into tenants (slug, name, status, db_name, db_user, db_password)
-          values (?, ?, 'provisioning', ?, ?, ?) returning *
+          insert into tenants (slug, name, status, server_id, db_name, db_user, db_password)
+          values (?, ?, 'provisioning', coalesce(?::uuid, (select id from servers where name = 'default')), ?, ?, ?) returning *
         ), domain as (
           insert into domains (host, tenant_id, is_primary)
           select host, (select id from tenant), position = 1 from unnest(?::text[]) with ordinality as given (host, position)
         )
-        select * from tenant`, [
-        tenant.slug, tenant.name, tenant.databaseName, tenant.databaseUser, this.#cipher.encrypt(tenant.password), tenant.domains
+        select tenant.*, ${SERVER_OF_TENANT.join(', ')} from tenant join servers on servers.id = tenant.server_id`, [
+        tenant.slug, tenant.name, tenant.serverId ?? null, tenant.databaseName, tenant.databaseUser, this.#cipher.encrypt(tenant.password), tenant.domains
       ])
       const row = rows[0]
       if (row === undefined) throw new Error('insert returned no row')
@@ -243,7 +289,7 @@ export class CatalogStore {
   async activate (slug: string, version: string | null): Promise<TenantSummary> {
     const { rows } = await this.#knex.raw<{ rows: Array<TenantRow & { domains: string[] }> }>(`
       update tenants set status = 'active', schema_version = ?, updated_at = now() where slug = ?
-      returning *, ${DOMAINS_OF_TENANT}`, [version, slug])
+      returning *, ${DOMAINS_OF_TENANT}, (select name from servers where servers.id = tenants.server_id) as server_name`, [version, slug])
     const row = rows[0]
     if (row === undefined) throw new Error(`tenant ${slug} vanished while it was provisioned`)
     return toSummary(row, row.domains[0] ?? null)
@@ -284,6 +330,7 @@ export class CatalogStore {
   }
 
   #toRecord (row: TenantRow): TenantRecord {
+    const endpoint = this.#serverEndpoint(row)
     const record: TenantRecord = {
       id: row.id,
       slug: row.slug,
@@ -291,18 +338,57 @@ export class CatalogStore {
       status: row.status,
       schemaVersion: row.schema_version,
       domains: row.domains ?? [],
+      server: {
+        id: row.server_id,
+        name: row.server_name ?? '',
+        endpoint: endpoint instanceof CredentialUndecryptable ? this.#defaultEndpoint : endpoint,
+        version: row.server_version ?? null
+      },
       database: { host: row.db_host, port: row.db_port, name: row.db_name, user: row.db_user, password: '' }
     }
     try {
+      if (endpoint instanceof CredentialUndecryptable) throw endpoint
       record.database.password = this.#cipher.decrypt(row.db_password)
     } catch (error) {
       if (!(error instanceof CredentialUndecryptable)) throw error
-      const problem = new CredentialUndecryptable(error.reason, `The credential of tenant ${row.slug} cannot be decrypted: ${error.message}`, error.keyId)
+      const problem = error === endpoint
+        ? new CredentialUndecryptable(error.reason, `The server of tenant ${row.slug} (${row.server_name ?? '?'}) cannot be reached: its admin URL cannot be decrypted: ${error.message}`, error.keyId)
+        : new CredentialUndecryptable(error.reason, `The credential of tenant ${row.slug} cannot be decrypted: ${error.message}`, error.keyId)
       Object.defineProperty(record.database, 'password', { enumerable: true, get: () => { throw problem } })
       unreadable.set(record, problem)
     }
     return record
   }
+
+  /** The endpoint of the row's server: DATABASE_URL's for `default`, else from its (sealed) admin URL, with its tenant host and port over it. */
+  #serverEndpoint (row: TenantRow): TenantEndpoint | CredentialUndecryptable {
+    let base: TenantEndpoint | CredentialUndecryptable = this.#defaultEndpoint
+    const sealed = row.server_admin_url ?? null
+    if (sealed !== null) {
+      let known = this.#endpoints.get(sealed)
+      if (known === undefined) {
+        try {
+          known = endpointOf(connectionFromUrl(this.#cipher.decrypt(sealed)))
+        } catch (error) {
+          if (!(error instanceof CredentialUndecryptable)) throw error
+          known = error
+        }
+        // Bounded by the number of servers (and their re-encryptions by a rekey).
+        if (this.#endpoints.size > 1000) this.#endpoints.clear()
+        this.#endpoints.set(sealed, known)
+      }
+      base = known
+    }
+    if (base instanceof CredentialUndecryptable) return base
+    const host = row.server_tenant_host ?? null
+    const port = row.server_tenant_port ?? null
+    return host === null && port === null ? base : { ...base, host: host ?? base.host, port: port ?? base.port }
+  }
+}
+
+/** Host, port and TLS of a connection: what a tenant's connection takes from its server's. */
+function endpointOf (connection: Pick<PgConnection, 'host' | 'port' | 'ssl'>): TenantEndpoint {
+  return { host: connection.host, port: connection.port, ...(connection.ssl === undefined ? {} : { ssl: connection.ssl }) }
 }
 
 function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: string | null): TenantSummary {
@@ -314,6 +400,7 @@ function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: strin
     schemaVersion: row.schema_version,
     databaseName: row.db_name,
     databaseUser: row.db_user,
+    server: row.server_name ?? '',
     domains: row.domains,
     primaryDomain,
     createdAt: row.created_at,

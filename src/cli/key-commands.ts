@@ -2,6 +2,10 @@ import type { Command } from 'commander'
 import { UsageError } from './usage.js'
 import { withSilo } from './open-silo.js'
 
+/** `3 tenant credentials`, and `and 1 server admin URL` when servers other than `default` are registered. */
+const credentials = (result: { tenants: number, servers: number }): string =>
+  `${result.tenants} tenant credentials${result.servers === 0 ? '' : ` and ${result.servers} server admin URL${result.servers === 1 ? '' : 's'}`}`
+
 type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
 
 /** `rekey`: moves every stored tenant credential to SECRET_KEY (the key rotation's one step). */
@@ -31,13 +35,13 @@ export function keyCommands (program: Command, action: Action): void {
         return result.failed.length === 0
       }
       if (result.failed.length > 0) {
-        throw new Error(`rekey refused, nothing changed: ${result.failed.length} of ${result.tenants} credentials decrypt with neither SECRET_KEY nor ` +
+        throw new Error(`rekey refused, nothing changed: ${result.failed.length} of ${result.tenants + result.servers} credentials decrypt with neither SECRET_KEY nor ` +
           `SECRET_KEY_PREVIOUS: ${result.failed.map((failure) => failure.slug).join(', ')}`)
       }
       if (!result.changed) {
-        console.log(`nothing to do: the ${result.tenants} tenant credentials are already under SECRET_KEY (key id ${result.keyId})`)
+        console.log(`nothing to do: the ${credentials(result)} are already under SECRET_KEY (key id ${result.keyId})`)
       } else {
-        console.log(`re-encrypted ${result.reencrypted} of ${result.tenants} tenant credentials under SECRET_KEY (key id ${result.keyId}, was ${result.previousKeyId ?? 'unrecorded'})`)
+        console.log(`re-encrypted ${result.reencrypted} of ${credentials(result)} under SECRET_KEY (key id ${result.keyId}, was ${result.previousKeyId ?? 'unrecorded'})`)
         console.log('running instances were told through the catalog feed; once every instance runs with the new SECRET_KEY, drop SECRET_KEY_PREVIOUS')
       }
       return true

@@ -10,9 +10,8 @@ import { table } from './output.js'
 type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
 
 const doctorDeps = (silo: Silo): DoctorDeps => ({
-  admin: silo.admin,
   catalog: silo.catalog,
-  ownership: silo.ownership,
+  servers: silo.servers,
   provisioner: silo.provisioner,
   prefix: silo.config.tenantDbPrefix
 })
@@ -21,6 +20,7 @@ const list = (items: string[]): string => items.length === 0 ? 'none' : items.jo
 
 function printReport (report: DoctorReport): void {
   console.log(`catalog ${report.catalog.database} (id ${report.catalog.id})`)
+  if (report.unreachableServers.length > 0) console.log(`servers that did not answer, not checked: ${list(report.unreachableServers)}`)
   console.log(`orphan databases: ${list(report.orphanDatabases)}`)
   console.log(`orphan roles: ${list(report.orphanRoles)}`)
   console.log(`tenants without a database: ${list(report.missingDatabases)}`)

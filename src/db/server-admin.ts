@@ -50,6 +50,28 @@ export class ServerAdmin {
     return (rows[0]?.server_version ?? '').split(' ')[0] ?? ''
   }
 
+  /**
+   * The server's system identifier (pg_control_system), the same for every address of one
+   * server: tells two registrations of one server apart from two servers. Null where refused.
+   */
+  async systemIdentifier (): Promise<string | null> {
+    try {
+      const { rows } = await this.#knex.raw<{ rows: Array<{ id: string }> }>('select system_identifier::text as id from pg_control_system()')
+      return rows[0]?.id ?? null
+    } catch {
+      return null
+    }
+  }
+
+  /** Whether the admin role may make tenants here: a superuser, or CREATEDB and CREATEROLE. */
+  async adminRights (): Promise<{ role: string, superuser: boolean, createdb: boolean, createrole: boolean }> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ role: string, superuser: boolean, createdb: boolean, createrole: boolean }> }>(
+      'select rolname as role, rolsuper as superuser, rolcreatedb as createdb, rolcreaterole as createrole from pg_roles where rolname = current_user')
+    const row = rows[0]
+    if (row === undefined) throw new Error('no role information')
+    return row
+  }
+
   async databaseExists (name: string): Promise<boolean> {
     const row = await this.#knex('pg_database').where({ datname: name }).first('oid')
     return row !== undefined

@@ -6,6 +6,8 @@
 export const SQLSTATE = {
   /** unique_violation: a concurrent insert of the same key. */
   UNIQUE_VIOLATION: '23505',
+  /** foreign_key_violation: e.g. removing a server that still holds tenants. */
+  FOREIGN_KEY_VIOLATION: '23503',
   /** duplicate_database: CREATE DATABASE of a name that exists. */
   DUPLICATE_DATABASE: '42P04',
   /** duplicate_object: CREATE ROLE of a name that exists. */
@@ -48,6 +50,12 @@ const UNAVAILABLE: ReadonlySet<string> = new Set<SqlState>([
   SQLSTATE.INVALID_PASSWORD
 ])
 
+/** Login refused: no such role, a wrong password, or pg_hba (28000, 28P01). */
+export function isLoginRefused (error: unknown): boolean {
+  const state = sqlStateOf(error)
+  return state === SQLSTATE.INVALID_AUTHORIZATION_SPECIFICATION || state === SQLSTATE.INVALID_PASSWORD
+}
+
 /** The error's `code` when it is a string (a SQLSTATE, or a Node network code such as ECONNREFUSED). */
 export function sqlStateOf (error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined
@@ -58,6 +66,7 @@ export function sqlStateOf (error: unknown): string | undefined {
 const is = (state: SqlState) => (error: unknown): boolean => sqlStateOf(error) === state
 
 export const isUniqueViolation = is(SQLSTATE.UNIQUE_VIOLATION)
+export const isForeignKeyViolation = is(SQLSTATE.FOREIGN_KEY_VIOLATION)
 export const isDuplicateDatabase = is(SQLSTATE.DUPLICATE_DATABASE)
 export const isDuplicateObject = is(SQLSTATE.DUPLICATE_OBJECT)
 export const isUndefinedTable = is(SQLSTATE.UNDEFINED_TABLE)

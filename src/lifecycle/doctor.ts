@@ -1,18 +1,26 @@
 import type { CatalogStore, TenantSummary } from '../catalog/catalog-store.js'
+import { DEFAULT_SERVER } from '../catalog/server-store.js'
 import { databaseMark, parseMark, type Mark } from '../db/object-marks.js'
-import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError } from '../errors.js'
 import type { Ownership } from './ownership.js'
 import type { Provisioner } from './provisioner.js'
+import type { ServerFleet, ServerParts } from './server-fleet.js'
 import { spareLockKey, spareNamePrefix } from './spare-databases.js'
 import { publicExposure, type Exposure } from './server-hardening.js'
 import { templateDatabaseName } from './tenant-template.js'
 
 export type ObjectType = 'database' | 'role'
 
+/**
+ * The report covers every registered server. An object on a server other than `default` is named
+ * `<name>@<server>` (a database or role name holds no `@`); on `default` by its name alone, as
+ * before servers existed.
+ */
 export interface DoctorReport {
   /** The catalog whose marks decide what is Silo's here. */
   catalog: { id: string, database: string }
+  /** Servers that did not answer: nothing on them was checked. */
+  unreachableServers: string[]
   /** Databases carrying this catalog's mark that it does not know (no tenant, template or complete spare). */
   orphanDatabases: string[]
   /** Roles carrying this catalog's mark that it does not know. */
@@ -62,9 +70,9 @@ export interface DoctorRepair {
 }
 
 export interface DoctorDeps {
-  admin: ServerAdmin
   catalog: CatalogStore
-  ownership: Ownership
+  /** Every registered server, each checked with its own admin connection and marks. */
+  servers: ServerFleet
   provisioner: Provisioner
   prefix: string
 }
@@ -74,14 +82,23 @@ const POSTGRES_DATABASES = ['postgres', 'template0', 'template1']
 
 export const isHealthy = (report: DoctorReport): boolean =>
   report.orphanDatabases.length + report.orphanRoles.length + report.missingDatabases.length +
-  report.stuck.length + report.unmarked.length === 0
+  report.stuck.length + report.unmarked.length + report.unreachableServers.length === 0
 
 export const planIsEmpty = (plan: DoctorPlan): boolean =>
   plan.repair.tenants.length + plan.repair.mark.length + plan.drop.databases.length + plan.drop.roles.length + plan.drop.tenants.length === 0
 
-/** What the catalog knows by name: its tenants' databases and roles, and its template. */
-function knownNames (deps: DoctorDeps, tenants: TenantSummary[]): { databases: Set<string>, roles: Set<string> } {
-  const template = templateDatabaseName(deps.prefix, deps.ownership.identity)
+/** An object's name in the report: bare on `default`, `<name>@<server>` elsewhere. */
+export const qualified = (name: string, server: string): string => server === DEFAULT_SERVER ? name : `${name}@${server}`
+
+/** The name and server of a report entry. */
+export function unqualified (entry: string): { name: string, server: string } {
+  const at = entry.lastIndexOf('@')
+  return at === -1 ? { name: entry, server: DEFAULT_SERVER } : { name: entry.slice(0, at), server: entry.slice(at + 1) }
+}
+
+/** What the catalog knows by name on one server: the databases and roles of its tenants there, and its template. */
+function knownNames (ownership: Ownership, prefix: string, tenants: TenantSummary[]): { databases: Set<string>, roles: Set<string> } {
+  const template = templateDatabaseName(prefix, ownership.identity)
   return {
     databases: new Set([...tenants.map((tenant) => tenant.databaseName), template]),
     roles: new Set([...tenants.map((tenant) => tenant.databaseUser), template])
@@ -92,53 +109,78 @@ function knownNames (deps: DoctorDeps, tenants: TenantSummary[]): { databases: S
 const isCompleteSpare = (mark: Mark | null): boolean => mark?.kind === 'spare' && mark.detail !== undefined
 
 /**
- * Compares the server with the catalog. Only what carries this catalog's mark can be an
- * orphan; the catalog database, the admin connection's database and role, PostgreSQL's own
- * databases and superusers are never candidates, whatever their names.
+ * Compares every registered server with the catalog. Only what carries this catalog's mark can
+ * be an orphan, and only the tenants placed on a server are looked for there; the catalog
+ * database, the admin connection's database and role, PostgreSQL's own databases and
+ * superusers are never candidates, whatever their names. A server that does not answer is
+ * reported, and nothing on it is judged.
  */
 export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
-  const { ownership, admin, prefix } = deps
-  const [tenants, databases, roles, session, exposed] = await Promise.all([
-    deps.catalog.listTenants(), admin.listDatabaseObjects(), admin.listRoleObjects(), admin.session(), publicExposure(admin.knex)
-  ])
-  const known = knownNames(deps, tenants)
-  const protectedDatabases = new Set([...POSTGRES_DATABASES, ownership.identity.database, session.database])
+  const [tenants, servers] = await Promise.all([deps.catalog.listTenants(), deps.catalog.servers.list()])
   const report: DoctorReport = {
-    catalog: { ...ownership.identity },
+    catalog: { ...deps.servers.default.ownership.identity },
+    unreachableServers: [],
     orphanDatabases: [],
     orphanRoles: [],
     missingDatabases: [],
     stuck: [],
     unmarked: [],
     notOurs: [],
-    exposed
+    exposed: []
   }
-  const completeSpares = new Set<string>()
-  for (const database of databases) {
-    if (protectedDatabases.has(database.name)) continue
-    const mark = databaseMark(database)
-    if (ownership.claimOf(mark) === 'ours' && isCompleteSpare(parseMark(database.comment))) completeSpares.add(database.name)
-    classify(report, ownership, 'database', database.name, mark, known.databases.has(database.name) || completeSpares.has(database.name), prefix)
+  for (const server of servers) {
+    let parts: ServerParts
+    try {
+      parts = await deps.servers.open(server)
+    } catch (error) {
+      if (!(error instanceof SiloError) || error.code !== 'SERVER_UNAVAILABLE') throw error
+      report.unreachableServers.push(server.name)
+      continue
+    }
+    await diagnoseServer(deps, parts, tenants.filter((tenant) => tenant.server === server.name), report)
   }
-  for (const role of roles) {
-    if (role.superuser || role.name === session.role) continue
-    classify(report, ownership, 'role', role.name, parseMark(role.comment), known.roles.has(role.name) || completeSpares.has(role.name), prefix)
-  }
-  // A spare an instance is making right now is not complete yet, and not an orphan either.
-  const making = new Set<string>()
-  for (const name of new Set([...report.orphanDatabases, ...report.orphanRoles])) {
-    if (name.startsWith(spareNamePrefix(prefix)) && await deps.catalog.isLocked(spareLockKey(name))) making.add(name)
-  }
-  report.orphanDatabases = report.orphanDatabases.filter((name) => !making.has(name))
-  report.orphanRoles = report.orphanRoles.filter((name) => !making.has(name))
-  const existing = new Set(databases.map((database) => database.name))
-  report.missingDatabases = tenants.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug)
   report.stuck = tenants.filter((tenant) => tenant.status === 'provisioning' || tenant.status === 'failed' || tenant.status === 'dropping')
     .map((tenant) => ({ slug: tenant.slug, status: tenant.status }))
   return report
 }
 
-function classify (report: DoctorReport, ownership: Ownership, type: ObjectType, name: string, mark: Mark | null, known: boolean, prefix: string): void {
+/** Adds what one server holds against the tenants placed on it to `report`. */
+async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: TenantSummary[], report: DoctorReport): Promise<void> {
+  const { ownership, admin } = server
+  const { prefix } = deps
+  const [databases, roles, session, exposed] = await Promise.all([
+    admin.listDatabaseObjects(), admin.listRoleObjects(), admin.session(), publicExposure(admin.knex)
+  ])
+  const known = knownNames(ownership, prefix, tenants)
+  const protectedDatabases = new Set([...POSTGRES_DATABASES, ownership.identity.database, session.database])
+  const found: Pick<DoctorReport, 'orphanDatabases' | 'orphanRoles' | 'unmarked' | 'notOurs'> = { orphanDatabases: [], orphanRoles: [], unmarked: [], notOurs: [] }
+  const completeSpares = new Set<string>()
+  for (const database of databases) {
+    if (protectedDatabases.has(database.name)) continue
+    const mark = databaseMark(database)
+    if (ownership.claimOf(mark) === 'ours' && isCompleteSpare(parseMark(database.comment))) completeSpares.add(database.name)
+    classify(found, ownership, 'database', database.name, mark, known.databases.has(database.name) || completeSpares.has(database.name), prefix)
+  }
+  for (const role of roles) {
+    if (role.superuser || role.name === session.role) continue
+    classify(found, ownership, 'role', role.name, parseMark(role.comment), known.roles.has(role.name) || completeSpares.has(role.name), prefix)
+  }
+  // A spare an instance is making right now is not complete yet, and not an orphan either.
+  const making = new Set<string>()
+  for (const name of new Set([...found.orphanDatabases, ...found.orphanRoles])) {
+    if (name.startsWith(spareNamePrefix(prefix)) && await deps.catalog.isLocked(spareLockKey(name))) making.add(name)
+  }
+  const name = (object: string): string => qualified(object, server.name)
+  report.orphanDatabases.push(...found.orphanDatabases.filter((object) => !making.has(object)).map(name))
+  report.orphanRoles.push(...found.orphanRoles.filter((object) => !making.has(object)).map(name))
+  report.unmarked.push(...found.unmarked.map((entry) => ({ ...entry, name: name(entry.name) })))
+  report.notOurs.push(...found.notOurs.map((entry) => ({ ...entry, name: name(entry.name) })))
+  report.exposed.push(...exposed.map((entry) => ({ ...entry, database: name(entry.database) })))
+  const existing = new Set(databases.map((database) => database.name))
+  report.missingDatabases.push(...tenants.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug))
+}
+
+function classify (report: Pick<DoctorReport, 'orphanDatabases' | 'orphanRoles' | 'unmarked' | 'notOurs'>, ownership: Ownership, type: ObjectType, name: string, mark: Mark | null, known: boolean, prefix: string): void {
   const claim = ownership.claimOf(mark)
   if (claim === 'ours') {
     if (!known) (type === 'database' ? report.orphanDatabases : report.orphanRoles).push(name)
@@ -184,9 +226,11 @@ export async function repair (deps: DoctorDeps, plan: DoctorPlan, options: { con
   await dropTenants(deps, plan.repair.tenants.map((entry) => entry.slug), result)
   if (plan.repair.mark.length > 0) {
     const tenants = await deps.catalog.listTenants()
-    const marked = await deps.ownership.markKnown(tenants)
     const planned = new Set(plan.repair.mark.map((entry) => `${entry.type}:${entry.name}`))
-    result.marked = marked.map(({ kind, name }) => ({ type: kind, name })).filter((entry) => planned.has(`${entry.type}:${entry.name}`))
+    for (const server of new Set(plan.repair.mark.map((entry) => unqualified(entry.name).server))) {
+      const marked = await (await deps.servers.byName(server)).ownership.markKnown(tenants.filter((tenant) => tenant.server === server))
+      result.marked.push(...marked.map(({ kind, name }) => ({ type: kind, name: qualified(name, server) })).filter((entry) => planned.has(`${entry.type}:${entry.name}`)))
+    }
   }
   if (!options.confirmed) {
     result.unconfirmed = plan.drop
@@ -194,19 +238,17 @@ export async function repair (deps: DoctorDeps, plan: DoctorPlan, options: { con
   }
   await dropTenants(deps, plan.drop.tenants, result)
   // Re-read: a create may have claimed a name since the diagnosis.
-  const known = knownNames(deps, await deps.catalog.listTenants())
-  for (const name of plan.drop.databases) {
-    if (known.databases.has(name)) {
-      result.skipped.push({ name, reason: 'the catalog knows it now' })
-    } else if (await deps.ownership.dropDatabase(name) === 'ours') {
-      result.dropped.databases.push(name)
-    }
-  }
-  for (const name of plan.drop.roles) {
-    if (known.roles.has(name)) {
-      result.skipped.push({ name, reason: 'the catalog knows it now' })
-    } else if (await deps.ownership.dropRole(name) === 'ours') {
-      result.dropped.roles.push(name)
+  const tenants = await deps.catalog.listTenants()
+  for (const [type, entries] of [['database', plan.drop.databases], ['role', plan.drop.roles]] as const) {
+    for (const entry of entries) {
+      const { name, server } = unqualified(entry)
+      const { ownership } = await deps.servers.byName(server)
+      const known = knownNames(ownership, deps.prefix, tenants.filter((tenant) => tenant.server === server))
+      if ((type === 'database' ? known.databases : known.roles).has(name)) {
+        result.skipped.push({ name: entry, reason: 'the catalog knows it now' })
+      } else if (await (type === 'database' ? ownership.dropDatabase(name) : ownership.dropRole(name)) === 'ours') {
+        (type === 'database' ? result.dropped.databases : result.dropped.roles).push(entry)
+      }
     }
   }
   return result

@@ -1,28 +1,24 @@
 import { randomBytes } from 'node:crypto'
 import { CatalogConflict, SETTABLE_STATUSES, type CatalogStore, type SettableStatus, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
 import type { HostResolver } from '../catalog/host-resolver.js'
-import type { ServerAdmin } from '../db/server-admin.js'
 import { SiloError, tenantLocked, tenantStateConflict, validationFailed } from '../errors.js'
 import type { SiloEvents } from '../events.js'
-import type { Ownership } from './ownership.js'
 import type { PoolCache } from '../tenancy/pool-cache.js'
-import type { SpareDatabases } from './spare-databases.js'
-import type { TenantTemplate } from './tenant-template.js'
+import type { ServerFleet, ServerParts } from './server-fleet.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
 
 export interface ProvisionerDeps {
-  admin: ServerAdmin
   catalog: CatalogStore
-  /** Marks what a create makes; what a drop removes is checked against it first. */
-  ownership: Ownership
+  /**
+   * The servers tenant databases go on: placement, and on each server its admin connection,
+   * this catalog's marks (what a create makes is marked; what a drop removes is checked against
+   * them first), its template (cloned from when there is one) and its spares (claimed first).
+   */
+  servers: ServerFleet
   migrator: TenantMigrator
   /** Prefix of every tenant database and role name. */
   prefix: string
-  /** Clone new databases from this template; without it (or when it fails) migrate an empty one. */
-  template?: TenantTemplate
-  /** Databases cloned ahead of demand, claimed before any of the above. */
-  spares?: SpareDatabases
   /** Hosts no tenant may claim (the admin host). */
   reservedHosts?: string[]
   /**
@@ -43,6 +39,8 @@ export interface CreateTenantInput {
   name?: string
   domains: string[]
   seed?: boolean
+  /** Pin it to this server; placement chooses otherwise. */
+  server?: string
 }
 
 export const tenantNotFoundBySlug = (slug: string) => new SiloError('TENANT_NOT_FOUND', `No tenant with slug ${slug}`)
@@ -71,7 +69,7 @@ export class Provisioner {
     const name = (input.name ?? slug).trim()
     if (name.length === 0 || name.length > 200 || name.includes('\u0000')) throw validationFailed('Name must be 1-200 characters, without NUL')
     const databaseName = tenantDatabaseName(this.#deps.prefix, slug)
-    const { catalog, admin, migrator } = this.#deps
+    const { catalog, servers, migrator } = this.#deps
     const started = performance.now()
 
     return await this.#locked(slug, async () => {
@@ -82,31 +80,36 @@ export class Provisioner {
         }
         await this.#removeEverything(existing)
       }
-      // Never adopt a database or role this catalog did not make (another catalog's tenant).
-      if (await admin.databaseOrRoleExists(databaseName)) {
-        throw new SiloError('SLUG_TAKEN', `A database or role named ${databaseName} already exists on the server outside this catalog`)
-      }
-      await this.#step('catalog', slug)
-      let tenant: TenantRecord
-      try {
-        tenant = await catalog.insertTenant({
-          slug, name, databaseName, databaseUser: databaseName, password: randomBytes(24).toString('base64url'), domains
-        })
-      } catch (error) {
-        throw conflictError(error)
-      }
+      // Placement and the catalog entry under one lock: two creates at once count each other.
+      const { server, tenant } = await catalog.withLock('placement', 'exclusive', async () => {
+        const server = await servers.place(input.server)
+        // Never adopt a database or role this catalog did not make (another catalog's tenant).
+        if (await server.admin.databaseOrRoleExists(databaseName)) {
+          throw new SiloError('SLUG_TAKEN', `A database or role named ${databaseName} already exists on server ${server.name} outside this catalog`)
+        }
+        await this.#step('catalog', slug)
+        try {
+          const tenant = await catalog.insertTenant({
+            slug, name, serverId: server.id, databaseName, databaseUser: databaseName, password: randomBytes(24).toString('base64url'), domains
+          })
+          return { server, tenant }
+        } catch (error) {
+          throw conflictError(error)
+        }
+      })
+      const { admin, ownership } = server
       let summary: TenantSummary
       try {
         await this.#step('role', slug)
-        let version = await this.#claimSpare(tenant)
+        let version = await this.#claimSpare(server, tenant)
         if (version === undefined) {
-          const mark = this.#deps.ownership.mark('tenant')
+          const mark = ownership.mark('tenant')
           await admin.ensureRole(tenant.database.user, tenant.database.password, mark)
           await this.#step('database', slug)
-          const cloned = await this.#cloneFromTemplate(tenant)
+          const cloned = await this.#cloneFromTemplate(server, tenant)
           if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user, { mark })
           await this.#step('migrate', slug)
-          version = cloned ? await this.#deps.template?.ready() ?? null : (await migrator.migrate(tenant)).after
+          version = cloned ? await server.template?.ready() ?? null : (await migrator.migrate(tenant)).after
         }
         if (input.seed === true) {
           await this.#step('seed', slug)
@@ -211,8 +214,8 @@ export class Provisioner {
    * undefined when there is no spare to claim (or the template is unusable: then the usual
    * path falls back too).
    */
-  async #claimSpare (tenant: TenantRecord): Promise<string | null | undefined> {
-    const { spares } = this.#deps
+  async #claimSpare (server: ServerParts, tenant: TenantRecord): Promise<string | null | undefined> {
+    const { spares } = server
     if (spares === undefined) return undefined
     try {
       return await spares.claim(tenant.database.name, tenant.database.user, tenant.database.password)
@@ -222,8 +225,8 @@ export class Provisioner {
   }
 
   /** True when the database was cloned from the template; false when there is none or it failed. */
-  async #cloneFromTemplate (tenant: TenantRecord): Promise<boolean> {
-    const { template, ownership } = this.#deps
+  async #cloneFromTemplate (server: ServerParts, tenant: TenantRecord): Promise<boolean> {
+    const { template, ownership } = server
     if (template === undefined) return false
     try {
       await template.clone(tenant.database.name, tenant.database.user, { mark: ownership.mark('tenant') })
@@ -251,10 +254,11 @@ export class Provisioner {
    * their catalog is first opened, so nothing of this catalog's is unmarked here.
    */
   async #removeEverything (tenant: TenantRecord): Promise<void> {
+    const { ownership } = await this.#deps.servers.byId(tenant.server.id)
     await this.#step('drop-database', tenant.slug)
-    await this.#deps.ownership.dropDatabase(tenant.database.name)
+    await ownership.dropDatabase(tenant.database.name)
     await this.#step('drop-role', tenant.slug)
-    await this.#deps.ownership.dropRole(tenant.database.user)
+    await ownership.dropRole(tenant.database.user)
     await this.#step('drop-catalog', tenant.slug)
     await this.#deps.catalog.deleteTenant(tenant.slug)
   }

@@ -1,15 +1,11 @@
 import knex, { type Knex } from 'knex'
 import { unreadableCredential, type TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
-import { knexConfig, type PgConnection } from '../db/knex-config.js'
+import { knexConfig } from '../db/knex-config.js'
 import type { DirectoryMigrationSource } from '../db/migration-source.js'
 import { tenantUnavailable } from '../errors.js'
 
 export interface TenantContextOptions {
-  /** The admin URL's connection settings (host, port, TLS); the tenant's own role logs in. */
-  server: PgConnection
-  /** PostgreSQL's version, so knex skips its probe. */
-  serverVersion?: string
   /** Tenant migrations (default: migrations/tenant), for `db.migrate`. */
   migrations?: DirectoryMigrationSource
   /** Seen in pg_stat_activity (default `silo-context:<slug>`). */
@@ -23,16 +19,16 @@ export interface TenantContextOptions {
  * `silo.withTenant` (for an embedding application's jobs) all go through here. The connection is
  * outside the request pools and their budget: meant for jobs and commands, not for requests.
  */
-export async function withTenantDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>, options: TenantContextOptions): Promise<T> {
+export async function withTenantDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>, options: TenantContextOptions = {}): Promise<T> {
   // A password this instance cannot decrypt would fail as a bad login: say why instead.
   const unreadable = unreadableCredential(tenant)
   if (unreadable !== undefined) throw tenantUnavailable(`The credential of tenant ${tenant.slug} cannot be read: ${unreadable.message}`, unreadable)
   const db = knex(knexConfig({
     schema: 'tenant',
     ...(options.migrations === undefined ? {} : { migrationSource: options.migrations }),
-    connection: tenantConnection(options.server, tenant, options.applicationName ?? `silo-context:${tenant.slug}`),
+    connection: tenantConnection(tenant, options.applicationName ?? `silo-context:${tenant.slug}`),
     pool: { min: 0, max: 1 },
-    ...(options.serverVersion === undefined ? {} : { serverVersion: options.serverVersion })
+    ...(tenant.server.version === null ? {} : { serverVersion: tenant.server.version })
   }))
   try {
     return await fn(db)

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex'
 import type { TenantRecord } from '../catalog/catalog-store.js'
-import { tenantMigrations, type PgConnection } from '../db/knex-config.js'
+import { tenantMigrations } from '../db/knex-config.js'
 import type { DirectoryMigrationSource } from '../db/migration-source.js'
 import { isUndefinedTable } from '../db/sqlstate.js'
 import { withTenantDatabase } from './tenant-context.js'
@@ -18,13 +18,10 @@ export interface MigrationOutcome {
  * short-lived single-connection Knex, separate from the request pools.
  */
 export class TenantMigrator {
-  readonly #server: PgConnection
-  readonly #serverVersion: string | undefined
   readonly #source: DirectoryMigrationSource
 
-  constructor (server: PgConnection, serverVersion?: string, source: DirectoryMigrationSource = tenantMigrations) {
-    this.#server = server
-    this.#serverVersion = serverVersion
+  /** Each tenant is reached on its own server (its record says where). */
+  constructor (source: DirectoryMigrationSource = tenantMigrations) {
     this.#source = source
   }
 
@@ -57,12 +54,7 @@ export class TenantMigrator {
 
   /** `fn` with the tenant's database, migrations configured (see withTenantDatabase). */
   async withDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>): Promise<T> {
-    return await withTenantDatabase(tenant, fn, {
-      server: this.#server,
-      migrations: this.#source,
-      applicationName: `silo-migrate:${tenant.slug}`,
-      ...(this.#serverVersion === undefined ? {} : { serverVersion: this.#serverVersion })
-    })
+    return await withTenantDatabase(tenant, fn, { migrations: this.#source, applicationName: `silo-migrate:${tenant.slug}` })
   }
 }
 

@@ -14,6 +14,12 @@ export interface TenantTemplateDeps {
   prefix: string
   /** PostgreSQL's version, so knex skips its probe. */
   serverVersion?: string
+  /**
+   * The registered server it is on, other than `default`: each server has a template of its own,
+   * under a catalog lock of its own (the default's lock key predates servers, and instances of
+   * an older version share it).
+   */
+  serverName?: string
 }
 
 /**
@@ -83,7 +89,8 @@ export class TenantTemplate {
   }
 
   #lockKey (): string {
-    return `template:${this.databaseName}`
+    const { serverName } = this.#deps
+    return serverName === undefined ? `template:${this.databaseName}` : `template:${serverName}:${this.databaseName}`
   }
 
   async #refresh (): Promise<string | null> {

@@ -2,7 +2,7 @@ import knex, { type Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
-import { knexConfig, type PgConnection } from '../db/knex-config.js'
+import { knexConfig } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
 import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
@@ -14,8 +14,6 @@ const GROW_GRACE_FLOOR_MS = 5
 const GROW_GRACE_MAX_MS = 200
 
 export interface PoolCacheOptions {
-  /** Host, port and TLS of the server holding tenant databases (a tenant row may override host/port). */
-  server: PgConnection
   // Each setting is named as in Config (and its environment variable: TENANT_POOL_MAX → tenantPoolMax).
   /** Connections per tenant pool. */
   tenantPoolMax: number
@@ -29,8 +27,6 @@ export interface PoolCacheOptions {
   tenantIdleTimeoutMs: number
   /** Longest wait for a connection (pool slot or budget slot) before TENANT_BUSY. */
   tenantAcquireTimeoutMs: number
-  /** PostgreSQL's version, so knex does not probe it on every new connection. */
-  serverVersion?: string
   /**
    * The shortest a request waits for one of its tenant's connections before the pool may grow
    * (default 5 ms; the wait is otherwise twice an open's typical time, at most 200 ms). Tests
@@ -192,11 +188,10 @@ export class PoolCache {
   }
 
   #open (tenant: TenantRecord, fingerprint: string): PoolEntry {
-    const { server } = this.#options
     const slug = tenant.slug
     const config = knexConfig({
       client: this.#client,
-      connection: tenantConnection(server, tenant, `silo:${slug}`),
+      connection: tenantConnection(tenant, `silo:${slug}`),
       pool: {
         min: 0,
         max: this.#options.tenantPoolMax,
@@ -206,7 +201,8 @@ export class PoolCache {
         reapIntervalMillis: Math.min(1000, Math.max(10, Math.floor(this.#options.tenantIdleTimeoutMs / 2))),
         acquireTimeoutMillis: this.#options.tenantAcquireTimeoutMs
       },
-      ...(this.#options.serverVersion === undefined ? {} : { serverVersion: this.#options.serverVersion }),
+      // PostgreSQL's version, so knex does not probe it on every new connection.
+      ...(tenant.server.version === null ? {} : { serverVersion: tenant.server.version }),
       // Failures reach the request as errors and are logged there; knex's own console output is noise.
       quiet: true
     })
@@ -315,8 +311,9 @@ const fingerprints = new WeakMap<TenantRecord, string>()
 function fingerprintOf (tenant: TenantRecord): string {
   let fingerprint = fingerprints.get(tenant)
   if (fingerprint === undefined) {
-    const { host, port, name, user, password } = tenant.database
-    fingerprint = [host, port, name, user, password].join('\u0000')
+    // Where it connects (its server and endpoint included) and as whom: a change of any is a new pool.
+    const { host, port, database, user, password } = tenantConnection(tenant, '')
+    fingerprint = [tenant.server.id, host, port, database, user, password].join('\u0000')
     fingerprints.set(tenant, fingerprint)
   }
   return fingerprint
