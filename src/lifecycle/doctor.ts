@@ -131,7 +131,7 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
   for (const server of servers) {
     let parts: ServerParts
     try {
-      parts = await deps.servers.open(server)
+      parts = await deps.servers.answering(server)
     } catch (error) {
       if (!(error instanceof SiloError) || error.code !== 'SERVER_UNAVAILABLE') throw error
       report.unreachableServers.push(server.name)

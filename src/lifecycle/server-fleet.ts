@@ -129,12 +129,12 @@ export class ServerFleet {
       if (pinned === undefined) throw serverNotFound(server)
       const why = refusal(pinned)
       if (why !== undefined) throw new SiloError('SERVER_NOT_ACCEPTING', `Server ${server} takes no new tenants: ${why}`)
-      return await this.#reachable(await this.open(pinned))
+      return await this.answering(pinned)
     }
     const unreachable: string[] = []
     for (const candidate of placementOrder(servers)) {
       try {
-        return await this.#reachable(await this.open(candidate))
+        return await this.answering(candidate)
       } catch (error) {
         if (!(error instanceof SiloError) || error.code !== 'SERVER_UNAVAILABLE') throw error
         unreachable.push(candidate.name)
@@ -214,8 +214,9 @@ export class ServerFleet {
     return parts
   }
 
-  /** The parts, once their server answers a query now (an opened server may have gone down since). */
-  async #reachable (parts: ServerParts): Promise<ServerParts> {
+  /** `record`'s parts, once its server answers a query now (one opened before may have gone down since); SERVER_UNAVAILABLE otherwise. */
+  async answering (record: ServerRecord): Promise<ServerParts> {
+    const parts = await this.open(record)
     try {
       await parts.admin.knex.raw('select 1')
       return parts
