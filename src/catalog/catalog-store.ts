@@ -1,75 +1,15 @@
 import type { Knex } from 'knex'
-import { connectionFromUrl, type PgConnection } from '../db/knex-config.js'
+import type { PgConnection } from '../db/knex-config.js'
 import { isUniqueViolation } from '../db/sqlstate.js'
 import { AdvisoryLocks } from './advisory-locks.js'
-import { CredentialUndecryptable, type CredentialCipher } from './credential-cipher.js'
+import type { CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 import { ServerStore } from './server-store.js'
+import { TenantRecords, toSummary, type TenantRecord, type TenantRow, type TenantStatus, type TenantSummary } from './tenant-records.js'
 
-export const TENANT_STATUSES = ['provisioning', 'active', 'suspended', 'failed', 'dropping'] as const
-export type TenantStatus = typeof TENANT_STATUSES[number]
-/** The statuses an admin moves a tenant between (suspend, resume); the others belong to create and drop. */
-export const SETTABLE_STATUSES = ['active', 'suspended'] as const satisfies readonly TenantStatus[]
-export type SettableStatus = typeof SETTABLE_STATUSES[number]
-
-/**
- * Where a tenant's data lives and how to log in to it (password decrypted, kept in memory only).
- * When the stored credential cannot be decrypted, reading `password` throws the reason (see
- * `unreadableCredential`): the rest of the record (status, domains) still serves whatever
- * does not log in to the tenant's database (suspend, drop, list, a fleet run's other tenants).
- */
-export interface TenantDatabase {
-  host: string | null
-  port: number | null
-  name: string
-  user: string
-  password: string
-}
-
-/** Where a server's tenant databases are reached: host, port and TLS (no credential). */
-export interface TenantEndpoint {
-  host: string
-  port: number
-  ssl?: PgConnection['ssl']
-}
-
-/** The server a tenant's database is on, as its pools and migrations need it. */
-export interface TenantServer {
-  id: string
-  name: string
-  /** Its tenant endpoint, or the host and port of its admin URL (for `default`, of DATABASE_URL), with the admin URL's TLS. */
-  endpoint: TenantEndpoint
-  /** PostgreSQL's version there, when known (knex then skips its probe). */
-  version: string | null
-}
-
-export interface TenantRecord {
-  id: string
-  slug: string
-  name: string
-  status: TenantStatus
-  schemaVersion: string | null
-  /** Every domain of the tenant, the primary first: cached with the record, so `GET /tenant` needs no catalog query. */
-  domains: string[]
-  server: TenantServer
-  database: TenantDatabase
-}
-
-export interface TenantSummary {
-  id: string
-  slug: string
-  name: string
-  status: TenantStatus
-  schemaVersion: string | null
-  databaseName: string
-  databaseUser: string
-  /** The name of the server its database is on. */
-  server: string
-  domains: string[]
-  primaryDomain: string | null
-  createdAt: Date
-  updatedAt: Date
-}
+// The record types are the store's vocabulary: they are imported from here across the tree.
+export { SETTABLE_STATUSES, TENANT_STATUSES, unreadableCredential } from './tenant-records.js'
+export type { SettableStatus, TenantDatabase, TenantEndpoint, TenantRecord, TenantServer, TenantStatus, TenantSummary } from './tenant-records.js'
 
 export interface NewTenant {
   slug: string
@@ -82,43 +22,11 @@ export interface NewTenant {
   domains: string[]
 }
 
-interface TenantRow {
-  id: string
-  slug: string
-  name: string
-  status: TenantStatus
-  db_host: string | null
-  db_port: number | null
-  db_name: string
-  db_user: string
-  db_password: string
-  schema_version: string | null
-  server_id: string
-  created_at: Date
-  updated_at: Date
-  /** Present when selected with DOMAINS_OF_TENANT. */
-  domains?: string[] | null
-  /** Present when selected with SERVER_OF_TENANT. */
-  server_name?: string
-  server_admin_url?: string | null
-  server_tenant_host?: string | null
-  server_tenant_port?: number | null
-  server_version?: string | null
-}
-
 /** The tenant's domains, primary first, as one array column of a tenants query. */
 const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
 /** Its server's name and endpoint, as columns of a tenants query joined with `servers`. */
 const SERVER_OF_TENANT = ['servers.name as server_name', 'servers.admin_url as server_admin_url', 'servers.tenant_host as server_tenant_host',
   'servers.tenant_port as server_tenant_port', 'servers.server_version as server_version']
-
-/** Records whose credential could not be decrypted, with the reason (no secret in it). */
-const unreadable = new WeakMap<TenantRecord, CredentialUndecryptable>()
-
-/** Why this record's password cannot be read, or undefined when it can. */
-export function unreadableCredential (tenant: TenantRecord): CredentialUndecryptable | undefined {
-  return unreadable.get(tenant)
-}
 
 /** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
 export class CatalogConflict extends Error {
@@ -132,9 +40,7 @@ export class CatalogStore {
   readonly #knex: Knex
   readonly #locks: AdvisoryLocks
   readonly #cipher: CredentialCipher
-  readonly #defaultEndpoint: TenantEndpoint
-  /** Endpoints of servers by their sealed admin URL: decrypted and parsed once, not per tenant read. */
-  readonly #endpoints = new Map<string, TenantEndpoint | CredentialUndecryptable>()
+  readonly #records: TenantRecords
 
   /** The record of every tenant migration attempt (migration_runs). */
   readonly runs: MigrationRunLog
@@ -151,7 +57,7 @@ export class CatalogStore {
     this.#knex = knex
     this.#locks = new AdvisoryLocks(locks)
     this.#cipher = cipher
-    this.#defaultEndpoint = endpointOf(defaultServer)
+    this.#records = new TenantRecords(cipher, defaultServer)
     this.runs = new MigrationRunLog(knex)
     this.servers = new ServerStore(knex, cipher)
   }
@@ -222,20 +128,20 @@ export class CatalogStore {
       .join('servers', 'servers.id', 'tenants.server_id')
       .where('requested.host', host)
       .first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
-    return row === undefined ? null : this.#toRecord(row)
+    return row === undefined ? null : this.#records.toRecord(row)
   }
 
   /** The tenants of these slugs, in one query; slugs with no tenant are absent from the map. */
   async tenantsBySlugs (slugs: string[]): Promise<Map<string, TenantRecord>> {
     const rows = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
       .whereIn('slug', slugs).select('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
-    return new Map(rows.map((row) => [row.slug, this.#toRecord(row)]))
+    return new Map(rows.map((row) => [row.slug, this.#records.toRecord(row)]))
   }
 
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
     const row = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
       .where({ slug }).first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
-    return row === undefined ? null : this.#toRecord(row)
+    return row === undefined ? null : this.#records.toRecord(row)
   }
 
   async listTenants (slugs?: string[]): Promise<TenantSummary[]> {
@@ -275,7 +181,7 @@ export class CatalogStore {
       ])
       const row = rows[0]
       if (row === undefined) throw new Error('insert returned no row')
-      return this.#toRecord({ ...row, domains: tenant.domains })
+      return this.#records.toRecord({ ...row, domains: tenant.domains })
     } catch (error) {
       throw toConflict(error, tenant)
     }
@@ -327,84 +233,6 @@ export class CatalogStore {
       }
       return removed.tenant_id as string
     })
-  }
-
-  #toRecord (row: TenantRow): TenantRecord {
-    const endpoint = this.#serverEndpoint(row)
-    const record: TenantRecord = {
-      id: row.id,
-      slug: row.slug,
-      name: row.name,
-      status: row.status,
-      schemaVersion: row.schema_version,
-      domains: row.domains ?? [],
-      server: {
-        id: row.server_id,
-        name: row.server_name ?? '',
-        endpoint: endpoint instanceof CredentialUndecryptable ? this.#defaultEndpoint : endpoint,
-        version: row.server_version ?? null
-      },
-      database: { host: row.db_host, port: row.db_port, name: row.db_name, user: row.db_user, password: '' }
-    }
-    try {
-      if (endpoint instanceof CredentialUndecryptable) throw endpoint
-      record.database.password = this.#cipher.decrypt(row.db_password)
-    } catch (error) {
-      if (!(error instanceof CredentialUndecryptable)) throw error
-      const problem = error === endpoint
-        ? new CredentialUndecryptable(error.reason, `The server of tenant ${row.slug} (${row.server_name ?? '?'}) cannot be reached: its admin URL cannot be decrypted: ${error.message}`, error.keyId)
-        : new CredentialUndecryptable(error.reason, `The credential of tenant ${row.slug} cannot be decrypted: ${error.message}`, error.keyId)
-      Object.defineProperty(record.database, 'password', { enumerable: true, get: () => { throw problem } })
-      unreadable.set(record, problem)
-    }
-    return record
-  }
-
-  /** The endpoint of the row's server: DATABASE_URL's for `default`, else from its (sealed) admin URL, with its tenant host and port over it. */
-  #serverEndpoint (row: TenantRow): TenantEndpoint | CredentialUndecryptable {
-    let base: TenantEndpoint | CredentialUndecryptable = this.#defaultEndpoint
-    const sealed = row.server_admin_url ?? null
-    if (sealed !== null) {
-      let known = this.#endpoints.get(sealed)
-      if (known === undefined) {
-        try {
-          known = endpointOf(connectionFromUrl(this.#cipher.decrypt(sealed)))
-        } catch (error) {
-          if (!(error instanceof CredentialUndecryptable)) throw error
-          known = error
-        }
-        // Bounded by the number of servers (and their re-encryptions by a rekey).
-        if (this.#endpoints.size > 1000) this.#endpoints.clear()
-        this.#endpoints.set(sealed, known)
-      }
-      base = known
-    }
-    if (base instanceof CredentialUndecryptable) return base
-    const host = row.server_tenant_host ?? null
-    const port = row.server_tenant_port ?? null
-    return host === null && port === null ? base : { ...base, host: host ?? base.host, port: port ?? base.port }
-  }
-}
-
-/** Host, port and TLS of a connection: what a tenant's connection takes from its server's. */
-function endpointOf (connection: Pick<PgConnection, 'host' | 'port' | 'ssl'>): TenantEndpoint {
-  return { host: connection.host, port: connection.port, ...(connection.ssl === undefined ? {} : { ssl: connection.ssl }) }
-}
-
-function toSummary (row: TenantRow & { domains: string[] }, primaryDomain: string | null): TenantSummary {
-  return {
-    id: row.id,
-    slug: row.slug,
-    name: row.name,
-    status: row.status,
-    schemaVersion: row.schema_version,
-    databaseName: row.db_name,
-    databaseUser: row.db_user,
-    server: row.server_name ?? '',
-    domains: row.domains,
-    primaryDomain,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at
   }
 }
 
