@@ -173,7 +173,13 @@ export class ServerFleet {
   }
 
   async #connect (record: ServerRecord): Promise<ServerParts> {
-    const url = record.adminUrl
+    let url: string | null
+    try {
+      url = record.adminUrl
+    } catch (error) {
+      // Sealed under a key this process does not hold (see catalog-key.ts): it cannot log in there.
+      throw new SiloError('SERVER_UNAVAILABLE', `Server ${record.name} cannot be reached from this instance: ${(error as Error).message}`, { cause: error })
+    }
     if (url === null) throw new Error(`server ${record.name} has no admin URL`)
     const connection = connectionFromUrl(url)
     const adminDb = knex(knexConfig({
