@@ -28,7 +28,7 @@ export const ERRORS = {
   SERVER_NOT_FOUND: { status: 404 },
   /** A server of that name, or at that address, is registered already. */
   SERVER_TAKEN: { status: 409 },
-  /** The server holds tenants (remove), or is `default` (remove, drain of the last one). */
+  /** Removing a server that holds tenants, or `default` (DATABASE_URL's). */
   SERVER_IN_USE: { status: 409 },
   /** A create pinned to a server that is draining, disabled or full. */
   SERVER_NOT_ACCEPTING: { status: 409 },

@@ -164,8 +164,21 @@ export function parseAdminUrl (url: string): PgConnection {
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') throw validationFailed('The admin URL must start with postgres:// or postgresql://')
   if (parsed.hostname === '') throw validationFailed('The admin URL names no host')
-  return connectionFromUrl(url)
+  // pg-connection-string reads the files these name, on the machine of whoever registers the server
+  // (over the admin API, the service's): a token holder could probe its files through them.
+  const files = FILE_PARAMETERS.filter((parameter) => parsed.searchParams.has(parameter))
+  if (files.length > 0) {
+    throw validationFailed(`The admin URL may not name files (${files.join(', ')}): use sslmode=require or verify-full, checked against the system's certificate authorities`)
+  }
+  try {
+    return connectionFromUrl(url)
+  } catch {
+    throw validationFailed('The admin URL cannot be read as a PostgreSQL connection string')
+  }
 }
+
+/** Connection-string parameters that make the driver read a local file. */
+const FILE_PARAMETERS = ['sslcert', 'sslkey', 'sslrootcert', 'sslcrl']
 
 /** Connects with the admin URL and checks what a server needs; SERVER_UNUSABLE says which check failed. */
 async function probeAdmin (name: string, connection: PgConnection): Promise<{ serverVersion: string, systemIdentifier: string | null }> {

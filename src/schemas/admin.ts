@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { TENANT_STATUSES } from '../catalog/catalog-store.js'
+import { ServerParams } from './servers.js'
 import { NO_NUL } from './text.js'
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{1,39}$', description: '2-40 characters a-z, 0-9 and -, starting with a letter' })
@@ -9,7 +10,8 @@ export const TenantCreate = Type.Object({
   slug: Slug,
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL })),
   domains: Type.Array(Domain, { minItems: 1, maxItems: 20, description: 'the first one is primary' }),
-  seed: Type.Optional(Type.Boolean({ description: 'add demo articles' }))
+  seed: Type.Optional(Type.Boolean({ description: 'add demo articles' })),
+  server: Type.Optional(Type.String({ pattern: ServerParams.properties.name.pattern, description: 'name of the server to put it on (GET /servers); placement chooses when left out' }))
 }, { additionalProperties: false, title: 'TenantCreate' })
 export type TenantCreate = Static<typeof TenantCreate>
 
@@ -19,6 +21,7 @@ export const TenantView = Type.Object({
   status: Type.Union(TENANT_STATUSES.map((status) => Type.Literal(status))),
   schemaVersion: Type.Union([Type.String(), Type.Null()]),
   database: Type.String(),
+  server: Type.String({ description: 'the server its database is on (GET /servers/:name)' }),
   domains: Type.Array(Type.String()),
   primaryDomain: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),

@@ -11,6 +11,7 @@ export const tenantView = (tenant: TenantSummary): TenantView => ({
   status: tenant.status,
   schemaVersion: tenant.schemaVersion,
   database: tenant.databaseName,
+  server: tenant.server,
   domains: tenant.domains,
   primaryDomain: tenant.primaryDomain,
   createdAt: tenant.createdAt.toISOString(),

@@ -21,10 +21,10 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
   }
 
   app.post('/tenants', {
-    schema: { tags: ['admin'], summary: 'Create a tenant (database, role, schema, domains)', security, body: TenantCreate, response: { 201: TenantView, ...errors } }
+    schema: { tags: ['admin'], summary: 'Create a tenant (database, role, schema, domains), on the server named or one placement picks', security, body: TenantCreate, response: { 201: TenantView, ...errors } }
   }, async (request, reply) => {
-    const { slug, name, domains, seed } = request.body
-    const tenant = await provisioner.create({ slug, domains, seed: seed === true, ...(name === undefined ? {} : { name }) })
+    const { slug, name, domains, seed, server } = request.body
+    const tenant = await provisioner.create({ slug, domains, seed: seed === true, ...(name === undefined ? {} : { name }), ...(server === undefined ? {} : { server }) })
     return await reply.code(201).send(view(tenant))
   })
 
