@@ -5,9 +5,10 @@ import { assertDomain, assertSlug } from '../lifecycle/tenant-names.js'
 import { fleetTargets, UsageError, type FleetCommandOptions } from './usage.js'
 import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'
+import { cliServerName, serverCommands } from './server-commands.js'
 import { withSilo } from './open-silo.js'
 import { tenantView } from '../schemas/tenant-view.js'
-import { table, tenantsTable } from './output.js'
+import { redactUrls, table, tenantsTable } from './output.js'
 
 /** One line for stderr; a failed create also says why, from its cause. */
 function describe (error: unknown): string {
@@ -24,7 +25,7 @@ function action<A extends unknown[]> (body: (...args: A) => Promise<boolean | un
     try {
       if (await body(...args) === false) process.exitCode = 1
     } catch (error) {
-      process.stderr.write(`tenants: ${describe(error).split('\n')[0] ?? ''}\n`)
+      process.stderr.write(`tenants: ${redactUrls(describe(error).split('\n')[0] ?? '')}\n`)
       process.exitCode = error instanceof UsageError ? 2 : 1
     }
   }
@@ -41,25 +42,34 @@ function concurrency (value: string): number {
 const program = new Command('tenants')
   .description('Provision and operate Silo tenants (one PostgreSQL database each).\nUses DATABASE_URL, or the embedded dev server of DATA_DIR.')
   .showSuggestionAfterError(false)
+  // Commander's own errors quote what was typed (`unknown option '--admin-url=postgres://...'`);
+  // set before any command is made, so every command inherits it.
+  .configureOutput({ outputError: (text, write) => { write(redactUrls(text)) } })
 
 program.command('create <slug>')
   .description('create a tenant: role, database, schema, domains (the first is primary)')
   .requiredOption('--domain <host>', 'a host name the tenant answers on (repeatable)', collect, [])
   .option('--name <text>', 'display name (default: the slug)')
   .option('--seed', 'add demo articles')
-  .action(action(async (slug: string, options: { domain: string[], name?: string, seed?: boolean }) => {
+  .option('--server <name>', 'put its database on this server (default: the active server with the fewest tenants per weight)')
+  .action(action(async (slug: string, options: { domain: string[], name?: string, seed?: boolean, server?: string }) => {
     assertSlug(slug)
     if (options.domain.length === 0) throw new UsageError('at least one --domain is required')
     options.domain.forEach(assertDomain)
+    if (options.server !== undefined) cliServerName(options.server)
     const tenant = await withSilo(async (silo) => await silo.provisioner.create({
-      slug, domains: options.domain, seed: options.seed === true, ...(options.name === undefined ? {} : { name: options.name })
+      slug,
+      domains: options.domain,
+      seed: options.seed === true,
+      ...(options.name === undefined ? {} : { name: options.name }),
+      ...(options.server === undefined ? {} : { server: options.server })
     }))
-    console.log(`created ${tenant.slug} (database ${tenant.databaseName}, schema ${tenant.schemaVersion ?? '-'}) at ${tenant.domains.join(', ')}`)
+    console.log(`created ${tenant.slug} on server ${tenant.server} (database ${tenant.databaseName}, schema ${tenant.schemaVersion ?? '-'}) at ${tenant.domains.join(', ')}`)
     return true
   }))
 
 program.command('list')
-  .description('list tenants with status, schema version and domains')
+  .description('list tenants with status, server, schema version and domains')
   .option('--json', 'print JSON')
   .action(action(async (options: { json?: boolean }) => {
     const tenants = await withSilo(async (silo) => await silo.catalog.listTenants())
@@ -155,6 +165,7 @@ program.command('drop <slug>')
     return true
   }))
 
+serverCommands(program, action)
 maintenanceCommands(program, action)
 keyCommands(program, action)
 

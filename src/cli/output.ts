@@ -1,6 +1,7 @@
 import type { TenantSummary } from '../catalog/catalog-store.js'
 import type { MigrationDirection } from '../catalog/migration-runs.js'
 import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
+import type { ServerView } from '../schemas/servers.js'
 
 /** Plain text table: columns padded to their widest cell. */
 export function table (headers: string[], rows: string[][]): string {
@@ -11,9 +12,45 @@ export function table (headers: string[], rows: string[][]): string {
 
 export function tenantsTable (tenants: TenantSummary[]): string {
   if (tenants.length === 0) return 'no tenants'
-  return table(['SLUG', 'STATUS', 'SCHEMA', 'DATABASE', 'DOMAINS'], tenants.map((tenant) => [
-    tenant.slug, tenant.status, tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')
+  return table(['SLUG', 'STATUS', 'SERVER', 'SCHEMA', 'DATABASE', 'DOMAINS'], tenants.map((tenant) => [
+    tenant.slug, tenant.status, tenant.server, tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')
   ]))
+}
+
+/** `8.1 MB`: a size in bytes, in the largest unit that keeps it at 1 or more (1024 each). */
+export function formatBytes (bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit] ?? ''}`
+}
+
+/** The servers as a table; what the probe could not tell (an unreachable server) is `-`. */
+export function serversTable (servers: ServerView[]): string {
+  return table(['NAME', 'STATUS', 'TENANTS', 'MAX', 'WEIGHT', 'REACHABLE', 'VERSION', 'BACKENDS', 'SIZE'], servers.map((server) => [
+    server.name,
+    server.status,
+    String(server.tenants),
+    server.maxTenants === null ? '-' : String(server.maxTenants),
+    String(server.weight),
+    server.reachable ? 'yes' : 'no',
+    server.serverVersion ?? '-',
+    server.tenantBackends === null ? '-' : String(server.tenantBackends),
+    server.tenantBytes === null ? '-' : formatBytes(server.tenantBytes)
+  ]))
+}
+
+/**
+ * Hides the password of every URL in a message (`postgres://user:***@host`): the last guard
+ * before stderr, for errors that quote what was typed (commander's `unknown option
+ * '--admin-url=postgres://...'`).
+ */
+export function redactUrls (text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:)\S*@/gi, '$1***@')
 }
 
 export type FleetDirection = MigrationDirection
