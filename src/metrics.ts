@@ -58,6 +58,20 @@ export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes):
       this.set({ kind: 'queued' }, budget.waiting)
     }
   }))
+  registry.registerMetric(new Gauge({
+    name: 'silo_server_connection_budget',
+    help: "Each server's connection budget: capacity, connections open against it, openers queued for a slot (servers this instance opened a pool for)",
+    labelNames: ['server', 'kind'],
+    registers: [],
+    collect () {
+      this.reset()
+      for (const budget of silo.pools.stats().servers) {
+        this.set({ server: budget.server, kind: 'capacity' }, budget.capacity)
+        this.set({ server: budget.server, kind: 'open' }, budget.open)
+        this.set({ server: budget.server, kind: 'queued' }, budget.waiting)
+      }
+    }
+  }))
 
   const cumulative = (name: string, help: string, read: () => number): void => {
     let seen = 0

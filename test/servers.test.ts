@@ -196,3 +196,28 @@ t.test('an instance started after a server was added serves and provisions its t
   await silo.provisioner.drop('late-one')
   await silo.serverRegistry.remove('late')
 })
+
+t.test("a server's connections count against its own budget only: one held full makes its tenants wait, never another server's", async (t) => {
+  await silo.serverRegistry.add({ name: 'tight', url: second.url, connectionBudget: 1 })
+  t.teardown(async () => { await silo.serverRegistry.remove('tight') })
+  for (const slug of ['tight-a', 'tight-b']) await silo.provisioner.create({ slug, domains: [`${slug}.test`], server: 'tight' })
+  t.teardown(async () => { for (const slug of ['tight-a', 'tight-b']) await silo.provisioner.drop(slug) })
+  const record = async (slug: string) => {
+    const tenant = await silo.catalog.tenantBySlug(slug)
+    if (tenant === null) throw new Error(`no tenant ${slug}`)
+    return tenant
+  }
+  // As two requests would: each holds its lease until its query is done (a knex query runs once awaited).
+  const holder = silo.pools.acquire(await record('tight-a'))
+  const held = holder.db.raw('select pg_sleep(0.5)').then(() => { holder.release() })
+  const waiter = silo.pools.acquire(await record('tight-b'))
+  const waiting = waiter.db.raw('select 1').then(() => { waiter.release() })
+  const budgetOf = (server: string) => silo.pools.stats().servers.find((budget) => budget.server === server)
+  t.ok(await eventually(() => budgetOf('tight')?.waiting === 1, 5000, 5), "the second tenant on the tight server waits for its server's one slot")
+  t.match(budgetOf('tight'), { capacity: 1, open: 1 })
+  const other = await app.inject({ url: '/articles', headers: { host: 'p1.test' } })
+  t.equal(other.statusCode, 200, 'a tenant on another server is served meanwhile')
+  t.equal(budgetOf('tight')?.waiting, 1, 'while the tight server is still full')
+  await Promise.all([held, waiting])
+  t.ok((budgetOf('default')?.capacity ?? 0) > 1, 'the default server has a budget of its own')
+})

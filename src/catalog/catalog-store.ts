@@ -26,7 +26,7 @@ export interface NewTenant {
 const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
 /** Its server's name and endpoint, as columns of a tenants query joined with `servers`. */
 const SERVER_OF_TENANT = ['servers.name as server_name', 'servers.admin_url as server_admin_url', 'servers.tenant_host as server_tenant_host',
-  'servers.tenant_port as server_tenant_port', 'servers.server_version as server_version']
+  'servers.tenant_port as server_tenant_port', 'servers.server_version as server_version', 'servers.connection_budget as server_connection_budget']
 
 /** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
 export class CatalogConflict extends Error {

@@ -36,6 +36,8 @@ export interface TenantServer {
   endpoint: TenantEndpoint
   /** PostgreSQL's version there, when known (knex then skips its probe). */
   version: string | null
+  /** Most connections to its tenant databases (`servers add --budget`); null: CONNECTION_BUDGET. */
+  budget: number | null
 }
 
 export interface TenantRecord {
@@ -89,6 +91,7 @@ export interface TenantRow {
   server_tenant_host?: string | null
   server_tenant_port?: number | null
   server_version?: string | null
+  server_connection_budget?: number | null
 }
 
 /** Records whose credential could not be decrypted, with the reason (no secret in it). */
@@ -128,7 +131,8 @@ export class TenantRecords {
         id: row.server_id,
         name: row.server_name ?? '',
         endpoint: endpoint instanceof CredentialUndecryptable ? this.#defaultEndpoint : endpoint,
-        version: row.server_version ?? null
+        version: row.server_version ?? null,
+        budget: row.server_connection_budget ?? null
       },
       database: { host: row.db_host, port: row.db_port, name: row.db_name, user: row.db_user, password: '' }
     }

@@ -21,7 +21,7 @@ export interface BudgetStats {
  * so the pool cache can close idle pools to make room.
  */
 export class ConnectionBudget {
-  readonly #capacity: number
+  #capacity: number
   readonly #maxWaiting: number
   readonly #waiters: Waiter[] = []
   #open = 0
@@ -74,9 +74,26 @@ export class ConnectionBudget {
 
   give (): void {
     const next = this.#waiters[0]
-    // The slot passes straight to the next waiter: the open count does not change.
-    if (next !== undefined) next.grant()
+    // The slot passes straight to the next waiter (the open count does not change), unless the
+    // capacity was lowered below what is open: then it is taken out.
+    if (next !== undefined && this.#open <= this.#capacity) next.grant()
     else this.#open = Math.max(0, this.#open - 1)
+  }
+
+  get capacity (): number {
+    return this.#capacity
+  }
+
+  /**
+   * A new capacity: raised, waiters take the new slots at once; lowered, connections open past it
+   * are not taken from anyone, but their slots are not handed on when they close.
+   */
+  setCapacity (capacity: number): void {
+    this.#capacity = capacity
+    while (this.#open < this.#capacity && this.#waiters.length > 0) {
+      this.#open++
+      this.#waiters[0]?.grant()
+    }
   }
 
   get waiting (): number {

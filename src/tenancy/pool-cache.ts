@@ -4,8 +4,9 @@ import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
 import { knexConfig } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
-import { budgetedPgClient, type BudgetedClient } from './budgeted-pg-client.js'
-import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
+import type { BudgetedClient } from './budgeted-pg-client.js'
+import type { BudgetStats } from './connection-budget.js'
+import { ServerBudgets } from './server-budgets.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
 
@@ -19,9 +20,12 @@ export interface PoolCacheOptions {
   tenantPoolMax: number
   /** Tenant pools kept open at once; the least recently used is evicted past this. */
   tenantPoolsMax: number
-  /** Connections open to tenant databases at once, across all pools (retiring ones included). */
+  /**
+   * Connections open to one server's tenant databases at once, across all pools (retiring ones
+   * included), for a server without a budget of its own.
+   */
   connectionBudget: number
-  /** Openers waiting for a budget slot at once; more get TENANT_BUSY straight away. */
+  /** Openers waiting for a budget slot of one server at once; more get TENANT_BUSY straight away. */
   connectionQueueMax: number
   /** An idle connection is closed after this long. */
   tenantIdleTimeoutMs: number
@@ -52,11 +56,15 @@ export interface PoolCacheStats {
   /** Times a pool grew past the connections it had, because a request waited longer than an open takes. */
   grown: number
   connections: { used: number, free: number, pendingAcquires: number, pendingCreates: number }
+  /** The servers' budgets summed. */
   budget: BudgetStats
+  /** Each server's budget (servers this instance has opened a pool for). */
+  servers: Array<{ server: string } & BudgetStats>
 }
 
 interface PoolEntry {
   readonly tenantId: string
+  readonly serverId: string
   readonly slug: string
   readonly fingerprint: string
   readonly db: Knex
@@ -84,14 +92,13 @@ export class PoolCache {
   readonly #pools: LRUCache<string, PoolEntry>
   readonly #retiringPools = new Set<PoolEntry>()
   readonly #destroying = new Set<Promise<void>>()
-  readonly #budget: ConnectionBudget
+  readonly #budgets: ServerBudgets
   readonly events: SiloEvents
   #leases = 0
   #opened = 0
   #evicted = 0
   #closed = false
   #evictReason: EvictionReason = 'lru'
-  readonly #client: ReturnType<typeof budgetedPgClient>
   /** Moving average of the time to open a tenant connection (ms). */
   #typicalOpenMs = 10
   #grown = 0
@@ -99,10 +106,9 @@ export class PoolCache {
   constructor (options: PoolCacheOptions) {
     this.#options = options
     this.events = options.events ?? new SiloEvents()
-    this.#budget = new ConnectionBudget(options.connectionBudget, options.connectionQueueMax)
-    this.#budget.onPressure = () => { this.#reclaimIdle() }
-    this.#client = budgetedPgClient({
-      budget: this.#budget,
+    this.#budgets = new ServerBudgets({
+      defaultCapacity: options.connectionBudget,
+      queueMax: options.connectionQueueMax,
       waitMs: options.tenantAcquireTimeoutMs,
       observer: {
         opened: (slug, durationMs) => {
@@ -110,7 +116,8 @@ export class PoolCache {
           this.events.emit('connection:opened', { slug, durationMs })
         },
         failed: (slug, error) => { this.events.emit('connection:failed', { slug, error }) }
-      }
+      },
+      onPressure: (serverId) => { this.#reclaimIdle(serverId) }
     })
     this.#pools = new LRUCache<string, PoolEntry>({
       max: options.tenantPoolsMax,
@@ -137,8 +144,8 @@ export class PoolCache {
     entry.leases--
     this.#leases--
     if (entry.leases === 0 && entry.retired) this.#destroy(entry)
-    // Openers are waiting for a slot, and the request that ended may have left a connection idle.
-    else if (this.#budget.waiting > 0) this.#reclaimIdle()
+    // Openers are waiting for a slot of its server, and the request that ended may have left a connection idle.
+    else if (this.#budgets.waiting(entry.serverId)) this.#reclaimIdle(entry.serverId)
   }
 
   /** Retire a tenant's pool (dropped, suspended, credentials changed); in-flight work finishes. */
@@ -173,7 +180,8 @@ export class PoolCache {
       evicted: this.#evicted,
       grown: this.#grown,
       connections,
-      budget: this.#budget.stats()
+      budget: this.#budgets.total(),
+      servers: this.#budgets.byServer()
     }
   }
 
@@ -190,7 +198,7 @@ export class PoolCache {
   #open (tenant: TenantRecord, fingerprint: string): PoolEntry {
     const slug = tenant.slug
     const config = knexConfig({
-      client: this.#client,
+      client: this.#budgets.of(tenant.server).client,
       connection: tenantConnection(tenant, `silo:${slug}`),
       pool: {
         min: 0,
@@ -217,7 +225,7 @@ export class PoolCache {
     })
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
-    return { tenantId: tenant.id, slug, fingerprint, db, leases: 0, retired: false }
+    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, leases: 0, retired: false }
   }
 
   /** Runs `fn` (which may dispose entries) with the eviction reason the dispose hook reports. */
@@ -232,25 +240,26 @@ export class PoolCache {
   }
 
   /**
-   * Under connection pressure, gives one connection back to the budget, cheapest first: an idle
-   * connection of a retired pool (it will serve no new request); else the least recently used
-   * pool that no request holds, retired whole (so hot tenants keep theirs); else an idle
-   * connection of the least recently used pool still in use, which would otherwise stay open
-   * until its idle timeout while the waiter times out.
+   * Under connection pressure on a server, gives one of its connections back to its budget,
+   * cheapest first: an idle connection of a retired pool (it will serve no new request); else the
+   * least recently used pool that no request holds, retired whole (so hot tenants keep theirs);
+   * else an idle connection of the least recently used pool still in use, which would otherwise
+   * stay open until its idle timeout while the waiter times out. Pools of other servers are not
+   * touched: their slots are not this server's.
    */
-  #reclaimIdle (): void {
+  #reclaimIdle (serverId: string): void {
     for (const entry of this.#retiringPools) {
-      if (closeIdle(entry)) return
+      if (entry.serverId === serverId && closeIdle(entry)) return
     }
     for (const tenantId of this.#pools.rkeys()) {
       const entry = this.#pools.peek(tenantId)
-      if (entry !== undefined && entry.leases === 0 && (tarnPool(entry)?.numFree() ?? 0) > 0) {
+      if (entry !== undefined && entry.serverId === serverId && entry.leases === 0 && (tarnPool(entry)?.numFree() ?? 0) > 0) {
         this.#withReason('idle', () => { this.#pools.delete(tenantId) })
         return
       }
     }
     for (const entry of this.#pools.rvalues()) {
-      if (entry !== undefined && closeIdle(entry)) return
+      if (entry !== undefined && entry.serverId === serverId && closeIdle(entry)) return
     }
   }
 

@@ -1,0 +1,76 @@
+import type { TenantServer } from '../catalog/catalog-store.js'
+import { budgetedPgClient, type ConnectionObserver } from './budgeted-pg-client.js'
+import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
+
+/** One server's connection budget, and the knex client class whose connections count against it. */
+export interface ServerSlots {
+  readonly serverId: string
+  readonly name: string
+  readonly budget: ConnectionBudget
+  readonly client: ReturnType<typeof budgetedPgClient>
+}
+
+export interface ServerBudgetsOptions {
+  /** Slots on a server that has no budget of its own (CONNECTION_BUDGET). */
+  defaultCapacity: number
+  /** Openers waiting for a slot at once, per server. */
+  queueMax: number
+  /** Longest wait for a slot before TENANT_BUSY. */
+  waitMs: number
+  observer: ConnectionObserver
+  /** Someone waits for a slot of this server: make room there. */
+  onPressure: (serverId: string) => void
+}
+
+/**
+ * A connection budget per PostgreSQL server: a server's tenant connections take slots of its own
+ * budget only, so a server that is slow or down, holding its slots in opens that wait, never takes
+ * another server's. A server's budget is its own (`servers add --budget`) or CONNECTION_BUDGET.
+ */
+export class ServerBudgets {
+  readonly #options: ServerBudgetsOptions
+  readonly #servers = new Map<string, ServerSlots>()
+
+  constructor (options: ServerBudgetsOptions) {
+    this.#options = options
+  }
+
+  /** The slots of the tenant's server, made on first use; its capacity follows the record's budget. */
+  of (server: TenantServer): ServerSlots {
+    const capacity = server.budget ?? this.#options.defaultCapacity
+    let slots = this.#servers.get(server.id)
+    if (slots === undefined) {
+      const budget = new ConnectionBudget(capacity, this.#options.queueMax)
+      budget.onPressure = () => { this.#options.onPressure(server.id) }
+      // One client class per server: a class per pool would cost each cached tenant memory.
+      slots = { serverId: server.id, name: server.name, budget, client: budgetedPgClient({ budget, waitMs: this.#options.waitMs, observer: this.#options.observer }) }
+      this.#servers.set(server.id, slots)
+    } else if (slots.budget.capacity !== capacity) {
+      slots.budget.setCapacity(capacity)
+    }
+    return slots
+  }
+
+  /** Whether openers wait for a slot of this server. */
+  waiting (serverId: string): boolean {
+    return (this.#servers.get(serverId)?.budget.waiting ?? 0) > 0
+  }
+
+  /** Every server's budget, by name. */
+  byServer (): Array<{ server: string } & BudgetStats> {
+    return [...this.#servers.values()].map((slots) => ({ server: slots.name, ...slots.budget.stats() }))
+  }
+
+  /** The budgets summed over servers (a deployment with one server: its budget). */
+  total (): BudgetStats {
+    const total: BudgetStats = { capacity: 0, open: 0, waiting: 0, rejected: 0 }
+    for (const stats of this.byServer()) {
+      total.capacity += stats.capacity
+      total.open += stats.open
+      total.waiting += stats.waiting
+      total.rejected += stats.rejected
+    }
+    if (this.#servers.size === 0) total.capacity = this.#options.defaultCapacity
+    return total
+  }
+}
