@@ -26,6 +26,12 @@ const run = async (...args: string[]): Promise<CliResult> => {
   outputs.push(result)
   return result
 }
+/** Runs a command with `input` on its standard input. */
+const runWithInput = async (input: string, ...args: string[]): Promise<CliResult> => {
+  const result = await runCli(args, env, input)
+  outputs.push(result)
+  return result
+}
 /** Runs independent commands at once; one result per command, in order. */
 const runAll = async <const C extends ReadonlyArray<readonly string[]>>(commands: C): Promise<{ -readonly [K in keyof C]: CliResult }> =>
   await Promise.all(commands.map(async (args) => await run(...args))) as { -readonly [K in keyof C]: CliResult }
@@ -121,7 +127,7 @@ t.test('servers add refuses what cannot serve, and records nothing', async (t) =
     [add('eu-2', second.url), 1, /^tenants: A server named eu-2 is registered already$/m],
     [add('again', second.url), 1, /^tenants: That PostgreSQL server is registered already, as eu-2$/m],
     [add('default-again', String(env.DATABASE_URL)), 1, /^tenants: That PostgreSQL server is registered already, as default$/m],
-    [add('Bad_Name', second.url), 1, /^tenants: Invalid server name "Bad_Name"/],
+    [add('Bad_Name', second.url), 1, /^tenants: Invalid server name \(not repeated\): use 2-40 characters/],
     // An admin URL given in the name's place is refused without being repeated.
     [add('postgres://u:name-pw-cli-6@h/db', second.url), 1, /^tenants: Invalid server name \(not repeated: it looks like a URL/],
     // Commander's usage errors quote the option; an unknown one with a URL is quoted without its password.
@@ -194,7 +200,7 @@ t.test('create --server pins a tenant; placement spreads by weight and skips a d
   t.equal(resumed.stdout, 'eu-2 is active\n')
   refused(t, unknownDrain, 1, /^tenants: No server named nope$/m, 'drain of an unknown server')
   refused(t, unknownResume, 1, /^tenants: No server named nope$/m, 'resume of an unknown server')
-  refused(t, badName, 1, /^tenants: Invalid server name "Nope!"/, 'drain of an invalid name')
+  refused(t, badName, 1, /^tenants: Invalid server name \(not repeated\)/, 'drain of an invalid name')
   t.equal((await silo.catalog.servers.byName('eu-2'))?.status, 'active')
 })
 
@@ -216,6 +222,20 @@ t.test('servers remove is refused while the server holds tenants, and forgets it
   t.same((JSON.parse(json.stdout) as Array<{ name: string }>).map((server) => server.name), ['default'])
   t.notMatch(text.stdout, /eu-2/, 'servers list no longer shows it')
   refused(t, again, 1, /^tenants: No server named eu-2$/m, 'removing it again')
+})
+
+t.test('servers add --url - reads the URL from standard input; a server that no longer answers can still be removed', async (t) => {
+  const added = await runWithInput(`${second.url}\n`, 'servers', 'add', 'from-stdin', '--url', '-')
+  t.equal(added.code, 0, added.stderr)
+  t.match(added.stdout, /^added server from-stdin \(PostgreSQL /)
+  refused(t, await runWithInput('', 'servers', 'add', 'empty', '--url', '-'), 1, /^tenants: --url - reads the admin URL from standard input, which was empty$/m, 'an empty standard input')
+  await second.stop()
+  t.teardown(async () => { await second.start() })
+  const removed = await run('servers', 'remove', 'from-stdin')
+  t.equal(removed.code, 0, removed.stderr)
+  t.match(removed.stdout, /^removed server from-stdin; it did not answer/)
+  await second.start()
+  t.same(await serverNames(), ['default'])
 })
 
 t.test('--help for the servers commands, and create --server', async (t) => {

@@ -61,6 +61,7 @@ t.test('a server is recorded only when its URL answers, logs in and may create d
   const added = await silo.serverRegistry.add({ name: 'second', url: second.url })
   t.match(added, { name: 'second', status: 'active', tenants: 0, weight: 1, serverVersion: /^\d+/ })
   await t.rejects(silo.serverRegistry.add({ name: 'second', url: second.url }), { code: 'SERVER_TAKEN' }, 'a name is taken once')
+  await t.rejects(silo.serverRegistry.add({ name: 'second', url: 'postgres://x:pw@127.0.0.1:1/db' }), { code: 'SERVER_TAKEN' }, 'which is said before connecting anywhere')
   await t.rejects(silo.serverRegistry.add({ name: 'second-again', url: second.url }), { code: 'SERVER_TAKEN', message: /as second/ }, 'and a server once')
   const [stored] = await silo.catalog.knex('servers').where({ name: 'second' }).pluck('admin_url') as string[]
   t.match(stored, /^v2:/, 'the admin URL is stored encrypted')

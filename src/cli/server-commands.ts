@@ -16,14 +16,23 @@ const integer = (max: number) => (value: string): number => {
 }
 
 /**
- * A server name, checked before the core is opened. A name that is not one and looks like a URL
- * (an admin URL given in the name's place) is refused without being repeated: it may hold a password.
+ * A server name, checked before the core is opened, and never repeated when refused: an admin
+ * URL typed in its place would be. One that looks like a URL says where the URL goes.
  */
 export function cliServerName (name: string): string {
   if (!SERVER_NAME_PATTERN.test(name) && /[:@/]/.test(name)) {
     throw validationFailed('Invalid server name (not repeated: it looks like a URL; give the admin URL with --url): use 2-40 characters a-z, 0-9 and -, starting with a letter')
   }
   return assertServerName(name)
+}
+
+/** `--url -`: the admin URL from standard input (its first line), so its password stays out of shell history and the process list. */
+async function urlFromStdin (): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  const url = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0]?.trim() ?? ''
+  if (url === '') throw validationFailed('--url - reads the admin URL from standard input, which was empty')
+  return url
 }
 
 interface AddOptions {
@@ -42,7 +51,7 @@ export function serverCommands (program: Command, action: Action): void {
 
   servers.command('add <name>')
     .description('register a PostgreSQL server: it must answer, and its role must be allowed to create databases and roles; the URL is stored encrypted and never shown again')
-    .requiredOption('--url <admin-url>', 'postgres://user:password@host:port/database of a role with CREATEDB and CREATEROLE (or a superuser)')
+    .requiredOption('--url <admin-url>', 'postgres://user:password@host:port/database of a role with CREATEDB and CREATEROLE (or a superuser); `-` reads it from standard input, keeping the password out of shell history and the process list')
     .option('--tenant-host <host>', 'where tenant connections go, when not the admin URL\'s host (e.g. a pooler)')
     .option('--tenant-port <port>', 'the port tenant connections go to (1-65535)', integer(65535))
     .option('--max-tenants <n>', 'the most tenants it takes (1-1000000; default: no limit)', integer(1_000_000))
@@ -50,10 +59,11 @@ export function serverCommands (program: Command, action: Action): void {
     .option('--budget <n>', 'the most connections to its tenant databases (1-100000; default: CONNECTION_BUDGET)', integer(100_000))
     .action(action(async (name: string, options: AddOptions) => {
       cliServerName(name)
-      parseAdminUrl(options.url)
+      const url = options.url === '-' ? await urlFromStdin() : options.url
+      parseAdminUrl(url)
       const input: AddServerInput = {
         name,
-        url: options.url,
+        url,
         tenantHost: options.tenantHost,
         tenantPort: options.tenantPort,
         maxTenants: options.maxTenants,
@@ -98,8 +108,10 @@ export function serverCommands (program: Command, action: Action): void {
     .description('forget a server that holds no tenants (Silo\'s template and spare databases there are dropped); `default` stays')
     .action(action(async (name: string) => {
       cliServerName(name)
-      await withSilo(async (silo) => { await silo.serverRegistry.remove(name) })
-      console.log(`removed server ${name}`)
+      const { cleaned } = await withSilo(async (silo) => await silo.serverRegistry.remove(name))
+      console.log(cleaned
+        ? `removed server ${name}`
+        : `removed server ${name}; it did not answer, so this catalog's template and spare databases there, if any, are left (drop them by hand should it come back)`)
       return true
     }))
 }

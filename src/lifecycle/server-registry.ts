@@ -59,6 +59,8 @@ export class ServerRegistry {
     for (const [what, value, max] of [['maximum of tenants', input.maxTenants, 1_000_000], ['weight', input.weight, 1000], ['connection budget', input.connectionBudget, 100_000]] as const) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > max)) throw validationFailed(`The ${what} must be an integer from 1 to ${max}`)
     }
+    // A taken name is said before connecting anywhere (and checked again under the lock below).
+    if (await this.#catalog.servers.byName(name) !== null) throw new SiloError('SERVER_TAKEN', `A server named ${name} is registered already`)
     const probe = await probeAdmin(name, connection)
     return await this.#catalog.withLock('placement', 'exclusive', async () => {
       for (const existing of await this.#catalog.servers.list()) {
@@ -97,30 +99,37 @@ export class ServerRegistry {
 
   /**
    * Removes a server that holds no tenant: this catalog's template and spares on it are dropped
-   * (what carries this catalog's mark, nothing else), then its entry. `default` stays: it is
-   * DATABASE_URL's.
+   * (what carries this catalog's mark, nothing else), then its entry. A server that does not
+   * answer is removed all the same (one gone for good must not stay registered); its template
+   * and spares are then left there, and `cleaned` is false. `default` stays: it is DATABASE_URL's.
    */
-  async remove (name: string): Promise<void> {
+  async remove (name: string): Promise<{ cleaned: boolean }> {
     if (name === DEFAULT_SERVER) throw new SiloError('SERVER_IN_USE', 'The default server is the one of DATABASE_URL; it cannot be removed')
-    await this.#catalog.withLock('placement', 'exclusive', async () => {
+    return await this.#catalog.withLock('placement', 'exclusive', async () => {
       const server = await this.#catalog.servers.byName(name)
       if (server === null) throw serverNotFound(name)
       if (server.tenants > 0) throw inUse(server)
-      const parts = await this.#fleet.open(server)
-      // No spare is being made there while its spares are dropped.
-      await parts.spares?.close()
-      for (const spare of await listSpares(parts.admin, parts.ownership, this.#prefix)) {
-        await parts.ownership.dropDatabase(spare.name)
-        await parts.ownership.dropRole(spare.name)
-      }
-      if (parts.template !== undefined) {
-        await parts.ownership.dropDatabase(parts.template.databaseName)
-        await parts.ownership.dropRole(parts.template.roleName)
+      const parts = await this.#fleet.answering(server).catch((error: unknown) => {
+        if (error instanceof SiloError && error.code === 'SERVER_UNAVAILABLE') return undefined
+        throw error
+      })
+      if (parts !== undefined) {
+        // No spare is being made there while its spares are dropped.
+        await parts.spares?.close()
+        for (const spare of await listSpares(parts.admin, parts.ownership, this.#prefix)) {
+          await parts.ownership.dropDatabase(spare.name)
+          await parts.ownership.dropRole(spare.name)
+        }
+        if (parts.template !== undefined) {
+          await parts.ownership.dropDatabase(parts.template.databaseName)
+          await parts.ownership.dropRole(parts.template.roleName)
+        }
       }
       const removal = await this.#catalog.servers.remove(name)
       if (removal === 'missing') throw serverNotFound(name)
       if (removal === 'in-use') throw inUse(server)
       await this.#fleet.retire(server.id)
+      return { cleaned: parts !== undefined }
     })
   }
 
@@ -147,9 +156,10 @@ export class ServerRegistry {
   }
 }
 
+/** A server name (slug rules). A refused one is not repeated: an admin URL typed in its place would be. */
 export function assertServerName (name: string): string {
   if (!SERVER_NAME_PATTERN.test(name)) {
-    throw validationFailed(`Invalid server name ${JSON.stringify(name.slice(0, 60))}: use 2-40 characters a-z, 0-9 and -, starting with a letter`)
+    throw validationFailed('Invalid server name (not repeated): use 2-40 characters a-z, 0-9 and -, starting with a letter')
   }
   return name
 }

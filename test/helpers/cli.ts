@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process'
 import type { Readable } from 'node:stream'
 import { assertBuilt, childEnv, CLI_ENTRY, root } from './compiled.js'
 
@@ -19,9 +19,12 @@ export function spawnCli (args: string[], env: Record<string, string | number | 
   })
 }
 
-/** Runs the tenants CLI to completion and collects its output. */
-export async function runCli (args: string[], env: Record<string, string | number | undefined>): Promise<CliResult> {
-  return await collect(spawnCli(args, env))
+/** Runs the tenants CLI to completion and collects its output; `input`, when given, is its standard input. */
+export async function runCli (args: string[], env: Record<string, string | number | undefined>, input?: string): Promise<CliResult> {
+  if (input === undefined) return await collect(spawnCli(args, env))
+  const child = spawn(process.execPath, [CLI_ENTRY, ...args], { cwd: root, env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] })
+  child.stdin.end(input)
+  return await collect(child)
 }
 
 /** Runs any command to completion (in `cwd`, with `env`: the test's own less tap's hook by default) and collects its output. */
@@ -29,7 +32,7 @@ export async function runProcess (command: string, args: string[], options: { cw
   return await collect(spawn(command, args, { cwd: options.cwd, env: options.env ?? childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] }))
 }
 
-async function collect (child: ChildProcessByStdio<null, Readable, Readable>): Promise<CliResult> {
+async function collect (child: ChildProcess & { stdout: Readable, stderr: Readable }): Promise<CliResult> {
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
