@@ -40,6 +40,11 @@ export interface SiloEventMap {
    * restarted with the new SECRET_KEY; tenants it has cached keep being served meanwhile.
    */
   'catalog:key': [{ keyId: string, held: boolean }]
+  /**
+   * A heartbeat that renews this instance's shares of the budgeted servers failed (the catalog did
+   * not answer). Past a lease without one, this instance opens nothing more on those servers.
+   */
+  'budget:heartbeat': [{ ok: false, error: Error }]
 }
 
 export class SiloEvents extends EventEmitter<SiloEventMap> {}

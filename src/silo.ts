@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import knex, { type Knex } from 'knex'
 import type { CoreConfig } from './config.js'
 import { CatalogListener } from './catalog/catalog-listener.js'
@@ -5,11 +6,13 @@ import { catalogKeyFollower, openCredentialCipher } from './catalog/catalog-key.
 import { CatalogStore } from './catalog/catalog-store.js'
 import { CATALOG_LOCK_POOL_MAX, openCatalog, type CatalogPools } from './catalog/catalog-setup.js'
 import { HostResolver } from './catalog/host-resolver.js'
+import { InstanceRegistry } from './catalog/instance-registry.js'
 import { connectionFromUrl, knexConfig, type PgConnection } from './db/knex-config.js'
 import { ServerAdmin } from './db/server-admin.js'
 import { SiloError } from './errors.js'
 import { SiloEvents } from './events.js'
 import { Ownership } from './lifecycle/ownership.js'
+import { BudgetSharing } from './tenancy/budget-sharing.js'
 import { PoolCache, type PoolCacheOptions } from './tenancy/pool-cache.js'
 import { Provisioner, tenantNotFoundBySlug } from './lifecycle/provisioner.js'
 import { withTenantDatabase } from './lifecycle/tenant-context.js'
@@ -98,6 +101,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
   let catalogPools: CatalogPools | undefined
   let listener: CatalogListener | undefined
   let servers: ServerFleet | undefined
+  let sharing: BudgetSharing | undefined
+  let heartbeatDb: Knex | undefined
   try {
     const admin = new ServerAdmin(adminDb)
     const serverVersion = await admin.serverVersion()
@@ -151,6 +156,14 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       tenantAcquireTimeoutMs: config.tenantAcquireTimeoutMs,
       ...options.pools
     })
+    if (options.listen ?? true) {
+      // A serving instance takes its share of each budgeted server's connections with the others,
+      // on a catalog connection of its own: a catalog pool busy with look-ups or operations must
+      // not hold back the heartbeat that keeps its share (nor a heartbeat count as a look-up).
+      heartbeatDb = knex(knexConfig({ connection: { ...catalogConnection, application_name: 'silo-heartbeat', connectionTimeoutMillis: 3000 }, pool: { min: 0, max: 1 }, serverVersion, quiet: true }))
+      sharing = new BudgetSharing({ registry: new InstanceRegistry(heartbeatDb, randomUUID()), pools, events })
+      await sharing.start()
+    }
     const migrator = new TenantMigrator()
     const provisioner = new Provisioner({
       catalog, servers, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events
@@ -158,6 +171,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
     servers.startSpares()
     const openedCatalog = catalogPools
     const fleet = servers
+    const shared = sharing
+    const heartbeat = heartbeatDb
     return {
       config,
       server,
@@ -184,6 +199,9 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
         await listener?.stop()
         await fleet.close()
         await pools.close()
+        // Its connections closed, its claims go: the other instances may take its share.
+        await shared?.stop()
+        await heartbeat?.destroy()
         await openedCatalog.locks.destroy()
         await openedCatalog.db.destroy()
         await adminDb.destroy()
@@ -191,6 +209,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
     }
   } catch (error) {
     await listener?.stop()
+    await sharing?.stop()
+    await heartbeatDb?.destroy()
     await servers?.close()
     await catalogPools?.locks.destroy()
     await catalogPools?.db.destroy()

@@ -222,3 +222,56 @@ t.test("a server's connections count against its own budget only: one held full 
   await Promise.all([held, waiting])
   t.ok((budgetOf('default')?.capacity ?? 0) > 1, 'the default server has a budget of its own')
 })
+
+t.test("two instances share a server's budget: together they never hold more of its connections, and one that leaves gives its share back", async (t) => {
+  await silo.serverRegistry.add({ name: 'shared-budget', url: second.url, connectionBudget: 4 })
+  const slugs = ['sb-1', 'sb-2', 'sb-3', 'sb-4', 'sb-5', 'sb-6']
+  for (const slug of slugs) await silo.provisioner.create({ slug, domains: [`${slug}.test`], server: 'shared-budget' })
+  t.teardown(async () => {
+    for (const slug of slugs) await silo.provisioner.drop(slug)
+    await silo.serverRegistry.remove('shared-budget')
+  })
+  const b = await openSilo(silo.config)
+  let closing: Promise<void> | undefined
+  const closeB = async (): Promise<void> => { await (closing ??= b.close()) }
+  t.teardown(closeB)
+  const serverId = (await silo.catalog.servers.byName('shared-budget'))?.id ?? ''
+  const claims = async () => await silo.catalog.knex('budget_claims').where({ server_id: serverId }).select<Array<{ instance_id: string, slots: number }>>('instance_id', 'slots')
+  t.ok(await eventually(async () => {
+    const held = await claims()
+    return held.length === 2 && held.every((claim) => claim.slots === 2)
+  }, 15000, 100), 'each instance comes to claim half of the budget')
+
+  const backends = async (): Promise<number> => Number((await onSecond<{ n: string }>(
+    "select count(*) as n from pg_stat_activity where datname = any($1) and application_name like 'silo:%'", [slugs.map((slug) => `${prefix}${slug.replace('-', '_')}`)]))[0]?.n)
+  let peak = 0
+  const sampling = { on: true }
+  const sampler = (async () => {
+    while (sampling.on) {
+      peak = Math.max(peak, await backends())
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  })()
+  // Six tenants on each instance at once, each holding its connection for 300 ms.
+  const load = [silo, b].flatMap((instance) => slugs.map(async (slug) => {
+    const tenant = await instance.catalog.tenantBySlug(slug)
+    if (tenant === null) throw new Error(`no tenant ${slug}`)
+    const lease = instance.pools.acquire(tenant)
+    try {
+      await lease.db.raw('select pg_sleep(0.3)')
+    } finally {
+      lease.release()
+    }
+  }))
+  const outcomes = await Promise.allSettled(load)
+  sampling.on = false
+  await sampler
+  t.same(outcomes.filter((outcome) => outcome.status === 'rejected').map((outcome) => String((outcome as PromiseRejectedResult).reason)), [], 'every query was served')
+  t.ok(peak > 0 && peak <= 4, `the two instances together held at most the budget of 4 connections (peak ${peak})`)
+
+  await closeB()
+  t.ok(await eventually(async () => {
+    const held = await claims()
+    return held.length === 1 && held[0]?.slots === 4
+  }, 15000, 100), 'once the other instance left, this one claims the whole budget')
+})

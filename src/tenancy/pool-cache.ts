@@ -185,6 +185,27 @@ export class PoolCache {
     }
   }
 
+  /** A budgeted server's capacity is this instance's share of it from now on (see BudgetSharing). */
+  shareBudgets (): void {
+    this.#budgets.share()
+  }
+
+  /** This instance's share of a budgeted server: lowered, its idle connections are closed down to it. */
+  setBudgetShare (serverId: string, capacity: number): void {
+    this.#budgets.setShare(serverId, capacity)
+    for (let over = this.#budgets.openOn(serverId) - capacity; over > 0; over--) this.#reclaimIdle(serverId)
+  }
+
+  /** Gives up every share of a budgeted server (no heartbeat for a lease). */
+  withdrawBudgetShares (): void {
+    this.#budgets.withdrawShares()
+  }
+
+  /** Connections open on the server now. */
+  openOn (serverId: string): number {
+    return this.#budgets.openOn(serverId)
+  }
+
   /** Retires every pool and waits until all of them are destroyed. */
   async close (): Promise<void> {
     this.#closed = true

@@ -25,11 +25,15 @@ export interface ServerBudgetsOptions {
 /**
  * A connection budget per PostgreSQL server: a server's tenant connections take slots of its own
  * budget only, so a server that is slow or down, holding its slots in opens that wait, never takes
- * another server's. A server's budget is its own (`servers add --budget`) or CONNECTION_BUDGET.
+ * another server's. A server without a budget of its own gets CONNECTION_BUDGET in each instance.
+ * One with its own budget (`servers add --budget`) gets, once shared (see BudgetSharing), this
+ * instance's share of it; unshared (a process with no heartbeat), the whole of it.
  */
 export class ServerBudgets {
   readonly #options: ServerBudgetsOptions
   readonly #servers = new Map<string, ServerSlots>()
+  /** This instance's shares of budgeted servers, by server id, once sharing has started. */
+  #shares: Map<string, number> | undefined
 
   constructor (options: ServerBudgetsOptions) {
     this.#options = options
@@ -37,7 +41,7 @@ export class ServerBudgets {
 
   /** The slots of the tenant's server, made on first use; its capacity follows the record's budget. */
   of (server: TenantServer): ServerSlots {
-    const capacity = server.budget ?? this.#options.defaultCapacity
+    const capacity = server.budget === null ? this.#options.defaultCapacity : this.#shares === undefined ? server.budget : this.#shares.get(server.id) ?? 0
     let slots = this.#servers.get(server.id)
     if (slots === undefined) {
       const budget = new ConnectionBudget(capacity, this.#options.queueMax)
@@ -49,6 +53,28 @@ export class ServerBudgets {
       slots.budget.setCapacity(capacity)
     }
     return slots
+  }
+
+  /** From now on a budgeted server's capacity is this instance's share of it (none until told). */
+  share (): void {
+    this.#shares ??= new Map()
+  }
+
+  /** This instance's share of a budgeted server, from a heartbeat. */
+  setShare (serverId: string, capacity: number): void {
+    this.share()
+    this.#shares?.set(serverId, capacity)
+    this.#servers.get(serverId)?.budget.setCapacity(capacity)
+  }
+
+  /** Gives every share up (no heartbeat for a lease: the others count this instance dead). */
+  withdrawShares (): void {
+    for (const serverId of this.#shares?.keys() ?? []) this.setShare(serverId, 0)
+  }
+
+  /** Connections open on the server now. */
+  openOn (serverId: string): number {
+    return this.#servers.get(serverId)?.budget.stats().open ?? 0
   }
 
   /** Whether openers wait for a slot of this server. */
