@@ -1,6 +1,7 @@
-// ConnectionBudget's capacity changed while connections are open and openers wait (a server's
-// budget set anew): a pure module, no database.
+// A server's connection budget: its capacity changed while connections are open and openers wait
+// (a server's budget set anew), and its split among the live instances. Pure modules, no database.
 import t from 'tap'
+import { fairShare } from '../src/catalog/instance-registry.js'
 import { ConnectionBudget } from '../src/tenancy/connection-budget.js'
 
 const settled = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
@@ -41,4 +42,13 @@ t.test('a lowered capacity takes no open connection away, and hands on no slot u
   await wait
   t.ok(granted, 'once under the capacity, the slot goes to the waiter')
   t.same(budget.stats(), { capacity: 1, open: 1, waiting: 0, rejected: 0 })
+})
+
+t.test("a server's budget split among live instances adds up to the budget exactly, the remainder to the first", async (t) => {
+  for (const [budget, count] of [[4, 2], [4, 3], [10, 3], [2, 5], [100, 7], [1, 1]] as const) {
+    const shares = Array.from({ length: count }, (_, index) => fairShare(budget, count, index))
+    t.equal(shares.reduce((sum, share) => sum + share, 0), budget, `${budget} over ${count}: ${shares.join(', ')}`)
+    t.ok(Math.max(...shares) - Math.min(...shares) <= 1, 'no share more than one above another')
+    t.same(shares, [...shares].sort((a, b) => b - a), 'the larger shares first')
+  }
 })

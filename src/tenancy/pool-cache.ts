@@ -1,4 +1,4 @@
-import knex, { type Knex } from 'knex'
+import knex from 'knex'
 import { LRUCache } from 'lru-cache'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
@@ -7,7 +7,10 @@ import { tenantUnavailable } from '../errors.js'
 import type { BudgetedClient } from './budgeted-pg-client.js'
 import type { BudgetStats } from './connection-budget.js'
 import { ServerBudgets } from './server-budgets.js'
-import { closeIdleConnection, makeElastic } from './elastic-pool.js'
+import { makeElastic } from './elastic-pool.js'
+import { closeIdle, fingerprintOf, Lease, tarnPool, type PoolEntry, type PoolLease } from './pool-entry.js'
+
+export type { PoolLease } from './pool-entry.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
 
 /** Bounds of a pool's grace before it grows (see makeElastic). */
@@ -41,12 +44,6 @@ export interface PoolCacheOptions {
   events?: SiloEvents
 }
 
-export interface PoolLease {
-  readonly db: Knex
-  /** Idempotent. */
-  release: () => void
-}
-
 export interface PoolCacheStats {
   pools: number
   retiring: number
@@ -60,23 +57,6 @@ export interface PoolCacheStats {
   budget: BudgetStats
   /** Each server's budget (servers this instance has opened a pool for). */
   servers: Array<{ server: string } & BudgetStats>
-}
-
-interface PoolEntry {
-  readonly tenantId: string
-  readonly serverId: string
-  readonly slug: string
-  readonly fingerprint: string
-  readonly db: Knex
-  leases: number
-  retired: boolean
-}
-
-interface TarnPool {
-  numUsed: () => number
-  numFree: () => number
-  numPendingAcquires: () => number
-  numPendingCreates: () => number
 }
 
 /**
@@ -302,49 +282,4 @@ export class PoolCache {
       })
     this.#destroying.add(done)
   }
-}
-
-/** One request's hold on a pool: a class, not a closure per request (this is every request's path). */
-class Lease implements PoolLease {
-  readonly db: Knex
-  readonly #entry: PoolEntry
-  readonly #onRelease: (entry: PoolEntry) => void
-  #released = false
-
-  constructor (entry: PoolEntry, onRelease: (entry: PoolEntry) => void) {
-    this.db = entry.db
-    this.#entry = entry
-    this.#onRelease = onRelease
-  }
-
-  release (): void {
-    if (this.#released) return
-    this.#released = true
-    this.#onRelease(this.#entry)
-  }
-}
-
-/** Knex keeps its tarn pool on the client; it exists once the instance is created. */
-function tarnPool (entry: PoolEntry): TarnPool | undefined {
-  return (entry.db.client as { pool?: TarnPool }).pool
-}
-
-/** Closes one idle connection of the entry's pool; false when it has none to spare. */
-function closeIdle (entry: PoolEntry): boolean {
-  const pool = (entry.db.client as { pool?: Parameters<typeof closeIdleConnection>[0] }).pool
-  return pool !== undefined && closeIdleConnection(pool)
-}
-
-/** Computed once per record: cached records are the same objects request after request. */
-const fingerprints = new WeakMap<TenantRecord, string>()
-
-function fingerprintOf (tenant: TenantRecord): string {
-  let fingerprint = fingerprints.get(tenant)
-  if (fingerprint === undefined) {
-    // Where it connects (its server and endpoint included) and as whom: a change of any is a new pool.
-    const { host, port, database, user, password } = tenantConnection(tenant, '')
-    fingerprint = [tenant.server.id, host, port, database, user, password].join('\u0000')
-    fingerprints.set(tenant, fingerprint)
-  }
-  return fingerprint
 }

@@ -1,0 +1,74 @@
+import type { Knex } from 'knex'
+import type { TenantRecord } from '../catalog/catalog-store.js'
+import { tenantConnection } from '../catalog/tenant-connection.js'
+import { closeIdleConnection } from './elastic-pool.js'
+
+/** A tenant's pool in the cache, what holds it, and the few pool internals the cache reads. */
+
+export interface PoolLease {
+  readonly db: Knex
+  /** Idempotent. */
+  release: () => void
+}
+
+export interface PoolEntry {
+  readonly tenantId: string
+  readonly serverId: string
+  readonly slug: string
+  readonly fingerprint: string
+  readonly db: Knex
+  leases: number
+  retired: boolean
+}
+
+export interface TarnPool {
+  numUsed: () => number
+  numFree: () => number
+  numPendingAcquires: () => number
+  numPendingCreates: () => number
+}
+
+/** One request's hold on a pool: a class, not a closure per request (this is every request's path). */
+export class Lease implements PoolLease {
+  readonly db: Knex
+  readonly #entry: PoolEntry
+  readonly #onRelease: (entry: PoolEntry) => void
+  #released = false
+
+  constructor (entry: PoolEntry, onRelease: (entry: PoolEntry) => void) {
+    this.db = entry.db
+    this.#entry = entry
+    this.#onRelease = onRelease
+  }
+
+  release (): void {
+    if (this.#released) return
+    this.#released = true
+    this.#onRelease(this.#entry)
+  }
+}
+
+/** Knex keeps its tarn pool on the client; it exists once the instance is created. */
+export function tarnPool (entry: PoolEntry): TarnPool | undefined {
+  return (entry.db.client as { pool?: TarnPool }).pool
+}
+
+/** Closes one idle connection of the entry's pool; false when it has none to spare. */
+export function closeIdle (entry: PoolEntry): boolean {
+  const pool = (entry.db.client as { pool?: Parameters<typeof closeIdleConnection>[0] }).pool
+  return pool !== undefined && closeIdleConnection(pool)
+}
+
+/** Computed once per record: cached records are the same objects request after request. */
+const fingerprints = new WeakMap<TenantRecord, string>()
+
+export function fingerprintOf (tenant: TenantRecord): string {
+  let fingerprint = fingerprints.get(tenant)
+  if (fingerprint === undefined) {
+    // Where it connects (its server and endpoint included) and as whom: a change of any is a new pool.
+    const { host, port, database, user, password } = tenantConnection(tenant, '')
+    fingerprint = [tenant.server.id, host, port, database, user, password].join('\u0000')
+    fingerprints.set(tenant, fingerprint)
+  }
+  return fingerprint
+}
