@@ -82,11 +82,6 @@ export class ServerFleet {
     return parts
   }
 
-  /** Every server opened so far (spares to wait for, closes). */
-  get opened (): readonly ServerParts[] {
-    return this.#all
-  }
-
   /** The parts of the server with this id, opened if need be; SERVER_UNAVAILABLE when it does not answer. */
   async byId (id: string): Promise<ServerParts> {
     const known = this.#opened.get(id)
