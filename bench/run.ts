@@ -13,13 +13,14 @@ import { coldStart, idleMemory } from './cold.js'
 import { alternate, type Comparison, type Side } from './compare.js'
 import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBackendSampler } from './fixtures.js'
 import { fleetMigration } from './fleet.js'
+import { fleetList } from './fleet-list.js'
 import { slugOf, type HostSpec } from './hosts.js'
 import type { LoadResult } from './load.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
-  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120 }
-  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000 }
+  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120, fleetList: 5000 }
+  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000, fleetList: 100000 }
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
 interface Row { scenario: string, figure: string, value: number, target: string, met: boolean, detail: string }
@@ -160,6 +161,21 @@ try {
     detail: `${fleet.tenants} tenants in ${fleet.seconds.toFixed(1)} s at concurrency 8, ${fleet.failed} not migrated; ${(fleet.seconds / fleet.floorSeconds).toFixed(2)}x the floor of one connection per tenant (${fleet.floorSeconds.toFixed(1)} s, ${Math.round(fleet.tenants / fleet.floorSeconds)} connections/s)${fleet.tenants === 1000 ? '' : '; scaled to 1,000'}`
   })
   await setup.close()
+
+  // On a catalog of its own: a fleet of catalog rows only, no databases.
+  const list = await fleetList(benchEnv(), size.fleetList, log)
+  const rss = list.cliPeakRssMb
+  record({
+    scenario: 'fleet list',
+    figure: `ms for GET /tenants (first page) at ${list.tenants.toLocaleString('en')} tenants`,
+    value: list.firstPageMs,
+    target: '<= 50 ms, every tenant once, CLI peak RSS <= 200 MB',
+    met: list.firstPageMs <= 50 && list.walkExact && list.cliTenants === list.tenants && (rss === null || rss <= 200),
+    detail: `middle page ${list.middlePageMs.toFixed(1)} ms; every page (${list.pages} of 1000) ${list.walkSeconds.toFixed(2)} s${list.walkExact ? ', each tenant once in slug order' : ', NOT each tenant once'}; ` +
+      `search of a domain substring ${list.searchMs.toFixed(1)} ms (${list.searchHits} found); the whole list in one query (the previous GET /tenants) ${list.listAllSeconds.toFixed(2)} s; ` +
+      `tenants list --json ${list.cliSeconds.toFixed(2)} s, peak RSS ${rss === null ? 'unknown (no /usr/bin/time)' : `${rss.toFixed(0)} MB`}, ${list.cliTenants} in its array; ` +
+      `${2 * list.tenants} domains; seeded in ${list.seedSeconds.toFixed(1)} s`
+  })
 } finally {
   log('cleaning up')
   await cleanup(env)

@@ -5,10 +5,12 @@ import { AdvisoryLocks } from './advisory-locks.js'
 import type { CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 import { ServerStore } from './server-store.js'
+import { tenantColumnLengths, tenantPage, type TenantColumnLengths, type TenantFilter, type TenantPage, type TenantPageQuery } from './tenant-page.js'
 import { TenantRecords, toSummary, type TenantRecord, type TenantRow, type TenantStatus, type TenantSummary } from './tenant-records.js'
 
 // The record types are the store's vocabulary: they are imported from here across the tree.
 export { SETTABLE_STATUSES, TENANT_STATUSES, unreadableCredential } from './tenant-records.js'
+export type { TenantColumnLengths, TenantFilter, TenantPage, TenantPageQuery } from './tenant-page.js'
 export type { SettableStatus, TenantDatabase, TenantEndpoint, TenantRecord, TenantServer, TenantStatus, TenantSummary } from './tenant-records.js'
 
 export interface NewTenant {
@@ -138,6 +140,12 @@ export class CatalogStore {
     return new Map(rows.map((row) => [row.slug, this.#records.toRecord(row)]))
   }
 
+  /** Each tenant's server id, by slug, in one query whatever the number of slugs (those with no tenant are absent). */
+  async serverIdsOf (slugs: string[]): Promise<Map<string, string>> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ slug: string, server_id: string }> }>('select slug, server_id from tenants where slug = any(?::text[])', [slugs])
+    return new Map(rows.map((row) => [row.slug, row.server_id]))
+  }
+
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
     const row = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
       .where({ slug }).first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
@@ -159,6 +167,19 @@ export class CatalogStore {
     if (slugs !== undefined) query.whereIn('tenants.slug', slugs)
     const rows = await query as Array<TenantRow & { domains: string[], primary_domain: string | null }>
     return rows.map((row) => toSummary(row, row.primary_domain))
+  }
+
+  /**
+   * One page of the tenants a filter picks, in slug order, shaped as `listTenants` shapes them:
+   * what a fleet of any size is listed with, a page at a time.
+   */
+  async tenantPage (query: TenantPageQuery): Promise<TenantPage> {
+    return await tenantPage(this.#knex, query)
+  }
+
+  /** The longest slug, status, server, schema version and database name among the tenants a filter picks. */
+  async tenantColumnLengths (filter: TenantFilter): Promise<TenantColumnLengths> {
+    return await tenantColumnLengths(this.#knex, filter)
   }
 
   async domainsOf (tenantId: string): Promise<string[]> {

@@ -8,7 +8,8 @@ import { maintenanceCommands } from './maintenance-commands.js'
 import { cliServerName, serverCommands } from './server-commands.js'
 import { withSilo } from './open-silo.js'
 import { tenantView } from '../schemas/tenant-view.js'
-import { redactUrls, table, tenantsTable } from './output.js'
+import { TENANT_STATUSES, type CatalogStore, type TenantFilter, type TenantStatus } from '../catalog/catalog-store.js'
+import { jsonArrayElements, jsonArrayEnd, pagedOutput, redactUrls, table, tenantColumns, tenantLines, tenantsTable } from './output.js'
 
 /** One line for stderr; a failed create also says why, from its cause. */
 function describe (error: unknown): string {
@@ -37,6 +38,52 @@ function concurrency (value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('must be an integer from 1 to 64')
   return n
+}
+
+function tenantStatus (value: string): TenantStatus {
+  const status = TENANT_STATUSES.find((known) => known === value)
+  if (status === undefined) throw new InvalidArgumentError(`must be one of ${TENANT_STATUSES.join(', ')}`)
+  return status
+}
+
+function positive (value: string): number {
+  const n = Number(value)
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number from 1')
+  return n
+}
+
+/** Tenants per query of `list`: a fleet of any size is walked a page at a time, each printed as it comes. */
+const LIST_PAGE = 1000
+
+/**
+ * `list`: every tenant the filter picks (up to `limit`), one page in memory at a time. A list
+ * of one page prints as it always did; a longer table takes its widths from one query over the
+ * whole list first. The pages are separate queries: a tenant made during the walk is listed
+ * when its slug comes after the page being read.
+ */
+async function printTenants (catalog: CatalogStore, options: TenantFilter & { json?: boolean, limit?: number }): Promise<void> {
+  const write = pagedOutput()
+  const filter: TenantFilter = { status: options.status, server: options.server, search: options.search }
+  let left = options.limit ?? Number.POSITIVE_INFINITY
+  let after: string | undefined
+  let widths: number[] | undefined
+  let printed = 0
+  for (;;) {
+    const page = await catalog.tenantPage({ ...filter, after, limit: Math.min(LIST_PAGE, left) })
+    left -= page.items.length
+    const more = page.next !== null && left > 0
+    let text: string
+    if (options.json === true) text = jsonArrayElements(page.items.map(tenantView), printed === 0)
+    else if (printed === 0 && !more) text = `${tenantsTable(page.items)}\n`
+    else {
+      widths ??= tenantColumns(await catalog.tenantColumnLengths(filter))
+      text = tenantLines(page.items, widths, printed === 0)
+    }
+    printed += page.items.length
+    if (!await write(text) || !more) break
+    after = page.next ?? undefined
+  }
+  if (options.json === true) await write(jsonArrayEnd(printed === 0))
 }
 
 const program = new Command('tenants')
@@ -69,11 +116,15 @@ program.command('create <slug>')
   }))
 
 program.command('list')
-  .description('list tenants with status, server, schema version and domains')
-  .option('--json', 'print JSON')
-  .action(action(async (options: { json?: boolean }) => {
-    const tenants = await withSilo(async (silo) => await silo.catalog.listTenants())
-    console.log(options.json === true ? JSON.stringify(tenants.map(tenantView), null, 2) : tenantsTable(tenants))
+  .description('list tenants in slug order with status, server, schema version and domains, a page at a time')
+  .option('--json', 'print one JSON array')
+  .option('--status <status>', `only tenants in this status (${TENANT_STATUSES.join(', ')})`, tenantStatus)
+  .option('--server <name>', 'only tenants on this server')
+  .option('--search <text>', 'only tenants whose slug, name or a domain contains this text, in any case')
+  .option('--limit <n>', 'the first n tenants only (default: every one)', positive)
+  .action(action(async (options: TenantFilter & { json?: boolean, limit?: number }) => {
+    if (options.server !== undefined) cliServerName(options.server)
+    await withSilo(async (silo) => { await printTenants(silo.catalog, options) })
     return true
   }))
 

@@ -1,4 +1,5 @@
-import type { TenantSummary } from '../catalog/catalog-store.js'
+import { once } from 'node:events'
+import type { TenantColumnLengths, TenantSummary } from '../catalog/catalog-store.js'
 import type { MigrationDirection } from '../catalog/migration-runs.js'
 import type { TenantMigrationResult } from '../lifecycle/fleet-migrator.js'
 import type { ServerView } from '../schemas/servers.js'
@@ -6,15 +7,71 @@ import type { ServerView } from '../schemas/servers.js'
 /** Plain text table: columns padded to their widest cell. */
 export function table (headers: string[], rows: string[][]): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
-  const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()
-  return [line(headers), ...rows.map(line)].join('\n')
+  return [headers, ...rows].map((row) => tableLine(row, widths)).join('\n')
 }
+
+function tableLine (cells: string[], widths: number[]): string {
+  return cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd()
+}
+
+const TENANT_HEADERS = ['SLUG', 'STATUS', 'SERVER', 'SCHEMA', 'DATABASE', 'DOMAINS']
+const tenantCells = (tenant: TenantSummary): string[] =>
+  [tenant.slug, tenant.status, tenant.server, tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')]
 
 export function tenantsTable (tenants: TenantSummary[]): string {
   if (tenants.length === 0) return 'no tenants'
-  return table(['SLUG', 'STATUS', 'SERVER', 'SCHEMA', 'DATABASE', 'DOMAINS'], tenants.map((tenant) => [
-    tenant.slug, tenant.status, tenant.server, tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')
-  ]))
+  return table(TENANT_HEADERS, tenants.map(tenantCells))
+}
+
+/** Column widths of a tenants table printed a page at a time, from the longest values of the whole list (domains, last, are never padded). */
+export function tenantColumns (longest: TenantColumnLengths): number[] {
+  const values = [longest.slug, longest.status, longest.server, Math.max(1, longest.schemaVersion), longest.database, 0]
+  return TENANT_HEADERS.map((header, column) => Math.max(header.length, values[column] ?? 0))
+}
+
+/** One page of a tenants table in fixed widths, each line ending with a newline; the first page starts with the headers. */
+export function tenantLines (tenants: TenantSummary[], widths: number[], first: boolean): string {
+  const rows = tenants.map(tenantCells)
+  return (first ? [TENANT_HEADERS, ...rows] : rows).map((row) => `${tableLine(row, widths)}\n`).join('')
+}
+
+/**
+ * Elements of a JSON array printed a page at a time, exactly as `JSON.stringify(all, null, 2)`
+ * would print them: the first page opens the array; `jsonArrayEnd` closes it.
+ */
+export function jsonArrayElements (items: unknown[], first: boolean): string {
+  // JSON escapes newlines inside strings: every newline of an element is its layout's, indented one level.
+  return items.map((item, i) => `${first && i === 0 ? '[\n' : ',\n'}  ${JSON.stringify(item, null, 2).replaceAll('\n', '\n  ')}`).join('')
+}
+
+export function jsonArrayEnd (empty: boolean): string {
+  return empty ? '[]\n' : '\n]\n'
+}
+
+/**
+ * Standard output for a list written a page at a time. `write` waits while the stream's buffer
+ * is full, so a long list holds one page in memory rather than everything not sent yet, and
+ * answers false once the reader is gone (`tenants list | head` closes the pipe: the list stops
+ * there, quietly); any other error of the stream is thrown. The stream's error listener stays
+ * until the process exits: the pipe can break after the last write.
+ */
+export function pagedOutput (out: NodeJS.WritableStream = process.stdout): (text: string) => Promise<boolean> {
+  let failure: NodeJS.ErrnoException | undefined
+  const onError = (error: NodeJS.ErrnoException): void => { failure ??= error }
+  out.on('error', onError)
+  const gone = (): boolean => {
+    if (failure === undefined) return false
+    if (failure.code === 'EPIPE') return true
+    throw failure
+  }
+  return async (text) => {
+    if (gone()) return false
+    if (!out.write(text)) {
+      // Rejects when the stream fails instead; `gone` then says how.
+      await once(out, 'drain').catch(() => undefined)
+    }
+    return !gone()
+  }
 }
 
 /** `8.1 MB`: a size in bytes, in the largest unit that keeps it at 1 or more (1024 each). */

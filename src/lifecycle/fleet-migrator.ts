@@ -19,6 +19,7 @@ export interface TenantMigrationResult {
 
 export interface FleetMigrationOptions {
   direction?: MigrationDirection
+  /** Tenants migrated at once on each server: the servers of a fleet are worked on side by side. */
   concurrency: number
   /** Called as each tenant finishes, in completion order (progress output). */
   onResult?: (result: TenantMigrationResult) => void
@@ -34,9 +35,10 @@ const RECORD_CHUNK = 500
 export const NOT_MIGRATABLE: ReadonlySet<TenantStatus> = new Set<TenantStatus>(['provisioning', 'dropping'])
 
 /**
- * Migrates many tenants with bounded concurrency. Every tenant is attempted: one failure is
- * recorded in its result and never stops the others. Each result is also recorded in the
- * catalog (migration_runs). Results come back in slug order.
+ * Migrates many tenants, `concurrency` at a time on each of their servers (a server's own load
+ * bounds what it takes; one slow server does not hold the others back). Every tenant is
+ * attempted: one failure is recorded in its result and never stops the others. Each result is
+ * also recorded in the catalog (migration_runs). Results come back in slug order.
  */
 export async function migrateFleet (
   catalog: CatalogStore,
@@ -44,9 +46,30 @@ export async function migrateFleet (
   slugs: string[],
   options: FleetMigrationOptions
 ): Promise<TenantMigrationResult[]> {
+  const runId = options.runId ?? randomUUID()
+  // Slugs with no tenant make a group of their own: each fails as `no such tenant`.
+  const servers = await catalog.serverIdsOf(slugs)
+  const groups = new Map<string, string[]>()
+  for (const slug of slugs) {
+    const server = servers.get(slug) ?? ''
+    const group = groups.get(server)
+    if (group === undefined) groups.set(server, [slug])
+    else group.push(slug)
+  }
+  const results = await Promise.all([...groups.values()].map(async (group) => await migrateGroup(catalog, migrator, group, { ...options, runId })))
+  return results.flat().sort((a, b) => a.slug.localeCompare(b.slug))
+}
+
+/** The tenants of one server, `concurrency` at a time, their records read a chunk at a time. */
+async function migrateGroup (
+  catalog: CatalogStore,
+  migrator: TenantMigrator,
+  slugs: string[],
+  options: FleetMigrationOptions & { runId: string }
+): Promise<TenantMigrationResult[]> {
   const limit = pLimit(Math.max(1, options.concurrency))
   const direction = options.direction ?? 'latest'
-  const runId = options.runId ?? randomUUID()
+  const { runId } = options
   // Tenant records are read a chunk at a time, one query each, as the run reaches them.
   const chunks = new Map<number, Promise<Map<string, TenantRecord>>>()
   const recordOf = async (index: number): Promise<TenantRecord | null> => {
@@ -74,7 +97,7 @@ export async function migrateFleet (
     options.onResult?.(result)
     return result
   })))
-  return results.sort((a, b) => a.slug.localeCompare(b.slug))
+  return results
 }
 
 /** `tenant` is undefined when its record could not be read (catalog error), null when there is none. */

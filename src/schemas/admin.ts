@@ -29,7 +29,20 @@ export const TenantView = Type.Object({
 }, { title: 'Tenant' })
 export type TenantView = Static<typeof TenantView>
 
-export const TenantList = Type.Object({ items: Type.Array(TenantView) }, { title: 'TenantList' })
+export const TenantList = Type.Object({
+  items: Type.Array(TenantView),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'pass back as cursor for the next page; null on the last page' })
+}, { title: 'TenantList' })
+
+/** One page of the tenants list, in slug order: every filter given must hold. */
+export const TenantListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$', description: 'nextCursor of the previous page' })),
+  status: Type.Optional(Type.Union(TENANT_STATUSES.map((status) => Type.Literal(status)))),
+  server: Type.Optional(Type.String({ pattern: ServerParams.properties.name.pattern, description: 'tenants on this server (a name no server has: none)' })),
+  search: Type.Optional(Type.String({ maxLength: 200, pattern: NO_NUL, description: 'a substring of the slug, the name or a domain, in any case; % and _ are plain characters' }))
+}, { additionalProperties: false })
+export type TenantListQuery = Static<typeof TenantListQuery>
 
 export const SlugParams = Type.Object({ slug: Slug })
 export const DomainParams = Type.Object({ slug: Slug, domain: Domain })

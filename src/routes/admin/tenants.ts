@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { Silo } from '../../silo.js'
 import { tenantNotFoundBySlug } from '../../lifecycle/provisioner.js'
-import { DomainBody, DomainParams, SlugParams, TenantCreate, TenantList, TenantView } from '../../schemas/admin.js'
+import { encodeTenantCursor, tenantPageStart } from '../../catalog/tenant-page.js'
+import { DomainBody, DomainParams, SlugParams, TenantCreate, TenantList, TenantListQuery, TenantView } from '../../schemas/admin.js'
 import { ErrorBody } from '../../schemas/error.js'
 import { tenantView as view } from '../../schemas/tenant-view.js'
 
@@ -29,8 +30,12 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
   })
 
   app.get('/tenants', {
-    schema: { tags: ['admin'], summary: 'List tenants', security, response: { 200: TenantList, ...errors } }
-  }, async () => ({ items: (await catalog.listTenants()).map(view) }))
+    schema: { tags: ['admin'], summary: 'List tenants, a page at a time in slug order', security, querystring: TenantListQuery, response: { 200: TenantList, ...errors } }
+  }, async (request) => {
+    const { limit, cursor, status, server, search } = request.query
+    const page = await catalog.tenantPage({ limit, after: tenantPageStart(cursor), status, server, search })
+    return { items: page.items.map(view), nextCursor: page.next === null ? null : encodeTenantCursor(page.next) }
+  })
 
   app.get('/tenants/:slug', {
     schema: { tags: ['admin'], summary: 'One tenant', security, params: SlugParams, response: { 200: TenantView, ...errors } }
