@@ -208,17 +208,27 @@ t.test("a server's connections count against its own budget only: one held full 
     if (tenant === null) throw new Error(`no tenant ${slug}`)
     return tenant
   }
+  // The first tenant's query holds the server's one connection until the test lets it go: it
+  // waits for an advisory lock the test holds in that database.
+  const lockUrl = new URL(second.url)
+  lockUrl.pathname = `/${prefix}tight_a`
+  const locker = new pg.Client({ connectionString: lockUrl.toString() })
+  await locker.connect()
+  t.teardown(async () => { await locker.end() })
+  await locker.query('select pg_advisory_lock(4242)')
   // As two requests would: each holds its lease until its query is done (a knex query runs once awaited).
   const holder = silo.pools.acquire(await record('tight-a'))
-  const held = holder.db.raw('select pg_sleep(0.5)').then(() => { holder.release() })
+  const held = holder.db.raw('select pg_advisory_lock(4242), pg_advisory_unlock(4242)').then(() => { holder.release() })
   const waiter = silo.pools.acquire(await record('tight-b'))
   const waiting = waiter.db.raw('select 1').then(() => { waiter.release() })
   const budgetOf = (server: string) => silo.pools.stats().servers.find((budget) => budget.server === server)
-  t.ok(await eventually(() => budgetOf('tight')?.waiting === 1, 5000, 5), "the second tenant on the tight server waits for its server's one slot")
+  // This instance's share of the new server comes with the heartbeat its first pool there asks for.
+  t.ok(await eventually(() => budgetOf('tight')?.waiting === 1 && budgetOf('tight')?.open === 1, 5000, 5), "the second tenant on the tight server waits for its server's one slot")
   t.match(budgetOf('tight'), { capacity: 1, open: 1 })
   const other = await app.inject({ url: '/articles', headers: { host: 'p1.test' } })
   t.equal(other.statusCode, 200, 'a tenant on another server is served meanwhile')
   t.equal(budgetOf('tight')?.waiting, 1, 'while the tight server is still full')
+  await locker.query('select pg_advisory_unlock(4242)')
   await Promise.all([held, waiting])
   t.ok((budgetOf('default')?.capacity ?? 0) > 1, 'the default server has a budget of its own')
 })

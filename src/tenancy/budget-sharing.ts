@@ -27,9 +27,12 @@ export class BudgetSharing {
     this.#events = deps.events
   }
 
-  /** Registers this instance and takes its first shares; then renews them every HEARTBEAT_MS. */
+  /**
+   * Registers this instance and takes its first shares; then renews them every HEARTBEAT_MS, and
+   * at once when a pool opens on a budgeted server it has no share of yet (one registered since).
+   */
   async start (): Promise<void> {
-    this.#pools.shareBudgets()
+    this.#pools.shareBudgets(() => { this.#beatNow() })
     await this.#beat()
     this.#schedule()
   }
@@ -44,14 +47,22 @@ export class BudgetSharing {
 
   #schedule (): void {
     if (this.#stopped) return
-    this.#timer = setTimeout(() => {
-      this.#beating = this.#beat().catch((error: unknown) => {
-        // The catalog did not answer: past the lease, the others count this instance dead.
-        if (Date.now() - this.#lastBeat > INSTANCE_LEASE_MS) this.#pools.withdrawBudgetShares()
-        this.#events?.emit('budget:heartbeat', { ok: false, error: error as Error })
-      }).finally(() => { this.#schedule() })
-    }, HEARTBEAT_MS)
+    this.#timer = setTimeout(() => { this.#beatNow() }, HEARTBEAT_MS)
     this.#timer.unref()
+  }
+
+  /** A heartbeat now, unless one is under way (then its answer will do); the next one is due HEARTBEAT_MS after. */
+  #beatNow (): void {
+    if (this.#stopped || this.#beating !== undefined) return
+    clearTimeout(this.#timer)
+    this.#beating = this.#beat().catch((error: unknown) => {
+      // The catalog did not answer: past the lease, the others count this instance dead.
+      if (Date.now() - this.#lastBeat > INSTANCE_LEASE_MS) this.#pools.withdrawBudgetShares()
+      this.#events?.emit('budget:heartbeat', { ok: false, error: error as Error })
+    }).finally(() => {
+      this.#beating = undefined
+      this.#schedule()
+    })
   }
 
   async #beat (): Promise<void> {

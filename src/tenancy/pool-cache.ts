@@ -165,9 +165,12 @@ export class PoolCache {
     }
   }
 
-  /** A budgeted server's capacity is this instance's share of it from now on (see BudgetSharing). */
-  shareBudgets (): void {
-    this.#budgets.share()
+  /**
+   * A budgeted server's capacity is this instance's share of it from now on (see BudgetSharing);
+   * `unshared` is told when a pool opens on one it has no share of yet.
+   */
+  shareBudgets (unshared: () => void): void {
+    this.#budgets.share(unshared)
   }
 
   /** This instance's share of a budgeted server: lowered, its idle connections are closed down to it. */

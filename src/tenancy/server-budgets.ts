@@ -34,6 +34,8 @@ export class ServerBudgets {
   readonly #servers = new Map<string, ServerSlots>()
   /** This instance's shares of budgeted servers, by server id, once sharing has started. */
   #shares: Map<string, number> | undefined
+  /** Told when a budgeted server has no share yet (a heartbeat will bring it). */
+  #unshared: (() => void) | undefined
 
   constructor (options: ServerBudgetsOptions) {
     this.#options = options
@@ -41,7 +43,9 @@ export class ServerBudgets {
 
   /** The slots of the tenant's server, made on first use; its capacity follows the record's budget. */
   of (server: TenantServer): ServerSlots {
-    const capacity = server.budget === null ? this.#options.defaultCapacity : this.#shares === undefined ? server.budget : this.#shares.get(server.id) ?? 0
+    const share = this.#shares?.get(server.id)
+    if (server.budget !== null && this.#shares !== undefined && share === undefined) this.#unshared?.()
+    const capacity = server.budget === null ? this.#options.defaultCapacity : this.#shares === undefined ? server.budget : share ?? 0
     let slots = this.#servers.get(server.id)
     if (slots === undefined) {
       const budget = new ConnectionBudget(capacity, this.#options.queueMax)
@@ -55,9 +59,10 @@ export class ServerBudgets {
     return slots
   }
 
-  /** From now on a budgeted server's capacity is this instance's share of it (none until told). */
-  share (): void {
+  /** From now on a budgeted server's capacity is this instance's share of it (none until told: `unshared` is called). */
+  share (unshared?: () => void): void {
     this.#shares ??= new Map()
+    if (unshared !== undefined) this.#unshared = unshared
   }
 
   /** This instance's share of a budgeted server, from a heartbeat. */
