@@ -1,0 +1,114 @@
+// What removing a server and doctor over several servers drop: only this catalog's own. With the
+// shipped defaults (catalog `silo_catalog`, prefix `silo_`: the catalog's name starts with the
+// prefix), beside a second catalog with the same prefix on the same servers, and PostgreSQL's own
+// databases. Two embedded servers of this file's own: `home` (DATABASE_URL, both catalogs) and
+// `other` (registered by both), so the shipped names touch nobody's real deployment.
+import t from 'tap'
+import pg from 'pg'
+import { loadConfig } from '../src/config.js'
+import { diagnose, planRepair, repair } from '../src/lifecycle/doctor.js'
+import { listSpares, spareNamePrefix } from '../src/lifecycle/spare-databases.js'
+import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
+import { openSilo, type Silo } from '../src/silo.js'
+import { startEmbeddedServer } from './helpers/embedded.js'
+import { TEST_SECRET_KEY } from './helpers/silo.js'
+
+const home = await startEmbeddedServer()
+const other = await startEmbeddedServer()
+const opened: Silo[] = []
+// One teardown, in order: the instances, then the servers under them.
+t.teardown(async () => {
+  for (const silo of opened) await silo.close()
+  await Promise.all([home.destroy(), other.destroy()])
+})
+
+/** The shipped defaults but for the server, the key and one spare a server (to have spares to keep or drop). */
+const configFor = (catalog?: string) => loadConfig({
+  DATABASE_URL: home.url, SECRET_KEY: TEST_SECRET_KEY, LOG_LEVEL: 'silent', TENANT_SPARES: 1, ...(catalog === undefined ? {} : { CATALOG_DATABASE: catalog })
+}, { env: false, dotenv: false })
+const configA = configFor()
+const configB = configFor('silo_other')
+
+const a = await openSilo(configA)
+opened.push(a)
+const b = await openSilo(configB)
+opened.push(b)
+
+const objectsOn = async (url: string): Promise<{ databases: string[], roles: string[] }> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const databases = (await client.query<{ name: string }>('select datname as name from pg_database order by 1')).rows.map((row) => row.name)
+    const roles = (await client.query<{ name: string }>("select rolname as name from pg_roles where rolname !~ '^pg_' order by 1")).rows.map((row) => row.name)
+    return { databases, roles }
+  } finally {
+    await client.end()
+  }
+}
+const onOther = async (sql: string): Promise<void> => {
+  const client = new pg.Client({ connectionString: other.url })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+const sparesOf = async (silo: Silo): Promise<void> => { await (await silo.servers.byName('other')).spares?.settled() }
+
+t.test('set-up: both catalogs place a tenant and keep a template and a spare on the other server', async (t) => {
+  t.equal(configA.catalogDatabase, 'silo_catalog', 'the shipped catalog')
+  t.equal(configA.tenantDbPrefix, 'silo_', 'the shipped prefix')
+  t.equal(configB.tenantDbPrefix, 'silo_', 'the second catalog shares the prefix')
+  await a.serverRegistry.add({ name: 'other', url: other.url })
+  await b.serverRegistry.add({ name: 'other', url: other.url })
+  await a.provisioner.create({ slug: 'alpha', domains: ['alpha.test'], server: 'other' })
+  await b.provisioner.create({ slug: 'bravo', domains: ['bravo.test'], server: 'other' })
+  // Every spare made, here and on the home server, so nothing changes under the comparisons below.
+  await Promise.all([sparesOf(a), sparesOf(b), a.spares?.settled(), b.spares?.settled()])
+  // Somebody else's database with the prefix, and no mark.
+  await onOther('create database silo_stranger')
+  const { databases } = await objectsOn(other.url)
+  t.ok(databases.includes(templateDatabaseName('silo_', a.ownership.identity)), "A's template is there")
+  t.ok(databases.includes(templateDatabaseName('silo_', b.ownership.identity)), "B's template is there")
+  t.equal(databases.filter((name) => name.startsWith(spareNamePrefix('silo_'))).length, 2, 'a spare of each')
+})
+
+t.test("doctor --fix --yes over both servers drops nothing that is not its own, nor the servers' own databases", async (t) => {
+  await a.provisioner.drop('alpha')
+  await onOther('create database silo_orphan_of_a')
+  await onOther(`comment on database silo_orphan_of_a is '${a.ownership.mark('tenant')}'`)
+  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const deps = { catalog: a.catalog, servers: a.servers, provisioner: a.provisioner, prefix: 'silo_' }
+  const report = await diagnose(deps)
+  t.same(report.orphanDatabases, ['silo_orphan_of_a@other'], 'its own orphan on the other server is the only one')
+  t.same(report.orphanRoles, [])
+  const fixed = await repair(deps, planRepair(report), { confirmed: true })
+  t.same(fixed.dropped, { databases: ['silo_orphan_of_a@other'], roles: [], tenants: [] })
+  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  t.same(after.home, before.home, 'nothing on the home server changed: both catalogs, postgres, template0, template1')
+  t.same(after.other.databases, before.other.databases.filter((name) => name !== 'silo_orphan_of_a'), 'on the other server only that orphan went')
+  t.same(after.other.roles, before.other.roles)
+})
+
+t.test("removing the other server drops this catalog's template and spare there, and nothing else", async (t) => {
+  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const parts = await a.servers.byName('other')
+  const ours = [templateDatabaseName('silo_', a.ownership.identity), ...(await listSpares(parts.admin, parts.ownership, 'silo_')).map((spare) => spare.name)].sort()
+  t.equal(ours.length, 2, "A's template and its spare")
+  t.same(await a.serverRegistry.remove('other'), { cleaned: true })
+  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  t.same(after.home, before.home, 'nothing on the home server changed')
+  t.same(before.other.databases.filter((name) => !after.other.databases.includes(name)).sort(), ours, "A's template and spare went, nothing more")
+  t.same(before.other.roles.filter((name) => !after.other.roles.includes(name)).sort(), ours, 'and their roles')
+  for (const kept of ['postgres', 'template0', 'template1', 'silo_stranger', 'silo_bravo', templateDatabaseName('silo_', b.ownership.identity)]) {
+    t.ok(after.other.databases.includes(kept), `${kept} is still there`)
+  }
+  t.equal(after.other.databases.filter((name) => name.startsWith(spareNamePrefix('silo_'))).length, 1, "B's spare is still there")
+  t.ok(after.other.roles.includes('silo_bravo'), "B's tenant role is still there")
+  t.equal(await b.withTenant('bravo', async (db) => Number((await db.raw<{ rows: Array<{ one: number }> }>('select 1 as one')).rows[0]?.one)), 1, "and B's tenant still serves")
+  await b.provisioner.drop('bravo')
+  t.same(await b.serverRegistry.remove('other'), { cleaned: true })
+  const last = await objectsOn(other.url)
+  t.same(last.databases, ['postgres', 'silo_stranger', 'template0', 'template1'], 'once both catalogs removed it, what is left is the server\'s own and the stranger\'s')
+})
