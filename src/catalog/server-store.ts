@@ -157,17 +157,20 @@ export class ServerStore {
       createdAt: row.created_at,
       updatedAt: row.updated_at
     }
-    if (row.admin_url !== null) {
-      try {
-        record.adminUrl = this.#cipher.decrypt(row.admin_url)
-      } catch (error) {
-        if (!(error instanceof CredentialUndecryptable)) throw error
-        const problem = new CredentialUndecryptable(error.reason, `The admin URL of server ${row.name} cannot be decrypted: ${error.message}`, error.keyId)
-        Object.defineProperty(record, 'adminUrl', { enumerable: false, get: () => { throw problem } })
-      }
-    }
-    // Kept off JSON.stringify and util.inspect's default view: a record logged by mistake shows no password.
-    Object.defineProperty(record, 'adminUrl', { ...Object.getOwnPropertyDescriptor(record, 'adminUrl'), enumerable: false })
+    // Not enumerable: off JSON.stringify and util.inspect's default view, so a record logged by mistake shows no password.
+    Object.defineProperty(record, 'adminUrl', { enumerable: false, ...this.#adminUrl(row) })
     return record
+  }
+
+  /** The admin URL decrypted (null for `default`), or a getter that throws why it cannot be. */
+  #adminUrl (row: ServerRow): PropertyDescriptor {
+    if (row.admin_url === null) return { value: null }
+    try {
+      return { value: this.#cipher.decrypt(row.admin_url) }
+    } catch (error) {
+      if (!(error instanceof CredentialUndecryptable)) throw error
+      const problem = new CredentialUndecryptable(error.reason, `The admin URL of server ${row.name} cannot be decrypted: ${error.message}`, error.keyId)
+      return { get: () => { throw problem } }
+    }
   }
 }
