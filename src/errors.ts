@@ -34,6 +34,12 @@ export const ERRORS = {
   SERVER_NOT_ACCEPTING: { status: 409 },
   /** `servers add`: the URL does not answer, its login is refused, or its role may not create databases and roles. */
   SERVER_UNUSABLE: { status: 400 },
+  /** `attach`: the URL does not answer, its login is refused, or it names a superuser (nothing is recorded). */
+  DATABASE_UNUSABLE: { status: 400 },
+  /** `attach`: that database is a tenant of this catalog already, or one Silo made (it carries a Silo mark). */
+  DATABASE_TAKEN: { status: 409 },
+  /** `attach`: the database's own tables conflict with the tenant migrations (nothing was changed there). */
+  SCHEMA_CONFLICT: { status: 409 },
   /** The server a tenant or a pinned create needs does not answer now. */
   SERVER_UNAVAILABLE: { status: 503, retryAfter: 5 },
   /** No active server with room and reachable: nowhere to place a new tenant. */

@@ -18,7 +18,10 @@ export interface SiloEventMap {
   'tenant:migrated': [{ slug: string, before: string | null, after: string | null, durationMs: number }]
   'tenant:suspended': [{ slug: string }]
   'tenant:resumed': [{ slug: string }]
-  'tenant:dropped': [{ slug: string }]
+  /** A database Silo did not create became a tenant (`tenants attach`). */
+  'tenant:attached': [{ slug: string, durationMs: number }]
+  /** The tenant is gone from the catalog; `detached`: it was attached, and its database stays (unless dropped on request). */
+  'tenant:dropped': [{ slug: string, detached?: boolean }]
   /** A create fell back from cloning the template to migrating an empty database. */
   'template:unavailable': [{ slug: string, error: Error }]
   /** Making, adopting, claiming or dropping a spare database failed (creates go the usual way meanwhile). */

@@ -15,6 +15,7 @@ import { Ownership } from './lifecycle/ownership.js'
 import { BudgetSharing } from './tenancy/budget-sharing.js'
 import { PoolCache, type PoolCacheOptions } from './tenancy/pool-cache.js'
 import { Provisioner, tenantNotFoundBySlug } from './lifecycle/provisioner.js'
+import { TenantAttacher } from './lifecycle/tenant-attacher.js'
 import { withTenantDatabase } from './lifecycle/tenant-context.js'
 import { harden, planHardening } from './lifecycle/server-hardening.js'
 import { ServerFleet } from './lifecycle/server-fleet.js'
@@ -48,6 +49,8 @@ export interface Silo {
   /** Registering, listing, draining and removing servers (`tenants servers`, `/servers`). */
   serverRegistry: ServerRegistry
   provisioner: Provisioner
+  /** `tenants attach`: databases Silo did not create, served as tenants. */
+  attacher: TenantAttacher
   /** Lifecycle events (tenants, pools, connections, request outcomes). */
   events: SiloEvents
   /**
@@ -188,6 +191,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       servers: fleet,
       serverRegistry: new ServerRegistry({ catalog, servers: fleet, prefix: config.tenantDbPrefix }),
       provisioner,
+      attacher: new TenantAttacher({ catalog, servers: fleet, migrator, reservedHosts: [config.adminHost], resolver, events }),
       events,
       syncCatalog: async () => { await listener?.sync() },
       withTenant: async (slug, fn) => {

@@ -6,36 +6,15 @@ import type { CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 import { ServerStore } from './server-store.js'
 import { tenantColumnLengths, tenantPage, type TenantColumnLengths, type TenantFilter, type TenantPage, type TenantPageQuery } from './tenant-page.js'
+import { CatalogConflict, DOMAINS_OF_TENANT, SERVER_OF_TENANT, insertAttachedTenantRow, insertTenantRow, type NewAttachedTenant, type NewTenant } from './tenant-inserts.js'
 import { TenantRecords, toSummary, type TenantRecord, type TenantRow, type TenantStatus, type TenantSummary } from './tenant-records.js'
 
 // The record types are the store's vocabulary: they are imported from here across the tree.
-export { SETTABLE_STATUSES, TENANT_STATUSES, unreadableCredential } from './tenant-records.js'
+export { SETTABLE_STATUSES, TENANT_STATUSES, isRegisteredServer, unreadableCredential } from './tenant-records.js'
+export { CatalogConflict } from './tenant-inserts.js'
+export type { NewAttachedTenant, NewTenant } from './tenant-inserts.js'
 export type { TenantColumnLengths, TenantFilter, TenantPage, TenantPageQuery } from './tenant-page.js'
 export type { SettableStatus, TenantDatabase, TenantEndpoint, TenantRecord, TenantServer, TenantStatus, TenantSummary } from './tenant-records.js'
-
-export interface NewTenant {
-  slug: string
-  name: string
-  /** The server its database goes on (placement's choice); `default` when not given. */
-  serverId?: string
-  databaseName: string
-  databaseUser: string
-  password: string
-  domains: string[]
-}
-
-/** The tenant's domains, primary first, as one array column of a tenants query. */
-const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
-/** Its server's name and endpoint, as columns of a tenants query joined with `servers`. */
-const SERVER_OF_TENANT = ['servers.name as server_name', 'servers.admin_url as server_admin_url', 'servers.tenant_host as server_tenant_host',
-  'servers.tenant_port as server_tenant_port', 'servers.server_version as server_version', 'servers.connection_budget as server_connection_budget']
-
-/** Unique violation on the catalog; `constraint` tells a taken slug from a taken domain. */
-export class CatalogConflict extends Error {
-  constructor (readonly what: 'slug' | 'domain' | 'database', readonly value: string) {
-    super(`${what} already taken: ${value}`)
-  }
-}
 
 /** Every query Silo makes of the catalog database. */
 export class CatalogStore {
@@ -124,10 +103,11 @@ export class CatalogStore {
 
   async tenantByHost (host: string): Promise<TenantRecord | null> {
     // A join on the unique host, not `where exists`: the planner needs a quarter of the time for it,
-    // and this query is on the path of every first request for a host.
+    // and this query is on the path of every first request for a host. Servers are left-joined:
+    // an attached database may be on no registered server.
     const row = await this.#knex<TenantRow>('domains as requested')
       .join('tenants', 'tenants.id', 'requested.tenant_id')
-      .join('servers', 'servers.id', 'tenants.server_id')
+      .leftJoin('servers', 'servers.id', 'tenants.server_id')
       .where('requested.host', host)
       .first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#records.toRecord(row)
@@ -135,26 +115,27 @@ export class CatalogStore {
 
   /** The tenants of these slugs, in one query; slugs with no tenant are absent from the map. */
   async tenantsBySlugs (slugs: string[]): Promise<Map<string, TenantRecord>> {
-    const rows = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
+    const rows = await this.#knex<TenantRow>('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')
       .whereIn('slug', slugs).select('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
     return new Map(rows.map((row) => [row.slug, this.#records.toRecord(row)]))
   }
 
   /** Each tenant's server id, by slug, in one query whatever the number of slugs (those with no tenant are absent). */
   async serverIdsOf (slugs: string[]): Promise<Map<string, string>> {
-    const { rows } = await this.#knex.raw<{ rows: Array<{ slug: string, server_id: string }> }>('select slug, server_id from tenants where slug = any(?::text[])', [slugs])
+    const { rows } = await this.#knex.raw<{ rows: Array<{ slug: string, server_id: string }> }>(
+      'select slug, coalesce(server_id::text, \'address:\' || db_host || \':\' || db_port) as server_id from tenants where slug = any(?::text[])', [slugs])
     return new Map(rows.map((row) => [row.slug, row.server_id]))
   }
 
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
-    const row = await this.#knex<TenantRow>('tenants').join('servers', 'servers.id', 'tenants.server_id')
+    const row = await this.#knex<TenantRow>('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')
       .where({ slug }).first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
     return row === undefined ? null : this.#records.toRecord(row)
   }
 
   async listTenants (slugs?: string[]): Promise<TenantSummary[]> {
     const query = this.#knex<TenantRow>('tenants')
-      .join('servers', 'servers.id', 'tenants.server_id')
+      .leftJoin('servers', 'servers.id', 'tenants.server_id')
       .leftJoin('domains', 'domains.tenant_id', 'tenants.id')
       .groupBy('tenants.id', 'servers.name')
       .orderBy('tenants.slug')
@@ -188,24 +169,7 @@ export class CatalogStore {
 
   /** Inserts the tenant (status provisioning) and its domains, the first one primary, in one statement. */
   async insertTenant (tenant: NewTenant): Promise<TenantRecord> {
-    try {
-      const { rows } = await this.#knex.raw<{ rows: TenantRow[] }>(`
-        with tenant as (
-          insert into tenants (slug, name, status, server_id, db_name, db_user, db_password)
-          values (?, ?, 'provisioning', coalesce(?::uuid, (select id from servers where name = 'default')), ?, ?, ?) returning *
-        ), domain as (
-          insert into domains (host, tenant_id, is_primary)
-          select host, (select id from tenant), position = 1 from unnest(?::text[]) with ordinality as given (host, position)
-        )
-        select tenant.*, ${SERVER_OF_TENANT.join(', ')} from tenant join servers on servers.id = tenant.server_id`, [
-        tenant.slug, tenant.name, tenant.serverId ?? null, tenant.databaseName, tenant.databaseUser, this.#cipher.encrypt(tenant.password), tenant.domains
-      ])
-      const row = rows[0]
-      if (row === undefined) throw new Error('insert returned no row')
-      return this.#records.toRecord({ ...row, domains: tenant.domains })
-    } catch (error) {
-      throw toConflict(error, tenant)
-    }
+    return this.#records.toRecord(await insertTenantRow(this.#knex, this.#cipher, tenant))
   }
 
   async setStatus (slug: string, status: TenantStatus): Promise<void> {
@@ -220,6 +184,11 @@ export class CatalogStore {
     const row = rows[0]
     if (row === undefined) throw new Error(`tenant ${slug} vanished while it was provisioned`)
     return toSummary(row, row.domains[0] ?? null)
+  }
+
+  /** Inserts an attached tenant (status provisioning until its migrations ran) and its domains, the first one primary. */
+  async insertAttachedTenant (tenant: NewAttachedTenant): Promise<TenantRecord> {
+    return this.#records.toRecord(await insertAttachedTenantRow(this.#knex, this.#cipher, tenant))
   }
 
   async setSchemaVersion (slug: string, version: string | null): Promise<void> {
@@ -255,16 +224,4 @@ export class CatalogStore {
       return removed.tenant_id as string
     })
   }
-}
-
-function toConflict (error: unknown, tenant: NewTenant): unknown {
-  if (!isUniqueViolation(error)) return error
-  const constraint = (error as { constraint?: string }).constraint ?? ''
-  if (constraint.startsWith('domains')) {
-    const detail = (error as { detail?: string }).detail ?? ''
-    const host = tenant.domains.find((domain) => detail.includes(`(${domain})`)) ?? tenant.domains.join(', ')
-    return new CatalogConflict('domain', host)
-  }
-  if (constraint === 'tenants_slug_unique') return new CatalogConflict('slug', tenant.slug)
-  return new CatalogConflict('database', tenant.databaseName)
 }

@@ -106,7 +106,7 @@ async function filtered (knex: Knex, filter: TenantFilter): Promise<{ builder: K
     if (server === undefined) return { builder: null }
     serverId = server.id
   }
-  const builder = knex('tenants').join('servers', 'servers.id', 'tenants.server_id')
+  const builder = knex('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')
   if (filter.status !== undefined) builder.where('tenants.status', filter.status)
   if (serverId !== undefined) builder.where('tenants.server_id', serverId)
   if (filter.search !== undefined && filter.search !== '') searching(builder, containsPattern(filter.search))

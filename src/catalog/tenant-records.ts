@@ -19,6 +19,8 @@ export interface TenantDatabase {
   name: string
   user: string
   password: string
+  /** An attached database's own TLS setting (from its URL); otherwise its server's applies. */
+  ssl?: PgConnection['ssl']
 }
 
 /** Where a server's tenant databases are reached: host, port and TLS (no credential). */
@@ -50,7 +52,17 @@ export interface TenantRecord {
   domains: string[]
   server: TenantServer
   database: TenantDatabase
+  /** A database Silo did not create (`tenants attach`): never dropped, marked or judged as Silo's. */
+  attached: boolean
+  /** False for one attached with `--no-migrate`: fleet migrations and the schema guard leave it alone. */
+  schemaManaged: boolean
 }
+
+/** The server id and name an attached database on no registered server is known by: its address. */
+export const unregisteredServer = (host: string, port: number): { id: string, name: string } => ({ id: `address:${host}:${port}`, name: `${host}:${port}` })
+
+/** Whether the tenant's server is one of the registry (not the address of an attached database on none). */
+export const isRegisteredServer = (server: Pick<TenantServer, 'id'>): boolean => !server.id.startsWith('address:')
 
 export interface TenantSummary {
   id: string
@@ -60,8 +72,10 @@ export interface TenantSummary {
   schemaVersion: string | null
   databaseName: string
   databaseUser: string
-  /** The name of the server its database is on. */
-  server: string
+  /** The name of the registered server its database is on; null for an attached database on none. */
+  server: string | null
+  attached: boolean
+  schemaManaged: boolean
   domains: string[]
   primaryDomain: string | null
   createdAt: Date
@@ -80,7 +94,11 @@ export interface TenantRow {
   db_user: string
   db_password: string
   schema_version: string | null
-  server_id: string
+  /** Null only for an attached database on no registered server. */
+  server_id: string | null
+  attached: boolean
+  schema_managed: boolean
+  db_ssl: PgConnection['ssl'] | null
   created_at: Date
   updated_at: Date
   /** Present when selected with DOMAINS_OF_TENANT. */
@@ -127,14 +145,25 @@ export class TenantRecords {
       status: row.status,
       schemaVersion: row.schema_version,
       domains: row.domains ?? [],
-      server: {
-        id: row.server_id,
-        name: row.server_name ?? '',
-        endpoint: endpoint instanceof CredentialUndecryptable ? this.#defaultEndpoint : endpoint,
-        version: row.server_version ?? null,
-        budget: row.server_connection_budget ?? null
+      server: row.server_id === null
+        ? { ...unregisteredServer(row.db_host ?? '', row.db_port ?? 0), endpoint: { host: row.db_host ?? '', port: row.db_port ?? 0 }, version: null, budget: null }
+        : {
+            id: row.server_id,
+            name: row.server_name ?? '',
+            endpoint: endpoint instanceof CredentialUndecryptable ? this.#defaultEndpoint : endpoint,
+            version: row.server_version ?? null,
+            budget: row.server_connection_budget ?? null
+          },
+      database: {
+        host: row.db_host,
+        port: row.db_port,
+        name: row.db_name,
+        user: row.db_user,
+        password: '',
+        ...(row.attached ? { ssl: row.db_ssl ?? false } : {})
       },
-      database: { host: row.db_host, port: row.db_port, name: row.db_name, user: row.db_user, password: '' }
+      attached: row.attached,
+      schemaManaged: row.schema_managed
     }
     try {
       if (endpoint instanceof CredentialUndecryptable) throw endpoint
@@ -186,7 +215,9 @@ export function toSummary (row: TenantRow & { domains: string[] }, primaryDomain
     schemaVersion: row.schema_version,
     databaseName: row.db_name,
     databaseUser: row.db_user,
-    server: row.server_name ?? '',
+    server: row.server_id === null ? null : row.server_name ?? '',
+    attached: row.attached,
+    schemaManaged: row.schema_managed,
     domains: row.domains,
     primaryDomain,
     createdAt: row.created_at,

@@ -2,13 +2,14 @@
 import { Command, InvalidArgumentError } from 'commander'
 import { SiloError } from '../errors.js'
 import { assertDomain, assertSlug } from '../lifecycle/tenant-names.js'
-import { fleetTargets, UsageError, type FleetCommandOptions } from './usage.js'
+import { collect, fleetTargets, UsageError, type FleetCommandOptions } from './usage.js'
 import { keyCommands } from './key-commands.js'
 import { maintenanceCommands } from './maintenance-commands.js'
 import { cliServerName, serverCommands } from './server-commands.js'
 import { withSilo } from './open-silo.js'
 import { tenantView } from '../schemas/tenant-view.js'
 import { TENANT_STATUSES, type CatalogStore, type TenantFilter, type TenantStatus } from '../catalog/catalog-store.js'
+import { attachCommand } from './attach-command.js'
 import { jsonArrayElements, jsonArrayEnd, pagedOutput, redactUrls, table, tenantColumns, tenantLines, tenantsTable } from './output.js'
 
 /** One line for stderr; a failed create also says why, from its cause. */
@@ -31,8 +32,6 @@ function action<A extends unknown[]> (body: (...args: A) => Promise<boolean | un
     }
   }
 }
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value]
 
 function concurrency (value: string): number {
   const n = Number(value)
@@ -206,16 +205,23 @@ domains.command('remove <host>')
   }))
 
 program.command('drop <slug>')
-  .description('drop the database (closing its connections), the role and the catalog entry')
+  .description('drop the database (closing its connections), the role and the catalog entry; an attached tenant is only detached (its database stays) unless --drop-database')
   .option('--yes', 'confirm: this deletes the tenant\'s data')
-  .action(action(async (slug: string, options: { yes?: boolean }) => {
+  .option('--drop-database', 'of an attached tenant: drop its database too (never its role)')
+  .action(action(async (slug: string, options: { yes?: boolean, dropDatabase?: boolean }) => {
     assertSlug(slug)
-    if (options.yes !== true) throw new UsageError(`refusing to drop ${slug} without --yes (this deletes its data)`)
-    await withSilo(async (silo) => { await silo.provisioner.drop(slug) })
-    console.log(`dropped ${slug}`)
+    const { detached } = await withSilo(async (silo) => {
+      const tenant = await silo.catalog.tenantBySlug(slug)
+      // Detaching deletes nothing: only a drop that deletes data asks for --yes.
+      const deletes = tenant === null || !tenant.attached || options.dropDatabase === true
+      if (deletes && options.yes !== true) throw new UsageError(`refusing to drop ${slug} without --yes (this deletes its data)`)
+      return await silo.provisioner.drop(slug, { dropDatabase: options.dropDatabase === true })
+    })
+    console.log(detached ? `detached ${slug}${options.dropDatabase === true ? ' and dropped its database' : ' (its database stays)'}` : `dropped ${slug}`)
     return true
   }))
 
+attachCommand(program, action)
 serverCommands(program, action)
 maintenanceCommands(program, action)
 keyCommands(program, action)

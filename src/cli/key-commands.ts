@@ -1,12 +1,10 @@
 import type { Command } from 'commander'
-import { UsageError } from './usage.js'
+import { UsageError, type Action } from './usage.js'
 import { withSilo } from './open-silo.js'
 
 /** `3 tenant credentials`, and `and 1 server admin URL` when servers other than `default` are registered. */
 const credentials = (result: { tenants: number, servers: number }): string =>
   `${result.tenants} tenant credentials${result.servers === 0 ? '' : ` and ${result.servers} server admin URL${result.servers === 1 ? '' : 's'}`}`
-
-type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
 
 /** `rekey`: moves every stored tenant credential to SECRET_KEY (the key rotation's one step). */
 export function keyCommands (program: Command, action: Action): void {

@@ -3,11 +3,9 @@ import type { Command } from 'commander'
 import type { Silo } from '../silo.js'
 import type { DoctorDeps, DoctorPlan, DoctorReport, DoctorRepair } from '../lifecycle/doctor.js'
 import { assertSlug } from '../lifecycle/tenant-names.js'
-import { UsageError } from './usage.js'
+import { UsageError, type Action } from './usage.js'
 import { withSilo } from './open-silo.js'
 import { table } from './output.js'
-
-type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
 
 const doctorDeps = (silo: Silo): DoctorDeps => ({
   catalog: silo.catalog,
@@ -24,6 +22,7 @@ function printReport (report: DoctorReport): void {
   console.log(`orphan databases: ${list(report.orphanDatabases)}`)
   console.log(`orphan roles: ${list(report.orphanRoles)}`)
   console.log(`tenants without a database: ${list(report.missingDatabases)}`)
+  console.log(`attached databases not answering (never removed by --fix): ${list(report.attachedUnreachable)}`)
   console.log(`tenants left half-done: ${list(report.stuck.map((entry) => `${entry.slug} (${entry.status})`))}`)
   console.log(`tenant objects without this catalog's mark: ${list(report.unmarked.map((entry) => `${entry.type} ${entry.name}`))}`)
   for (const entry of report.notOurs) console.log(`not ours, never touched: ${entry.type} ${entry.name}: ${entry.reason}`)

@@ -16,7 +16,7 @@ function tableLine (cells: string[], widths: number[]): string {
 
 const TENANT_HEADERS = ['SLUG', 'STATUS', 'SERVER', 'SCHEMA', 'DATABASE', 'DOMAINS']
 const tenantCells = (tenant: TenantSummary): string[] =>
-  [tenant.slug, tenant.status, tenant.server, tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')]
+  [tenant.slug, tenant.status, tenant.server ?? '-', tenant.schemaVersion ?? '-', tenant.databaseName, tenant.domains.join(', ')]
 
 export function tenantsTable (tenants: TenantSummary[]): string {
   if (tenants.length === 0) return 'no tenants'

@@ -5,8 +5,7 @@ import { assertServerName, parseAdminUrl, type AddServerInput } from '../lifecyc
 import { serverView } from '../schemas/servers.js'
 import { withSilo } from './open-silo.js'
 import { serversTable } from './output.js'
-
-type Action = <A extends unknown[]>(body: (...args: A) => Promise<boolean | undefined>) => (...args: A) => Promise<void>
+import { urlFromStdin, type Action } from './usage.js'
 
 /** A commander parser for an integer option from 1 to `max` (the limits the registry enforces). */
 const integer = (max: number) => (value: string): number => {
@@ -24,15 +23,6 @@ export function cliServerName (name: string): string {
     throw validationFailed('Invalid server name (not repeated: it looks like a URL; give the admin URL with --url): use 2-40 characters a-z, 0-9 and -, starting with a letter')
   }
   return assertServerName(name)
-}
-
-/** `--url -`: the admin URL from standard input (its first line), so its password stays out of shell history and the process list. */
-async function urlFromStdin (): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  const url = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0]?.trim() ?? ''
-  if (url === '') throw validationFailed('--url - reads the admin URL from standard input, which was empty')
-  return url
 }
 
 interface AddOptions {
@@ -59,7 +49,7 @@ export function serverCommands (program: Command, action: Action): void {
     .option('--budget <n>', 'the most connections to its tenant databases (1-100000; default: CONNECTION_BUDGET)', integer(100_000))
     .action(action(async (name: string, options: AddOptions) => {
       cliServerName(name)
-      const url = options.url === '-' ? await urlFromStdin() : options.url
+      const url = options.url === '-' ? await urlFromStdin('the admin URL') : options.url
       parseAdminUrl(url)
       const input: AddServerInput = {
         name,

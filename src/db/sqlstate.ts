@@ -12,6 +12,16 @@ export const SQLSTATE = {
   DUPLICATE_DATABASE: '42P04',
   /** duplicate_object: CREATE ROLE of a name that exists. */
   DUPLICATE_OBJECT: '42710',
+  /** duplicate_table: CREATE TABLE of a relation that exists (an attached database's own table). */
+  DUPLICATE_TABLE: '42P07',
+  /** duplicate_column. */
+  DUPLICATE_COLUMN: '42701',
+  /** duplicate_schema. */
+  DUPLICATE_SCHEMA: '42P06',
+  /** duplicate_function. */
+  DUPLICATE_FUNCTION: '42723',
+  /** insufficient_privilege: e.g. no CREATE on the schema a migration creates tables in. */
+  INSUFFICIENT_PRIVILEGE: '42501',
   /** undefined_table: e.g. knex_migrations in a database never migrated. */
   UNDEFINED_TABLE: '42P01',
   /** undefined_object: e.g. a role that does not exist. */
@@ -71,8 +81,19 @@ export const isDuplicateDatabase = is(SQLSTATE.DUPLICATE_DATABASE)
 export const isDuplicateObject = is(SQLSTATE.DUPLICATE_OBJECT)
 export const isUndefinedTable = is(SQLSTATE.UNDEFINED_TABLE)
 export const isUndefinedObject = is(SQLSTATE.UNDEFINED_OBJECT)
+export const isInsufficientPrivilege = is(SQLSTATE.INSUFFICIENT_PRIVILEGE)
 /** No such database (invalid_catalog_name). */
 export const isUndefinedDatabase = is(SQLSTATE.INVALID_CATALOG_NAME)
+
+const DUPLICATE_DEFINITION: ReadonlySet<string> = new Set<SqlState>([
+  SQLSTATE.DUPLICATE_TABLE, SQLSTATE.DUPLICATE_COLUMN, SQLSTATE.DUPLICATE_SCHEMA, SQLSTATE.DUPLICATE_FUNCTION, SQLSTATE.DUPLICATE_OBJECT
+])
+
+/** A definition that exists already (a table, column, schema, function or other object): a schema conflict. */
+export function isDuplicateDefinition (error: unknown): boolean {
+  const state = sqlStateOf(error)
+  return state !== undefined && DUPLICATE_DEFINITION.has(state)
+}
 
 /** Class 08: the connection failed or broke. */
 export function isConnectionException (error: unknown): boolean {

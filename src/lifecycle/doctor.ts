@@ -7,6 +7,7 @@ import type { Provisioner } from './provisioner.js'
 import type { ServerFleet, ServerParts } from './server-fleet.js'
 import { spareLockKey, spareNamePrefix } from './spare-databases.js'
 import { publicExposure, type Exposure } from './server-hardening.js'
+import { withTenantDatabase } from './tenant-context.js'
 import { templateDatabaseName } from './tenant-template.js'
 
 export type ObjectType = 'database' | 'role'
@@ -27,6 +28,12 @@ export interface DoctorReport {
   orphanRoles: string[]
   /** Catalog entries whose database is gone. */
   missingDatabases: string[]
+  /**
+   * Attached tenants whose database does not answer to their own login now (gone, password
+   * changed, server down). Reported only: an attached database is not Silo's, so `--fix` never
+   * removes its entry.
+   */
+  attachedUnreachable: string[]
   /** Catalog entries left provisioning, failed or dropping by an interrupted operation. */
   stuck: Array<{ slug: string, status: string }>
   /** Databases and roles of this catalog's tenants with no mark at all (made before marks existed). */
@@ -81,7 +88,7 @@ export interface DoctorDeps {
 const POSTGRES_DATABASES = ['postgres', 'template0', 'template1']
 
 export const isHealthy = (report: DoctorReport): boolean =>
-  report.orphanDatabases.length + report.orphanRoles.length + report.missingDatabases.length +
+  report.orphanDatabases.length + report.orphanRoles.length + report.missingDatabases.length + report.attachedUnreachable.length +
   report.stuck.length + report.unmarked.length + report.unreachableServers.length === 0
 
 export const planIsEmpty = (plan: DoctorPlan): boolean =>
@@ -123,6 +130,7 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
     orphanDatabases: [],
     orphanRoles: [],
     missingDatabases: [],
+    attachedUnreachable: [],
     stuck: [],
     unmarked: [],
     notOurs: [],
@@ -139,6 +147,7 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
     }
     await diagnoseServer(deps, parts, tenants.filter((tenant) => tenant.server === server.name), report)
   }
+  report.attachedUnreachable = await unanswered(deps.catalog, tenants.filter((tenant) => tenant.attached && tenant.status === 'active').map((tenant) => tenant.slug))
   report.stuck = tenants.filter((tenant) => tenant.status === 'provisioning' || tenant.status === 'failed' || tenant.status === 'dropping')
     .map((tenant) => ({ slug: tenant.slug, status: tenant.status }))
   return report
@@ -151,8 +160,12 @@ async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: T
   const [databases, roles, session, exposed] = await Promise.all([
     admin.listDatabaseObjects(), admin.listRoleObjects(), admin.session(), publicExposure(admin.knex)
   ])
-  const known = knownNames(ownership, prefix, tenants)
-  const protectedDatabases = new Set([...POSTGRES_DATABASES, ownership.identity.database, session.database])
+  // Attached databases and their roles are known, and not Silo's: neither orphans nor to be marked.
+  const provisioned = tenants.filter((tenant) => !tenant.attached)
+  const known = knownNames(ownership, prefix, provisioned)
+  const attachedDatabases = new Set(tenants.filter((tenant) => tenant.attached).map((tenant) => tenant.databaseName))
+  const attachedRoles = new Set(tenants.filter((tenant) => tenant.attached).map((tenant) => tenant.databaseUser))
+  const protectedDatabases = new Set([...POSTGRES_DATABASES, ownership.identity.database, session.database, ...attachedDatabases])
   const found: Pick<DoctorReport, 'orphanDatabases' | 'orphanRoles' | 'unmarked' | 'notOurs'> = { orphanDatabases: [], orphanRoles: [], unmarked: [], notOurs: [] }
   const completeSpares = new Set<string>()
   for (const database of databases) {
@@ -162,7 +175,7 @@ async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: T
     classify(found, ownership, 'database', database.name, mark, known.databases.has(database.name) || completeSpares.has(database.name), prefix)
   }
   for (const role of roles) {
-    if (role.superuser || role.name === session.role) continue
+    if (role.superuser || role.name === session.role || attachedRoles.has(role.name)) continue
     classify(found, ownership, 'role', role.name, parseMark(role.comment), known.roles.has(role.name) || completeSpares.has(role.name), prefix)
   }
   // A spare an instance is making right now is not complete yet, and not an orphan either.
@@ -177,7 +190,22 @@ async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: T
   report.notOurs.push(...found.notOurs.map((entry) => ({ ...entry, name: name(entry.name) })))
   report.exposed.push(...exposed.map((entry) => ({ ...entry, database: name(entry.database) })))
   const existing = new Set(databases.map((database) => database.name))
-  report.missingDatabases.push(...tenants.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug))
+  report.missingDatabases.push(...provisioned.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug))
+}
+
+/** The slugs among these attached tenants whose database does not answer a query to their own login. */
+async function unanswered (catalog: CatalogStore, slugs: string[]): Promise<string[]> {
+  if (slugs.length === 0) return []
+  const records = await catalog.tenantsBySlugs(slugs)
+  const answers = await Promise.all([...records.values()].map(async (tenant) => {
+    try {
+      await withTenantDatabase(tenant, async (db) => await db.raw('select 1'), { applicationName: 'silo-doctor' })
+      return null
+    } catch {
+      return tenant.slug
+    }
+  }))
+  return answers.filter((slug): slug is string => slug !== null).sort()
 }
 
 function classify (report: Pick<DoctorReport, 'orphanDatabases' | 'orphanRoles' | 'unmarked' | 'notOurs'>, ownership: Ownership, type: ObjectType, name: string, mark: Mark | null, known: boolean, prefix: string): void {

@@ -119,6 +119,9 @@ async function migrateOne (
     if (NOT_MIGRATABLE.has(tenant.status)) {
       return { slug, status: 'skipped', before: tenant.schemaVersion, after: tenant.schemaVersion, applied: [], durationMs: elapsed(), error: `tenant is ${tenant.status}` }
     }
+    if (!tenant.schemaManaged) {
+      return { slug, status: 'skipped', before: tenant.schemaVersion, after: tenant.schemaVersion, applied: [], durationMs: elapsed(), error: 'its schema is its own (attached with --no-migrate)' }
+    }
     const outcome = direction === 'latest' ? await migrator.migrate(tenant) : await migrator.rollback(tenant)
     return {
       slug,

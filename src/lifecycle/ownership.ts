@@ -8,6 +8,8 @@ export type Claim = 'ours' | 'theirs' | 'unmarked' | 'absent'
 export interface KnownTenantObjects {
   databaseName: string
   databaseUser: string
+  /** An attached tenant's database and role are not Silo's: never marked. */
+  attached?: boolean
 }
 
 /**
@@ -67,7 +69,8 @@ export class Ownership {
    * from before marks): the catalog names them, which is proof enough. An object with any other
    * comment, or another catalog's mark, is left as it is. Returns what it marked.
    */
-  async markKnown (tenants: KnownTenantObjects[]): Promise<Array<{ kind: 'database' | 'role', name: string }>> {
+  async markKnown (known: KnownTenantObjects[]): Promise<Array<{ kind: 'database' | 'role', name: string }>> {
+    const tenants = known.filter((tenant) => tenant.attached !== true)
     if (tenants.length === 0) return []
     const [databases, roles] = await Promise.all([this.#admin.listDatabaseObjects(), this.#admin.listRoleObjects()])
     const uncommentedDatabases = new Set(databases.filter((database) => database.comment === null).map((database) => database.name))

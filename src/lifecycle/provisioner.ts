@@ -5,8 +5,9 @@ import { SiloError, tenantLocked, tenantStateConflict, validationFailed } from '
 import type { SiloEvents } from '../events.js'
 import type { PoolCache } from '../tenancy/pool-cache.js'
 import type { ServerFleet, ServerParts } from './server-fleet.js'
+import { dropAttachedDatabase } from './tenant-attacher.js'
 import type { TenantMigrator } from './tenant-migrator.js'
-import { assertDomain, assertSlug, tenantDatabaseName } from './tenant-names.js'
+import { assertDomain, assertSlug, assertTenantName, claimableDomain, tenantDatabaseName } from './tenant-names.js'
 
 export interface ProvisionerDeps {
   catalog: CatalogStore
@@ -66,8 +67,7 @@ export class Provisioner {
     const slug = assertSlug(input.slug)
     const domains = [...new Set(input.domains.map((domain) => this.#claimable(domain)))]
     if (domains.length === 0) throw validationFailed('A tenant needs at least one domain')
-    const name = (input.name ?? slug).trim()
-    if (name.length === 0 || name.length > 200 || name.includes('\u0000')) throw validationFailed('Name must be 1-200 characters, without NUL')
+    const name = assertTenantName(input.name, slug)
     const databaseName = tenantDatabaseName(this.#deps.prefix, slug)
     const { catalog, servers, migrator } = this.#deps
     const started = performance.now()
@@ -129,16 +129,36 @@ export class Provisioner {
     })
   }
 
-  /** Drops the tenant's database (closing its connections), its role and its catalog rows. */
-  async drop (slug: string): Promise<void> {
+  /**
+   * Drops the tenant's database (closing its connections), its role and its catalog rows. An
+   * attached tenant is only detached (its entry goes; its database and role stay), unless
+   * `dropDatabase`: then its database goes first (a failure leaves it attached as it was), never
+   * its role.
+   */
+  async drop (slug: string, options: { dropDatabase?: boolean } = {}): Promise<{ detached: boolean }> {
     assertSlug(slug)
-    await this.#locked(slug, async () => {
-      const tenant = await this.#deps.catalog.tenantBySlug(slug)
+    return await this.#locked(slug, async () => {
+      const { catalog } = this.#deps
+      const tenant = await catalog.tenantBySlug(slug)
       if (tenant === null) throw tenantNotFoundBySlug(slug)
-      await this.#deps.catalog.setStatus(slug, 'dropping')
+      await catalog.setStatus(slug, 'dropping')
       this.#forget(tenant)
-      await this.#removeEverything(tenant)
-      this.#deps.events?.emit('tenant:dropped', { slug })
+      if (tenant.attached) {
+        if (options.dropDatabase === true) {
+          try {
+            await dropAttachedDatabase(tenant, this.#deps.servers)
+          } catch (error) {
+            await catalog.setStatus(slug, tenant.status)
+            this.#forget(tenant)
+            throw error
+          }
+        }
+        await catalog.deleteTenant(slug)
+      } else {
+        await this.#removeEverything(tenant)
+      }
+      this.#deps.events?.emit('tenant:dropped', { slug, ...(tenant.attached ? { detached: true } : {}) })
+      return { detached: tenant.attached }
     })
   }
 
@@ -187,9 +207,7 @@ export class Provisioner {
   }
 
   #claimable (domain: string): string {
-    const host = assertDomain(domain)
-    if (this.#deps.reservedHosts?.includes(host) === true) throw validationFailed(`Domain ${host} is reserved`)
-    return host
+    return claimableDomain(domain, this.#deps.reservedHosts)
   }
 
   async #summary (slug: string): Promise<TenantSummary> {
@@ -254,6 +272,11 @@ export class Provisioner {
    * their catalog is first opened, so nothing of this catalog's is unmarked here.
    */
   async #removeEverything (tenant: TenantRecord): Promise<void> {
+    // An attached tenant's database and role are not Silo's: only its entry goes.
+    if (tenant.attached) {
+      await this.#deps.catalog.deleteTenant(tenant.slug)
+      return
+    }
     const { ownership } = await this.#deps.servers.byId(tenant.server.id)
     await this.#step('drop-database', tenant.slug)
     await ownership.dropDatabase(tenant.database.name)

@@ -139,6 +139,27 @@ export class ServerFleet {
     throw new SiloError('NO_SERVER_AVAILABLE', `No server takes a new tenant now (${refused.join('; ')})`)
   }
 
+  /**
+   * The registered server at this address (host and port as written: its admin URL's, DATABASE_URL's
+   * for `default`, or its tenant endpoint), or null. An attached database there counts against
+   * that server's budget. A server whose admin URL this instance cannot decrypt is matched by its
+   * tenant endpoint only.
+   */
+  async atAddress (host: string, port: number): Promise<ServerRecord | null> {
+    const wanted = `${host.toLowerCase()}:${port}`
+    for (const record of await this.#options.catalog.servers.list()) {
+      let admin: Pick<PgConnection, 'host' | 'port'> | null = null
+      try {
+        admin = record.name === DEFAULT_SERVER ? this.#options.defaultServer.connection : record.adminUrl === null ? null : connectionFromUrl(record.adminUrl)
+      } catch {}
+      const tenantHost = record.tenantHost ?? admin?.host
+      const tenantPort = record.tenantPort ?? admin?.port
+      const addresses = [admin === null ? '' : `${admin.host}:${admin.port}`, tenantHost === undefined || tenantPort === undefined ? '' : `${tenantHost}:${tenantPort}`]
+      if (addresses.some((address) => address.toLowerCase() === wanted)) return record
+    }
+    return null
+  }
+
   /** Starts each opened server's spares (a server process), and those of servers opened later. */
   startSpares (): void {
     for (const parts of this.#all) parts.spares?.start()

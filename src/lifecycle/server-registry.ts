@@ -1,7 +1,8 @@
 import knex from 'knex'
 import type { CatalogStore } from '../catalog/catalog-store.js'
 import { DEFAULT_SERVER, SERVER_NAME_PATTERN, type ServerRecord, type ServerStatus } from '../catalog/server-store.js'
-import { connectionFromUrl, knexConfig, type PgConnection } from '../db/knex-config.js'
+import { parseConnectionUrl } from '../db/connection-url.js'
+import { knexConfig, type PgConnection } from '../db/knex-config.js'
 import { ServerAdmin } from '../db/server-admin.js'
 import { isLoginRefused, isUndefinedDatabase } from '../db/sqlstate.js'
 import { SiloError, serverNotFound, validationFailed } from '../errors.js'
@@ -166,29 +167,8 @@ export function assertServerName (name: string): string {
 
 /** The admin URL's connection settings; a malformed one is refused without being repeated (it may hold a password). */
 export function parseAdminUrl (url: string): PgConnection {
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    throw validationFailed('The admin URL is not a URL: expected postgres://user:password@host:port/database')
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') throw validationFailed('The admin URL must start with postgres:// or postgresql://')
-  if (parsed.hostname === '') throw validationFailed('The admin URL names no host')
-  // pg-connection-string reads the files these name, on the machine of whoever registers the server
-  // (over the admin API, the service's): a token holder could probe its files through them.
-  const files = FILE_PARAMETERS.filter((parameter) => parsed.searchParams.has(parameter))
-  if (files.length > 0) {
-    throw validationFailed(`The admin URL may not name files (${files.join(', ')}): use sslmode=require or verify-full, checked against the system's certificate authorities`)
-  }
-  try {
-    return connectionFromUrl(url)
-  } catch {
-    throw validationFailed('The admin URL cannot be read as a PostgreSQL connection string')
-  }
+  return parseConnectionUrl(url, 'The admin URL')
 }
-
-/** Connection-string parameters that make the driver read a local file. */
-const FILE_PARAMETERS = ['sslcert', 'sslkey', 'sslrootcert', 'sslcrl']
 
 /** Connects with the admin URL and checks what a server needs; SERVER_UNUSABLE says which check failed. */
 async function probeAdmin (name: string, connection: PgConnection): Promise<{ serverVersion: string, systemIdentifier: string | null }> {

@@ -17,6 +17,20 @@ export function assertDomain (domain: string): string {
   return host
 }
 
+/** A domain a tenant may claim: a valid host name, and not one of the reserved hosts (the admin host). */
+export function claimableDomain (domain: string, reservedHosts: readonly string[] = []): string {
+  const host = assertDomain(domain)
+  if (reservedHosts.includes(host)) throw validationFailed(`Domain ${host} is reserved`)
+  return host
+}
+
+/** A tenant's display name (the slug when none is given), trimmed: 1-200 characters, no NUL. */
+export function assertTenantName (name: string | undefined, slug: string): string {
+  const trimmed = (name ?? slug).trim()
+  if (trimmed.length === 0 || trimmed.length > 200 || trimmed.includes('\u0000')) throw validationFailed('Name must be 1-200 characters, without NUL')
+  return trimmed
+}
+
 /** Database and role name of a tenant: the prefix plus the slug, `-` becoming `_` (slugs have no `_`). */
 export function tenantDatabaseName (prefix: string, slug: string): string {
   return assertIdentifier(`${prefix}${assertSlug(slug).replaceAll('-', '_')}`, 'database name')

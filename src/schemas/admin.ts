@@ -15,13 +15,27 @@ export const TenantCreate = Type.Object({
 }, { additionalProperties: false, title: 'TenantCreate' })
 export type TenantCreate = Static<typeof TenantCreate>
 
+export const TenantAttach = Type.Object({
+  slug: Slug,
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: NO_NUL })),
+  url: Type.String({ minLength: 1, maxLength: 2000, description: 'postgres://user:password@host:port/database of the database, logged in as the role its requests run as (not a superuser); stored encrypted, never shown again' }),
+  domains: Type.Array(Domain, { minItems: 1, maxItems: 20, description: 'the first one is primary' }),
+  migrate: Type.Optional(Type.Boolean({ default: true, description: 'run the tenant migrations there (409 SCHEMA_CONFLICT when its own tables conflict); false: its schema is its own, fleet migrations and the schema guard leave it alone' }))
+}, { additionalProperties: false, title: 'TenantAttach' })
+export type TenantAttach = Static<typeof TenantAttach>
+
+export const TenantDropQuery = Type.Object({
+  dropDatabase: Type.Optional(Type.Boolean({ description: 'of an attached tenant: drop its database too (never its role); otherwise it is only detached' }))
+}, { additionalProperties: false })
+
 export const TenantView = Type.Object({
   slug: Type.String(),
   name: Type.String(),
   status: Type.Union(TENANT_STATUSES.map((status) => Type.Literal(status))),
   schemaVersion: Type.Union([Type.String(), Type.Null()]),
   database: Type.String(),
-  server: Type.String({ description: 'the server its database is on (GET /servers/:name)' }),
+  server: Type.Union([Type.String(), Type.Null()], { description: 'the registered server its database is on (GET /servers/:name); null for an attached database on no registered server' }),
+  attached: Type.Boolean({ description: 'a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database' }),
   domains: Type.Array(Type.String()),
   primaryDomain: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),

@@ -12,6 +12,7 @@ export const tenantView = (tenant: TenantSummary): TenantView => ({
   schemaVersion: tenant.schemaVersion,
   database: tenant.databaseName,
   server: tenant.server,
+  attached: tenant.attached,
   domains: tenant.domains,
   primaryDomain: tenant.primaryDomain,
   createdAt: tenant.createdAt.toISOString(),

@@ -164,8 +164,9 @@ export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: st
     case 'suspended': throw tenantSuspended()
     default: throw tenantUnavailable(`This tenant is ${tenant.status}`)
   }
-  // Migration names start with a timestamp, so they order as text.
-  if (requiredSchemaVersion != null && (tenant.schemaVersion ?? '') < requiredSchemaVersion) {
+  // Migration names start with a timestamp, so they order as text. A database attached with
+  // --no-migrate has a schema of its own: the guard does not apply to it.
+  if (requiredSchemaVersion != null && tenant.schemaManaged && (tenant.schemaVersion ?? '') < requiredSchemaVersion) {
     throw tenantUnavailable('This tenant is being upgraded')
   }
 }

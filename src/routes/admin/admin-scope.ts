@@ -27,7 +27,7 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
  * (with or without a port, any case) and never resolve a tenant; all of them but the docs
  * require the admin bearer token.
  */
-export async function adminScope (app: FastifyInstance, { adminHost, adminToken, metrics, provisioner, catalog, serverRegistry }: AdminScopeOptions): Promise<void> {
+export async function adminScope (app: FastifyInstance, { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry }: AdminScopeOptions): Promise<void> {
   const host = new RegExp(`^${escapeRegExp(adminHost)}\\.?(:\\d{1,5})?$`, 'i')
   app.addHook('onRoute', (route) => {
     route.constraints = { ...route.constraints, host }
@@ -39,7 +39,7 @@ export async function adminScope (app: FastifyInstance, { adminHost, adminToken,
     assertAdminToken(request.headers.authorization, adminToken)
   })
 
-  await app.register(adminTenantRoutes, { provisioner, catalog })
+  await app.register(adminTenantRoutes, { provisioner, attacher, catalog })
   await app.register(adminServerRoutes, { serverRegistry })
   app.get('/metrics', {
     schema: { tags: ['admin'], summary: 'Prometheus metrics', security: [{ bearer: [] }] }

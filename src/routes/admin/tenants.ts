@@ -3,18 +3,18 @@ import { Type } from '@sinclair/typebox'
 import type { Silo } from '../../silo.js'
 import { tenantNotFoundBySlug } from '../../lifecycle/provisioner.js'
 import { encodeTenantCursor, tenantPageStart } from '../../catalog/tenant-page.js'
-import { DomainBody, DomainParams, SlugParams, TenantCreate, TenantList, TenantListQuery, TenantView } from '../../schemas/admin.js'
+import { DomainBody, DomainParams, SlugParams, TenantAttach, TenantCreate, TenantDropQuery, TenantList, TenantListQuery, TenantView } from '../../schemas/admin.js'
 import { ErrorBody } from '../../schemas/error.js'
 import { tenantView as view } from '../../schemas/tenant-view.js'
 
 /** What the tenant routes use of the core: every change goes through the provisioner. */
-export type AdminTenantDeps = Pick<Silo, 'provisioner' | 'catalog'>
+export type AdminTenantDeps = Pick<Silo, 'provisioner' | 'attacher' | 'catalog'>
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody }
 const security = [{ bearer: [] }]
 
 /** Tenant lifecycle over HTTP; every change goes through the provisioner, as the CLI's do. */
-export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = async (app, { provisioner, catalog }) => {
+export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = async (app, { provisioner, attacher, catalog }) => {
   const one = async (slug: string): Promise<TenantView> => {
     const [tenant] = await catalog.listTenants([slug])
     if (tenant === undefined) throw tenantNotFoundBySlug(slug)
@@ -27,6 +27,13 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
     const { slug, name, domains, seed, server } = request.body
     const tenant = await provisioner.create({ slug, domains, seed: seed === true, ...(name === undefined ? {} : { name }), ...(server === undefined ? {} : { server }) })
     return await reply.code(201).send(view(tenant))
+  })
+
+  app.post('/tenants/attach', {
+    schema: { tags: ['admin'], summary: 'Serve an existing database as a tenant (its URL is checked, stored encrypted, never answered); migrated unless migrate is false', security, body: TenantAttach, response: { 201: TenantView, ...errors } }
+  }, async (request, reply) => {
+    const { slug, name, url, domains, migrate } = request.body
+    return await reply.code(201).send(view(await attacher.attach({ slug, name, url, domains, migrate })))
   })
 
   app.get('/tenants', {
@@ -59,9 +66,9 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
   }
 
   app.delete('/tenants/:slug', {
-    schema: { tags: ['admin'], summary: 'Drop the tenant: database, role and catalog entry', security, params: SlugParams, response: { 204: Type.Null(), ...errors } }
+    schema: { tags: ['admin'], summary: 'Drop the tenant: database, role and catalog entry (an attached tenant: only its entry, and its database with dropDatabase=true)', security, params: SlugParams, querystring: TenantDropQuery, response: { 204: Type.Null(), ...errors } }
   }, async (request, reply) => {
-    await provisioner.drop(request.params.slug)
+    await provisioner.drop(request.params.slug, { dropDatabase: request.query.dropDatabase === true })
     return await reply.code(204).send(null)
   })
 }
