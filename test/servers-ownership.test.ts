@@ -76,6 +76,14 @@ t.test('set-up: both catalogs place a tenant and keep a template and a spare on 
 
 t.test("doctor --fix --yes over both servers drops nothing that is not its own, nor the servers' own databases", async (t) => {
   await a.provisioner.drop('alpha')
+  // A database A attached (named with the prefix, no mark: what doctor judges), owned by a role of its own.
+  await onOther('create role silo_legacy_owner login password \'legacy-pw-1\'')
+  await onOther('create database silo_legacy owner silo_legacy_owner')
+  const legacyUrl = new URL(other.url)
+  legacyUrl.username = 'silo_legacy_owner'
+  legacyUrl.password = 'legacy-pw-1'
+  legacyUrl.pathname = '/silo_legacy'
+  t.match(await a.attacher.attach({ slug: 'legacy', url: legacyUrl.toString(), domains: ['legacy.test'] }), { attached: true, server: 'other' })
   await onOther('create database silo_orphan_of_a')
   await onOther(`comment on database silo_orphan_of_a is '${a.ownership.mark('tenant')}'`)
   const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
@@ -89,10 +97,19 @@ t.test("doctor --fix --yes over both servers drops nothing that is not its own, 
   t.same(after.home, before.home, 'nothing on the home server changed: both catalogs, postgres, template0, template1')
   t.same(after.other.databases, before.other.databases.filter((name) => name !== 'silo_orphan_of_a'), 'on the other server only that orphan went')
   t.same(after.other.roles, before.other.roles)
+  t.match(await a.catalog.tenantBySlug('legacy'), { attached: true, status: 'active' }, 'the attached tenant is kept')
+  const client = new pg.Client({ connectionString: other.url })
+  await client.connect()
+  const { rows } = await client.query("select shobj_description(d.oid, 'pg_database') as database, shobj_description(r.oid, 'pg_authid') as role from pg_database d, pg_roles r where d.datname = 'silo_legacy' and r.rolname = 'silo_legacy_owner'")
+  await client.end()
+  t.same(rows, [{ database: null, role: null }], 'its database is there, and neither it nor its role was marked')
 })
 
 t.test("removing the other server drops this catalog's template and spare there, and nothing else", async (t) => {
   const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  // The attached tenant's database goes on request (never its role), so the server holds no tenant of A's.
+  await a.provisioner.drop('legacy', { dropDatabase: true })
+  before.other.databases = before.other.databases.filter((name) => name !== 'silo_legacy')
   const parts = await a.servers.byName('other')
   const ours = [templateDatabaseName('silo_', a.ownership.identity), ...(await listSpares(parts.admin, parts.ownership, 'silo_')).map((spare) => spare.name)].sort()
   t.equal(ours.length, 2, "A's template and its spare")
