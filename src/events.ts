@@ -28,8 +28,9 @@ export interface SiloEventMap {
   'spares:failed': [{ error: Error }]
   'pool:opened': [{ tenantId: string, slug: string }]
   'pool:evicted': [{ tenantId: string, slug: string, reason: EvictionReason }]
-  'connection:opened': [{ slug: string, durationMs: number }]
-  'connection:failed': [{ slug: string, error: Error }]
+  /** A tenant connection opened, on the server of that name (an attached database on no registered server: its host:port). */
+  'connection:opened': [{ slug: string, server: string, durationMs: number }]
+  'connection:failed': [{ slug: string, server: string, error: Error }]
   'request:tenant': [{ outcome: RequestOutcome }]
   /**
    * The catalog change feed (LISTEN) was lost or regained. While it is lost, unknown hosts are

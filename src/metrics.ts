@@ -130,17 +130,18 @@ export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes):
   const evicted = new Counter({ name: 'silo_pool_evictions_total', help: 'Tenant pools retired, by reason', labelNames: ['reason'], registers })
   const coldOpen = new Histogram({
     name: 'silo_connection_open_seconds',
-    help: 'Time to open a new tenant connection (TCP, TLS, authentication)',
+    help: 'Time to open a new tenant connection (TCP, TLS, authentication), by server',
+    labelNames: ['server'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers
   })
-  const failures = new Counter({ name: 'silo_connection_failures_total', help: 'Tenant connections that could not be opened', registers })
+  const failures = new Counter({ name: 'silo_connection_failures_total', help: 'Tenant connections that could not be opened, by server', labelNames: ['server'], registers })
 
   const listeners: { [K in keyof SiloEventMap]?: (...args: SiloEventMap[K]) => void } = {
     'pool:opened': () => { opened.inc() },
     'pool:evicted': ({ reason }) => { evicted.inc({ reason }) },
-    'connection:opened': ({ durationMs }) => { coldOpen.observe(durationMs / 1000) },
-    'connection:failed': () => { failures.inc() }
+    'connection:opened': ({ server, durationMs }) => { coldOpen.observe({ server }, durationMs / 1000) },
+    'connection:failed': ({ server }) => { failures.inc({ server }) }
   }
   for (const [event, listener] of Object.entries(listeners)) silo.events.on(event as keyof SiloEventMap, listener as () => void)
 

@@ -177,6 +177,22 @@ t.test('doctor never calls an attached database an orphan or missing, never mark
   await silo.provisioner.drop('gone')
 })
 
+t.test('connection metrics carry the server: a registered one by name, an unregistered one by its address', async (t) => {
+  const url = await ownedDatabase(second.url, 'fading', 'fading-password-1')
+  await silo.attacher.attach({ slug: 'fading', url, domains: ['fading.test'] })
+  await sql(second.url, 'drop database fading with (force)')
+  const failed = await app.inject({ method: 'GET', url: '/articles', headers: { host: 'fading.test' } })
+  t.equal(failed.statusCode, 503, 'its database is gone: 503')
+  t.equal(failed.json().code, 'TENANT_UNAVAILABLE')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: { host: adminHost, ...auth } })).body
+  const address = `127.0.0.1:${second.port}`
+  t.match(metrics, new RegExp(`silo_connection_failures_total\\{server="${address.replaceAll('.', '\\.')}"\\} [1-9]`), 'the failure, by address')
+  t.match(metrics, new RegExp(`silo_connection_open_seconds_count\\{server="${address.replaceAll('.', '\\.')}"\\} [1-9]`), 'opens on the unregistered server (shop)')
+  t.match(metrics, /silo_connection_open_seconds_count\{server="default"\} [1-9]/, 'opens on the default server (own-app)')
+  t.notMatch(metrics, /silo_connection_failures_total\{server="default"\}/, 'no failure counted against the default server')
+  await silo.provisioner.drop('fading')
+})
+
 t.test('drop detaches an attached tenant and keeps its database; --drop-database drops the database, never the role', async (t) => {
   const result = await silo.provisioner.drop('shop')
   t.same(result, { detached: true })

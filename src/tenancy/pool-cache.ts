@@ -91,11 +91,11 @@ export class PoolCache {
       queueMax: options.connectionQueueMax,
       waitMs: options.tenantAcquireTimeoutMs,
       observer: {
-        opened: (slug, durationMs) => {
+        opened: (slug, durationMs, server) => {
           this.#typicalOpenMs = 0.8 * this.#typicalOpenMs + 0.2 * durationMs
-          this.events.emit('connection:opened', { slug, durationMs })
+          this.events.emit('connection:opened', { slug, server, durationMs })
         },
-        failed: (slug, error) => { this.events.emit('connection:failed', { slug, error }) }
+        failed: (slug, error, server) => { this.events.emit('connection:failed', { slug, server, error }) }
       },
       onPressure: (serverId) => { this.#reclaimIdle(serverId) }
     })

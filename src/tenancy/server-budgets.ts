@@ -1,5 +1,5 @@
 import type { TenantServer } from '../catalog/catalog-store.js'
-import { budgetedPgClient, type ConnectionObserver } from './budgeted-pg-client.js'
+import { budgetedPgClient } from './budgeted-pg-client.js'
 import { ConnectionBudget, type BudgetStats } from './connection-budget.js'
 
 /** One server's connection budget, and the knex client class whose connections count against it. */
@@ -10,6 +10,12 @@ export interface ServerSlots {
   readonly client: ReturnType<typeof budgetedPgClient>
 }
 
+/** Told of every tenant connection opened, or not, with the name of the server it was for. */
+export interface ServerConnectionObserver {
+  opened: (tenant: string, durationMs: number, server: string) => void
+  failed: (tenant: string, error: Error, server: string) => void
+}
+
 export interface ServerBudgetsOptions {
   /** Slots on a server that has no budget of its own (CONNECTION_BUDGET). */
   defaultCapacity: number
@@ -17,7 +23,7 @@ export interface ServerBudgetsOptions {
   queueMax: number
   /** Longest wait for a slot before TENANT_BUSY. */
   waitMs: number
-  observer: ConnectionObserver
+  observer: ServerConnectionObserver
   /** Someone waits for a slot of this server: make room there. */
   onPressure: (serverId: string) => void
 }
@@ -51,7 +57,18 @@ export class ServerBudgets {
       const budget = new ConnectionBudget(capacity, this.#options.queueMax)
       budget.onPressure = () => { this.#options.onPressure(server.id) }
       // One client class per server: a class per pool would cost each cached tenant memory.
-      slots = { serverId: server.id, name: server.name, budget, client: budgetedPgClient({ budget, waitMs: this.#options.waitMs, observer: this.#options.observer }) }
+      const { observer } = this.#options
+      const name = server.name
+      slots = {
+        serverId: server.id,
+        name,
+        budget,
+        client: budgetedPgClient({
+          budget,
+          waitMs: this.#options.waitMs,
+          observer: { opened: (tenant, ms) => { observer.opened(tenant, ms, name) }, failed: (tenant, error) => { observer.failed(tenant, error, name) } }
+        })
+      }
       this.#servers.set(server.id, slots)
     } else if (slots.budget.capacity !== capacity) {
       slots.budget.setCapacity(capacity)
