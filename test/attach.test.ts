@@ -230,6 +230,22 @@ t.test('the admin API attaches, refusing with the contract\'s codes and never an
   t.ok(docs.json().paths['/tenants/attach']?.post, 'in the OpenAPI document')
 })
 
+t.test('hostile URLs are a 4xx with a code, never a 5xx, and never echo their password', async (t) => {
+  const hostile = [
+    'postgres://u:fz-pw-0@127.0.0.1:99999/db', 'postgres://u:fz-pw-1@[::1/db', 'postgres://u:fz-pw-2@/db', 'postgres://u:fz-pw-3@127.0.0.1:0/db',
+    'postgres://u:fz-pw-4@127.0.0.1:1/db?sslmode=bogus', 'postgres://u:fz-pw-5@127.0.0.1:1/db?sslrootcert=/etc/passwd', 'postgres://%zz:fz-pw-6@127.0.0.1:1/db',
+    'postgres://u:fz-pw-7@127.0.0.1:1/db\u0000', `postgres://u:fz-pw-8@127.0.0.1:1/${'d'.repeat(1900)}`, 'postgres://u:fz-pw-9@127.0.0.1:1/db"; drop table tenants; --',
+    'postgres://u@127.0.0.1:1/no-password-fz-10', 'postgresql://u:fz-pw-11@127.0.0.1:1', ' postgres://u:fz-pw-12@127.0.0.1:1/db', 'postgres://u:fz-pw-13@127.0.0.1:1/db?options=-c%20search_path%3Devil'
+  ]
+  for (const [i, url] of hostile.entries()) {
+    const res = await app.inject({ method: 'POST', url: '/tenants/attach', headers: { host: adminHost, ...auth }, payload: { slug: 'hostile', url, domains: ['hostile.test'] } })
+    t.ok(res.statusCode >= 400 && res.statusCode < 500, `${i}: ${res.statusCode} ${res.json().code}`)
+    t.type(res.json().code, 'string')
+    t.notOk(res.body.includes(`fz-pw-${i}`), `${i}: no password in the answer`)
+  }
+  t.equal(await silo.catalog.tenantBySlug('hostile'), null, 'nothing recorded')
+})
+
 t.test('the CLI attaches with the URL on standard input, and drop without --yes only detaches', async (t) => {
   const env = testEnv({ CATALOG_DATABASE: silo.config.catalogDatabase, TENANT_DB_PREFIX: prefix })
   const outputs: CliResult[] = []
