@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { startEmbeddedServer, type EmbeddedServer } from './embedded.js'
+import { startEmbeddedServer, type EmbeddedServer } from '../../src/testing/embedded-server.js'
 import type { Teardown } from './silo.js'
 
 /**
