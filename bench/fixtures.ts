@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import knex from 'knex'
+import knex, { type Knex } from 'knex'
 import { loadConfig, type Config, type HttpConfig } from '../src/config.js'
 import { knexConfig } from '../src/db/knex-config.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { buildApp } from '../src/app.js'
 import { request } from 'node:http'
-import { countTenantBackends } from '../src/testing/backends.js'
-import { dropSiloDatabases } from '../src/testing/cleanup.js'
+import type { ServerParts } from '../src/lifecycle/server-fleet.js'
+import { dropSiloDatabasesConcurrently } from '../src/testing/concurrent-drops.js'
 import { slugOf } from './hosts.js'
 import { percentile, median } from './load.js'
 
@@ -50,18 +50,23 @@ export const benchHttpConfig: HttpConfig = loadConfig({ LOG_LEVEL: 'silent', ADM
  * GET /articles/1 without a seeding round trip of its own.
  */
 export async function seedTemplate (silo: Silo): Promise<void> {
-  const template = silo.template
-  if (template === undefined) throw new Error('the bench needs TENANT_TEMPLATE=on')
+  await seedServerTemplate(silo.servers.default)
+}
+
+/** The same, into the template of one server (each server clones from a template of its own). */
+export async function seedServerTemplate (server: Pick<ServerParts, 'name' | 'template' | 'admin' | 'connection'>): Promise<void> {
+  const template = server.template
+  if (template === undefined) throw new Error(`the bench needs TENANT_TEMPLATE=on (server ${server.name})`)
   await template.ready()
-  await silo.admin.setAllowConnections(template.databaseName, true)
-  const db = knex(knexConfig({ connection: { ...silo.server, database: template.databaseName }, pool: { min: 0, max: 1 } }))
+  await server.admin.setAllowConnections(template.databaseName, true)
+  const db = knex(knexConfig({ connection: { ...server.connection, database: template.databaseName }, pool: { min: 0, max: 1 } }))
   try {
     if (await db('articles').count<Array<{ n: string }>>('* as n').then((rows) => Number(rows[0]?.n)) === 0) {
       await db('articles').insert({ title: 'Bench article', body: 'x'.repeat(200), published: true })
     }
   } finally {
     await db.destroy()
-    await silo.admin.setAllowConnections(template.databaseName, false)
+    await server.admin.setAllowConnections(template.databaseName, false)
   }
 }
 
@@ -87,6 +92,37 @@ export interface ProvisioningFigures {
   p95Ms: number
 }
 
+/** Creates tenants through the admin API of `silo`, listening on a port of its own until `close`. */
+export interface TenantCreator {
+  /** POST /tenants for `slug`, with the domain `<slug>.bench`; throws unless 201. */
+  create: (slug: string) => Promise<void>
+  close: () => Promise<void>
+}
+
+export async function tenantCreator (silo: Silo): Promise<TenantCreator> {
+  const app = await buildApp(silo, { config: benchHttpConfig })
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  return {
+    create: async (slug) => {
+      const res = await post(`${base}/tenants`, silo.config.adminHost, JSON.stringify({ slug, domains: [`${slug}.bench`] }))
+      if (res.status !== 201) throw new Error(`POST /tenants ${slug}: ${res.status} ${res.body}`)
+    },
+    close: async () => { await app.close() }
+  }
+}
+
+/** Creates every slug of `slugs`, `concurrency` at a time; `onDone` after each. */
+export async function createAll (creator: TenantCreator, slugs: readonly string[], concurrency: number, onDone?: (done: number) => void): Promise<void> {
+  const todo = [...slugs]
+  let done = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let slug = todo.shift(); slug !== undefined; slug = todo.shift()) {
+      await creator.create(slug)
+      onDone?.(++done)
+    }
+  }))
+}
+
 /**
  * Creates tenants `slug(0..count-1)` (skipping those that exist) through the admin API of a
  * listening Silo on `silo`: the first `timed` one after another, each timed end to end, the
@@ -98,56 +134,65 @@ export async function provisionTenants (
 ): Promise<ProvisioningFigures> {
   const slug = options.slug ?? slugOf
   const existing = new Set((await silo.catalog.listTenants()).map((tenant) => tenant.slug))
-  const app = await buildApp(silo, { config: benchHttpConfig })
-  const base = await app.listen({ host: '127.0.0.1', port: 0 })
-  const create = async (i: number): Promise<void> => {
-    const res = await post(`${base}/tenants`, silo.config.adminHost, JSON.stringify({ slug: slug(i), domains: [`${slug(i)}.bench`] }))
-    if (res.status !== 201) throw new Error(`POST /tenants ${slug(i)}: ${res.status} ${res.body}`)
-  }
+  const creator = await tenantCreator(silo)
   const durations: number[] = []
   try {
-    const todo = Array.from({ length: options.count }, (_, i) => i).filter((i) => !existing.has(slug(i)))
-    for (const i of todo.slice(0, options.timed)) {
+    const todo = Array.from({ length: options.count }, (_, i) => slug(i)).filter((name) => !existing.has(name))
+    for (const name of todo.slice(0, options.timed)) {
       const t0 = performance.now()
-      await create(i)
+      await creator.create(name)
       durations.push(performance.now() - t0)
     }
-    const rest = todo.slice(options.timed)
-    let done = 0
-    await Promise.all(Array.from({ length: options.concurrency ?? 4 }, async () => {
-      for (let i = rest.shift(); i !== undefined; i = rest.shift()) {
-        await create(i)
-        if (++done % 200 === 0) options.log?.(`  provisioned ${done + durations.length}/${todo.length}`)
-      }
-    }))
+    await createAll(creator, todo.slice(options.timed), options.concurrency ?? 4, (done) => {
+      if (done % 200 === 0) options.log?.(`  provisioned ${done + durations.length}/${todo.length}`)
+    })
   } finally {
-    await app.close()
+    await creator.close()
   }
   return { count: durations.length, medianMs: median(durations), p95Ms: percentile(durations, 95) }
 }
 
-export async function cleanup (env: BenchEnv): Promise<void> {
-  await dropSiloDatabases(env.databaseUrl, { catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
+/** Drops everything the bench's catalog `env` made on the server of `databaseUrl` (DATABASE_URL's unless said). */
+export async function cleanup (env: BenchEnv, databaseUrl = env.databaseUrl): Promise<void> {
+  await dropSiloDatabasesConcurrently(databaseUrl, { catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
 }
 
 /**
  * Highest number of backends PostgreSQL had open for Silo's tenant pools (application_name
- * `silo:<slug>`, on the bench's tenant databases) while `fn` ran; the baselines' connections
- * are not counted.
+ * `silo:<slug>`, on the bench's tenant databases) while `fn` ran, on every server of the Silo's
+ * catalog together (`peakBackends`: the highest sum at one sample) and on each (`peakByServer`);
+ * the baselines' connections are not counted.
  */
-export async function withBackendSampler<T> (silo: Silo, fn: () => Promise<T>): Promise<{ value: T, peakBackends: number }> {
+export async function withBackendSampler<T> (silo: Silo, fn: () => Promise<T>): Promise<{ value: T, peakBackends: number, peakByServer: Map<string, number> }> {
+  const servers = await Promise.all((await silo.catalog.servers.list()).map(async (record) => await silo.servers.open(record)))
+  const prefix = silo.config.tenantDbPrefix
   let peak = 0
+  const peakByServer = new Map(servers.map((server) => [server.name, 0]))
   const state = { on: true }
   const sampler = (async () => {
     while (state.on) {
-      peak = Math.max(peak, await countTenantBackends(silo, { applicationName: 'silo:%' }))
+      const counts = await Promise.all(servers.map(async (server) => await tenantPoolBackends(server.admin.knex, prefix)))
+      counts.forEach((count, i) => {
+        const name = servers[i]?.name ?? ''
+        peakByServer.set(name, Math.max(peakByServer.get(name) ?? 0, count))
+      })
+      peak = Math.max(peak, counts.reduce((total, count) => total + count, 0))
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   })()
   try {
-    return { value: await fn(), peakBackends: peak }
+    return { value: await fn(), peakBackends: peak, peakByServer }
   } finally {
     state.on = false
     await sampler
   }
+}
+
+/** Sessions of Silo's tenant pools (application_name `silo:%`) on the databases named with `prefix`, on the server of `db`. */
+async function tenantPoolBackends (db: Knex, prefix: string): Promise<number> {
+  const rows = await db('pg_stat_activity')
+    .whereLike('datname', `${prefix.replaceAll('_', '\\_')}%`)
+    .whereLike('application_name', 'silo:%')
+    .count<Array<{ count: string }>>('* as count')
+  return Number(rows[0]?.count ?? 0)
 }

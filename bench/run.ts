@@ -1,5 +1,6 @@
 /**
- * Silo's benchmark suite: `npm run bench` (full, by hand) or `npm run bench -- --quick` (smoke).
+ * Silo's benchmark suite: `npm run bench` (full, by hand) or `npm run bench -- --quick` (smoke);
+ * `--only <scenario>[,<scenario>…]` runs those alone (`--only servers`, `--only 'fleet list'`).
  * Provisions its own tenants on DATABASE_URL (or an embedded server), runs every scenario,
  * cleans up, and prints a markdown table and then JSON. Every figure is judged as a ratio
  * against a baseline measured in the same run (absolute times are shown for context); load
@@ -11,16 +12,39 @@ import type { Silo } from '../src/silo.js'
 import { naivePeerApp, siloApp, singleDatabaseApp, type Listening } from './apps.js'
 import { coldStart, idleMemory } from './cold.js'
 import { alternate, type Comparison, type Side } from './compare.js'
-import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBackendSampler } from './fixtures.js'
+import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBackendSampler, type ProvisioningFigures } from './fixtures.js'
 import { fleetMigration } from './fleet.js'
 import { fleetList } from './fleet-list.js'
 import { slugOf, type HostSpec } from './hosts.js'
 import type { LoadResult } from './load.js'
+import type { StartRate } from './backend-start.js'
+import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
-  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120, fleetList: 5000 }
-  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000, fleetList: 100000 }
+  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120, fleetList: 5000, serverCreates: 20 }
+  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000, fleetList: 100000, serverCreates: 200 }
+
+const SCENARIOS = ['provision', 'hot', 'wide', 'skewed', 'churn', 'unknown hosts', 'cold', 'memory', 'fleet migration', 'fleet list', 'servers'] as const
+type Scenario = typeof SCENARIOS[number]
+const only = selected(process.argv)
+const wanted = (scenario: Scenario): boolean => only === undefined || only.has(scenario)
+/** Every scenario but these reads the bench's own tenants, provisioned first. */
+const needsTenants = SCENARIOS.some((scenario) => scenario !== 'unknown hosts' && scenario !== 'fleet list' && wanted(scenario))
+
+/** `--only a,b` (or `--only=a,b`): the scenarios named, `fleet-list` read as `fleet list`; undefined for all. */
+function selected (argv: readonly string[]): Set<Scenario> | undefined {
+  const at = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='))
+  if (at === -1) return undefined
+  const value = argv[at]?.startsWith('--only=') === true ? argv[at]?.slice('--only='.length) : argv[at + 1]
+  const names = (value ?? '').split(',').map((name) => name.trim().replaceAll('-', ' ')).filter((name) => name !== '')
+  const unknown = names.filter((name) => !(SCENARIOS as readonly string[]).includes(name))
+  if (names.length === 0 || unknown.length > 0) {
+    process.stderr.write(`--only takes scenarios among: ${SCENARIOS.join(', ')} (comma-separated; got ${unknown.length > 0 ? unknown.join(', ') : 'none'})\n`)
+    process.exit(2)
+  }
+  return new Set(names as Scenario[])
+}
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
 interface Row { scenario: string, figure: string, value: number, target: string, met: boolean, detail: string }
@@ -62,17 +86,7 @@ async function compare (baseline: Side, candidate: Side, silo?: Silo, pick?: (r:
   return { ...result, peakBackends }
 }
 
-try {
-  log(`provisioning ${size.tenants} tenants (catalog ${env.catalogDatabase})`)
-  // The article goes into the template first: spares cloned before it would lack it.
-  const seeder = await benchSilo(env)
-  await seedTemplate(seeder)
-  await seeder.close()
-  // Spares as a server keeps them by default (TENANT_SPARES=2), made before the first create.
-  const setup = await benchSilo(env, { TENANT_SPARES: 2 })
-  await setup.spares?.settled()
-  const provisioning = await provisionTenants(setup, { count: size.tenants, timed: size.timedCreates, log })
-  await setup.spares?.settled()
+async function provisionRow (provisioning: ProvisioningFigures): Promise<void> {
   const cloneOnly = await benchSilo(env, { TENANT_SPARES: 0 })
   const cloneFigures = await provisionTenants(cloneOnly, { count: size.plainCreates, timed: size.plainCreates, slug: (i) => `n${String(i).padStart(5, '0')}` })
   await cloneOnly.close()
@@ -90,66 +104,68 @@ try {
       `template clone without spares median ${cloneFigures.medianMs.toFixed(1)} ms, p95 ${cloneFigures.p95Ms.toFixed(1)} ms over ${cloneFigures.count}; ` +
       `plain create + knex migrate median ${plainFigures.medianMs.toFixed(1)} ms over ${plainFigures.count}`
   })
+}
 
-  // The single-database baseline: a plain Fastify + Knex app on one database cloned from the same template.
+/** hot, wide and skewed: against a plain Fastify + Knex app on one database cloned from the same template. */
+async function singleDatabaseRows (setup: Silo): Promise<void> {
   const singleRole = `${env.prefix}_single`
   const singlePassword = randomBytes(18).toString('base64url')
   await setup.admin.ensureRole(singleRole, singlePassword, setup.ownership.mark('tenant'))
   await setup.template?.clone(singleRole, singleRole)
   const single = await singleDatabaseApp({ ...setup.server, database: singleRole, user: singleRole, password: singlePassword }, 10)
   const singleSide = articles(single.url, { kind: 'fixed', host: 'single.bench' })
-
   try {
-    await withSilo({}, async (app, silo) => {
-      const hot = await compare(singleSide, articles(app.url, uniform(10)), silo)
-      record({ scenario: 'hot', figure: 'ratio to single database', value: hot.ratio, target: '>= 0.95', met: hot.ratio >= 0.95, detail: `10 tenants; Silo ${brief(hot.candidate)}; single ${brief(hot.baseline)}` })
-    })
-
-    await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
-      const wide = await compare(singleSide, articles(app.url, uniform(Math.min(100, size.tenants))), silo)
-      record({ scenario: 'wide', figure: 'ratio to single database', value: wide.ratio, target: '>= 0.90, backends <= 50', met: wide.ratio >= 0.9 && wide.peakBackends <= 50, detail: `100 tenants, budget 50; Silo ${brief(wide.candidate)}, peak backends ${wide.peakBackends}` })
-    })
-
-    await withSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, async (app, silo) => {
-      const skewed = await compare(singleSide, articles(app.url, { kind: 'zipf', n: size.tenants, s: 1.1 }), silo)
-      const clean = skewed.candidate.non2xx === 0 && skewed.candidate.errors === 0
-      record({ scenario: 'skewed', figure: 'ratio to single database', value: skewed.ratio, target: '>= 0.75, 0 errors, backends <= 60', met: skewed.ratio >= 0.75 && clean && skewed.peakBackends <= 60, detail: `Zipf(1.1) over ${size.tenants}, 50 pools, budget 60; Silo ${brief(skewed.candidate)}, peak backends ${skewed.peakBackends}` })
-    })
+    if (wanted('hot')) {
+      await withSilo({}, async (app, silo) => {
+        const hot = await compare(singleSide, articles(app.url, uniform(10)), silo)
+        record({ scenario: 'hot', figure: 'ratio to single database', value: hot.ratio, target: '>= 0.95', met: hot.ratio >= 0.95, detail: `10 tenants; Silo ${brief(hot.candidate)}; single ${brief(hot.baseline)}` })
+      })
+    }
+    if (wanted('wide')) {
+      await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
+        const wide = await compare(singleSide, articles(app.url, uniform(Math.min(100, size.tenants))), silo)
+        record({ scenario: 'wide', figure: 'ratio to single database', value: wide.ratio, target: '>= 0.90, backends <= 50', met: wide.ratio >= 0.9 && wide.peakBackends <= 50, detail: `100 tenants, budget 50; Silo ${brief(wide.candidate)}, peak backends ${wide.peakBackends}` })
+      })
+    }
+    if (wanted('skewed')) {
+      await withSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, async (app, silo) => {
+        const skewed = await compare(singleSide, articles(app.url, { kind: 'zipf', n: size.tenants, s: 1.1 }), silo)
+        const clean = skewed.candidate.non2xx === 0 && skewed.candidate.errors === 0
+        record({ scenario: 'skewed', figure: 'ratio to single database', value: skewed.ratio, target: '>= 0.75, 0 errors, backends <= 60', met: skewed.ratio >= 0.75 && clean && skewed.peakBackends <= 60, detail: `Zipf(1.1) over ${size.tenants}, 50 pools, budget 60; Silo ${brief(skewed.candidate)}, peak backends ${skewed.peakBackends}` })
+      })
+    }
   } finally {
     await single.close()
   }
+}
 
-  {
-    const records = await setup.catalog.tenantsBySlugs(Array.from({ length: size.tenants }, (_, i) => slugOf(i)))
-    const byHost = new Map<string, TenantRecord>([...records.values()].map((tenant) => [`${tenant.slug}.bench`, tenant]))
-    const naive = await naivePeerApp(byHost, setup.server, 100)
-    try {
-      await withSilo({ TENANT_POOLS_MAX: 100, CONNECTION_BUDGET: 60 }, async (app, silo) => {
-        // Each side lets go of its connections after its rounds: the server's slots are shared.
-        const churn = await compare(
-          { ...articles(naive.url, uniform(size.tenants)), ...(naive.reset === undefined ? {} : { reset: naive.reset }) },
-          { ...articles(app.url, uniform(size.tenants)), ...(app.reset === undefined ? {} : { reset: app.reset }) },
-          silo)
-        record({ scenario: 'churn', figure: 'ratio to naive peer', value: churn.ratio, target: '>= 3', met: churn.ratio >= 3, detail: `uniform over ${size.tenants}, 100 pools, budget 60; Silo ${brief(churn.candidate)}, peak backends ${churn.peakBackends}; naive ${brief(churn.baseline)}` })
-      })
-    } finally {
-      await naive.close()
-    }
+async function churnRow (setup: Silo): Promise<void> {
+  const records = await setup.catalog.tenantsBySlugs(Array.from({ length: size.tenants }, (_, i) => slugOf(i)))
+  const byHost = new Map<string, TenantRecord>([...records.values()].map((tenant) => [`${tenant.slug}.bench`, tenant]))
+  const naive = await naivePeerApp(byHost, setup.server, 100)
+  try {
+    await withSilo({ TENANT_POOLS_MAX: 100, CONNECTION_BUDGET: 60 }, async (app, silo) => {
+      // Each side lets go of its connections after its rounds: the server's slots are shared.
+      const churn = await compare(
+        { ...articles(naive.url, uniform(size.tenants)), ...(naive.reset === undefined ? {} : { reset: naive.reset }) },
+        { ...articles(app.url, uniform(size.tenants)), ...(app.reset === undefined ? {} : { reset: app.reset }) },
+        silo)
+      record({ scenario: 'churn', figure: 'ratio to naive peer', value: churn.ratio, target: '>= 3', met: churn.ratio >= 3, detail: `uniform over ${size.tenants}, 100 pools, budget 60; Silo ${brief(churn.candidate)}, peak backends ${churn.peakBackends}; naive ${brief(churn.baseline)}` })
+    })
+  } finally {
+    await naive.close()
   }
+}
 
+async function unknownHostsRow (): Promise<void> {
   await withSilo({}, async (app) => {
     // Both sides get fresh random hosts, so the load generator does the same work for each.
     const unknown = await compare({ url: app.url, path: '/ping', host: { kind: 'unknown' } }, articles(app.url, { kind: 'unknown' }), undefined, (r) => r.rps)
     record({ scenario: 'unknown hosts', figure: '404 rate / HTTP ceiling', value: unknown.ratio, target: '>= 0.8', met: unknown.ratio >= 0.8, detail: `${Math.round(unknown.candidate.rps)} 404/s against /ping ${Math.round(unknown.baseline.rps)} req/s, both with random hosts` })
   })
+}
 
-  const cold = await coldStart(env, setup, size.coldSamples)
-  const overhead = cold.coldMs - cold.rawMs
-  record({ scenario: 'cold', figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median cold ${cold.coldMs.toFixed(2)} ms, raw ${cold.rawMs.toFixed(2)} ms, warm ${cold.warmMs.toFixed(2)} ms` })
-
-  const memory = await idleMemory(env, size.tenants)
-  record({ scenario: 'memory', figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.pools} pools cached, ${memory.connections} connections open${memory.gc ? '' : '; no --expose-gc'}` })
-
+async function fleetMigrationRow (setup: Silo): Promise<void> {
   const fleet = await fleetMigration(setup, Array.from({ length: size.fleet }, (_, i) => slugOf(i)), 8)
   const per1000 = fleet.seconds * (1000 / fleet.tenants)
   record({
@@ -160,9 +176,10 @@ try {
     met: per1000 < 30 && fleet.failed === 0,
     detail: `${fleet.tenants} tenants in ${fleet.seconds.toFixed(1)} s at concurrency 8, ${fleet.failed} not migrated; ${(fleet.seconds / fleet.floorSeconds).toFixed(2)}x the floor of one connection per tenant (${fleet.floorSeconds.toFixed(1)} s, ${Math.round(fleet.tenants / fleet.floorSeconds)} connections/s)${fleet.tenants === 1000 ? '' : '; scaled to 1,000'}`
   })
-  await setup.close()
+}
 
-  // On a catalog of its own: a fleet of catalog rows only, no databases.
+/** On a catalog of its own: a fleet of catalog rows only, no databases. */
+async function fleetListRow (): Promise<void> {
   const list = await fleetList(benchEnv(), size.fleetList, log)
   const rss = list.cliPeakRssMb
   record({
@@ -176,6 +193,65 @@ try {
       `tenants list --json ${list.cliSeconds.toFixed(2)} s, peak RSS ${rss === null ? 'unknown (no /usr/bin/time)' : `${rss.toFixed(0)} MB`}, ${list.cliTenants} in its array; ` +
       `${2 * list.tenants} domains; seeded in ${list.seedSeconds.toFixed(1)} s`
   })
+}
+
+/** wide and skewed spread over two servers, and creates placed over them, each against one server with the same total budget. */
+async function serversRows (): Promise<void> {
+  const spread = await spreadOverServers(env, {
+    tenants: size.tenants,
+    wideTenants: Math.min(100, size.tenants),
+    creates: size.serverCreates,
+    createConcurrency: 4,
+    load: { rounds: size.rounds, connections: size.connections, durationS: size.durationS },
+    startClients: 8,
+    log
+  })
+  const peaks = (c: SpreadComparison): string => [...c.peakByServer].map(([name, peak]) => `${name} ${peak}`).join(', ')
+  const withinBudget = (c: SpreadComparison): boolean => [...c.peakByServer.values()].every((peak) => peak <= c.budgetPerServer)
+  const rate = (r: StartRate | undefined): string => r === undefined ? 'not measured' : `${Math.round(r.perS)}/s (connect ${r.connectMs.toFixed(1)} ms${r.failed > 0 ? `, ${r.failed} failed` : ''})`
+  const { alone, together } = spread.startRate
+  const starts = `backends started per second with 8 clients opening and closing connections: default ${rate(alone.get('default'))}, ${SECOND} ${rate(alone.get(SECOND))} alone; ` +
+    `both at once ${rate(together.get('default'))} + ${rate(together.get(SECOND))} (one machine's cores shared)`
+  const { wide, skewed, provision } = spread
+  record({ scenario: 'servers', figure: 'wide over two servers, ratio to one', value: wide.ratio, target: '>= 0.90, each server <= its budget', met: wide.ratio >= 0.9 && withinBudget(wide), detail: `${Math.min(100, size.tenants)} tenants uniform; two servers, budget ${wide.budgetPerServer} each: ${brief(wide.candidate)}, peak backends ${peaks(wide)}; one server, budget ${2 * wide.budgetPerServer}: ${brief(wide.baseline)}; ${starts}; ${SECOND} is PostgreSQL ${spread.secondVersion} (embedded); load average ${spread.loadAverage.map((load) => load.toFixed(1)).join(' at the start, ')} at the end` })
+  const clean = skewed.candidate.non2xx === 0 && skewed.candidate.errors === 0
+  record({ scenario: 'servers', figure: 'skewed over two servers, ratio to one', value: skewed.ratio, target: '>= 0.90, 0 errors, each server <= its budget', met: skewed.ratio >= 0.9 && clean && withinBudget(skewed), detail: `Zipf(1.1) over ${size.tenants}, 50 pools; two servers, budget ${skewed.budgetPerServer} each: ${brief(skewed.candidate)}, peak backends ${peaks(skewed)}; one server, budget ${2 * skewed.budgetPerServer}: ${brief(skewed.baseline)}` })
+  record({ scenario: 'servers', figure: 'creates per second over two servers, ratio to one', value: provision.ratio, target: '>= 0.90', met: provision.ratio >= 0.9, detail: `${provision.creates} POST /tenants 4 at once on each side, template clones without spares, in ${size.rounds} alternating rounds: ${provision.candidatePerS.toFixed(1)}/s over two servers (placed: ${[...provision.placed].map(([name, n]) => `${name} ${n}`).join(', ')}), ${provision.baselinePerS.toFixed(1)}/s on one` })
+}
+
+try {
+  // The article goes into the template first: spares cloned before it would lack it.
+  const seeder = await benchSilo(env)
+  await seedTemplate(seeder)
+  await seeder.close()
+  // Spares as a server keeps them by default (TENANT_SPARES=2), made before the first create.
+  const setup = await benchSilo(env, { TENANT_SPARES: 2 })
+  try {
+    await setup.spares?.settled()
+    if (needsTenants) {
+      log(`provisioning ${size.tenants} tenants (catalog ${env.catalogDatabase})`)
+      const provisioning = await provisionTenants(setup, { count: size.tenants, timed: wanted('provision') ? size.timedCreates : 0, log })
+      await setup.spares?.settled()
+      if (wanted('provision')) await provisionRow(provisioning)
+    }
+    if (wanted('hot') || wanted('wide') || wanted('skewed')) await singleDatabaseRows(setup)
+    if (wanted('churn')) await churnRow(setup)
+    if (wanted('unknown hosts')) await unknownHostsRow()
+    if (wanted('cold')) {
+      const cold = await coldStart(env, setup, size.coldSamples)
+      const overhead = cold.coldMs - cold.rawMs
+      record({ scenario: 'cold', figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median cold ${cold.coldMs.toFixed(2)} ms, raw ${cold.rawMs.toFixed(2)} ms, warm ${cold.warmMs.toFixed(2)} ms` })
+    }
+    if (wanted('memory')) {
+      const memory = await idleMemory(env, size.tenants)
+      record({ scenario: 'memory', figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.pools} pools cached, ${memory.connections} connections open${memory.gc ? '' : '; no --expose-gc'}` })
+    }
+    if (wanted('fleet migration')) await fleetMigrationRow(setup)
+    if (wanted('servers')) await serversRows()
+  } finally {
+    await setup.close()
+  }
+  if (wanted('fleet list')) await fleetListRow()
 } finally {
   log('cleaning up')
   await cleanup(env)
