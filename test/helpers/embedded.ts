@@ -1,59 +1,10 @@
-import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js'
+import { startEmbeddedServer, type EmbeddedServer } from '../../src/testing/embedded-server.js'
 import { openSilo, type Silo } from '../../src/silo.js'
 import { closeInTeardown, testConfig, type Teardown } from './silo.js'
 
-/** A PostgreSQL server the test owns: it can stop it and start it again on the same port. */
-export interface EmbeddedServer {
-  readonly url: string
-  readonly port: number
-  readonly running: boolean
-  /** Fast shutdown (SIGINT): open sessions are terminated, new connections refused. */
-  stop: () => Promise<void>
-  /** Starts it again on the same port and data directory. */
-  start: () => Promise<void>
-  /** Stops it (if running) and removes its data directory. */
-  destroy: () => Promise<void>
-}
-
-/** Starts an embedded PostgreSQL in a fresh temporary directory (not torn down here: see `destroy`). */
-export async function startEmbeddedServer (): Promise<EmbeddedServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'silo-test-pg-'))
-  const password = randomBytes(18).toString('base64url')
-  let current: EmbeddedPostgres | undefined
-  try {
-    current = await startEmbeddedPostgres({ dataDir, password })
-  } catch (error) {
-    await rm(dataDir, { recursive: true, force: true })
-    throw error
-  }
-  const url = current.url
-  const port = Number(new URL(url).port)
-  const server: EmbeddedServer = {
-    url,
-    port,
-    get running () { return current !== undefined },
-    stop: async () => {
-      const stopping = current
-      current = undefined
-      await stopping?.stop()
-    },
-    start: async () => {
-      if (current !== undefined) return
-      current = await startEmbeddedPostgres({ dataDir, password, port })
-    },
-    destroy: async () => {
-      await server.stop()
-      await rm(dataDir, { recursive: true, force: true })
-    }
-  }
-  return server
-}
+export { startEmbeddedServer, type EmbeddedServer } from '../../src/testing/embedded-server.js'
 
 /**
  * A Silo and its HTTP app whose catalog lives on an embedded PostgreSQL of the test's own
