@@ -6,7 +6,7 @@ import { openSilo, type Silo } from '../src/silo.js'
 import { buildApp } from '../src/app.js'
 import { request } from 'node:http'
 import type { ServerParts } from '../src/lifecycle/server-fleet.js'
-import { dropSiloDatabasesConcurrently } from '../src/testing/concurrent-drops.js'
+import { dropSiloDatabases } from '../src/testing/cleanup.js'
 import { slugOf } from './hosts.js'
 import { percentile, median } from './load.js'
 
@@ -154,7 +154,7 @@ export async function provisionTenants (
 
 /** Drops everything the bench's catalog `env` made on the server of `databaseUrl` (DATABASE_URL's unless said). */
 export async function cleanup (env: BenchEnv, databaseUrl = env.databaseUrl): Promise<void> {
-  await dropSiloDatabasesConcurrently(databaseUrl, { catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix })
+  await dropSiloDatabases(databaseUrl, { catalogDatabase: env.catalogDatabase, tenantDbPrefix: env.prefix }, 8)
 }
 
 /**
