@@ -261,6 +261,15 @@ t.test('the CLI attaches with the URL on standard input, and drop without --yes 
   const refused = await run(['attach', 'cli-bad', '--url', url.replace('cli-password-8', 'cli-wrong-9'), '--domain', 'cli-bad.test'])
   t.equal(refused.code, 1)
   t.match(refused.stderr, /login of role cli_app_owner .* was refused/)
+  const clashing = await ownedDatabase(second.url, 'cli_clash', 'cli-clash-password-10')
+  const owner = new pg.Client({ connectionString: clashing })
+  await owner.connect()
+  await owner.query('create table articles (id int)')
+  await owner.end()
+  const clash = await run(['attach', 'cli-clash', '--url', clashing, '--domain', 'cli-clash.test'])
+  t.equal(clash.code, 1)
+  t.match(clash.stderr, /^tenants: The database cli_clash at 127\.0\.0\.1:\d+ has tables that conflict with the tenant migrations \(relation "articles" already exists\)/)
+  t.equal(clash.stderr.trimEnd().split('\n').length, 1, 'one line: not knex\'s copy of the migration\'s SQL')
   const listed = await run(['list', '--json', '--search', 'cli-app'])
   t.match(JSON.parse(listed.stdout), [{ slug: 'cli-app', attached: true, server: null }])
   const detached = await run(['drop', 'cli-app'])
@@ -268,7 +277,7 @@ t.test('the CLI attaches with the URL on standard input, and drop without --yes 
   t.equal(detached.stdout, 'detached cli-app (its database stays)\n')
   t.same(await sql(second.url, 'select datname from pg_database where datname = \'cli_app\''), [{ datname: 'cli_app' }])
   for (const output of outputs) {
-    for (const secret of ['cli-password-8', 'cli-wrong-9', String(env.SECRET_KEY)]) {
+    for (const secret of ['cli-password-8', 'cli-wrong-9', 'cli-clash-password-10', String(env.SECRET_KEY)]) {
       t.notOk(output.stdout.includes(secret) || output.stderr.includes(secret), 'no secret in any output')
     }
   }

@@ -10,6 +10,8 @@ export interface TenantContextOptions {
   migrations?: DirectoryMigrationSource
   /** Seen in pg_stat_activity (default `silo-context:<slug>`). */
   applicationName?: string
+  /** Mute knex's console logging (callers that report failures themselves, such as the migrator). */
+  quiet?: boolean
 }
 
 /**
@@ -28,6 +30,7 @@ export async function withTenantDatabase<T> (tenant: TenantRecord, fn: (db: Knex
     ...(options.migrations === undefined ? {} : { migrationSource: options.migrations }),
     connection: tenantConnection(tenant, options.applicationName ?? `silo-context:${tenant.slug}`),
     pool: { min: 0, max: 1 },
+    ...(options.quiet === true ? { quiet: true } : {}),
     ...(tenant.server.version === null ? {} : { serverVersion: tenant.server.version })
   }))
   try {

@@ -52,9 +52,13 @@ export class TenantMigrator {
     })
   }
 
-  /** `fn` with the tenant's database, migrations configured (see withTenantDatabase). */
+  /**
+   * `fn` with the tenant's database, migrations configured (see withTenantDatabase). Knex's own
+   * console output is muted: a failed migration is reported by the caller (a fleet run's result,
+   * a create's or attach's error), once, without knex's multi-line copy of the SQL.
+   */
   async withDatabase<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>): Promise<T> {
-    return await withTenantDatabase(tenant, fn, { migrations: this.#source, applicationName: `silo-migrate:${tenant.slug}` })
+    return await withTenantDatabase(tenant, fn, { migrations: this.#source, applicationName: `silo-migrate:${tenant.slug}`, quiet: true })
   }
 }
 
