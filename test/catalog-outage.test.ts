@@ -1,6 +1,9 @@
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { createTenant } from './helpers/silo.js'
+import { buildApp } from '../src/app.js'
+import { openSilo } from '../src/silo.js'
+import { countTenantBackends } from '../src/testing/backends.js'
+import { closeInTeardown, createTenant, testConfig } from './helpers/silo.js'
 import { embeddedCatalogApp } from './helpers/embedded.js'
 import { eventually, sleep } from './helpers/wait.js'
 
@@ -193,4 +196,57 @@ t.test('after the outage nothing is left hanging', async (t) => {
   const stats = silo.pools.stats()
   t.equal(stats.leases, 0, 'no pool lease held')
   t.equal(stats.connections.pendingAcquires, 0, 'no request waits for a tenant connection')
+})
+
+t.test('an instance whose heartbeats fail past the lease opens no new connection on a budgeted server, and serves again by itself once the catalog is back', async (t) => {
+  // An instance of its own, with a catalog database of its own on the same embedded server, so
+  // that its `default` server can have a budget (the tenants above were cached without one).
+  const config = testConfig({ CATALOG_DATABASE_URL: catalogServer.url, TENANT_ACQUIRE_TIMEOUT_MS: 1000 })
+  const opened = closeInTeardown(t, config)
+  // Teardowns run last first: the catalog is back before the instance closes, whatever failed.
+  t.teardown(async () => { await catalogServer.start() })
+  const cutOff = opened.silo = await openSilo(config)
+  const cutOffApp = opened.app = await buildApp(cutOff, { config })
+  await cutOff.catalog.knex('servers').where({ name: 'default' }).update({ connection_budget: 3 })
+  const serverId = (await cutOff.catalog.servers.byName('default'))?.id ?? ''
+  const tenant = await createTenant(cutOff, 'echo')
+  const get = async (): Promise<LightMyRequestResponse> => await cutOffApp.inject({ url: '/articles', headers: { host: 'echo.test' } })
+  const budget = () => cutOff.pools.stats().servers.find((stats) => stats.server === 'default')
+  const shares = async () => ({
+    instances: await cutOff.catalog.knex('instances').select<Array<{ id: string, pid: number }>>('id', 'pid'),
+    claims: await cutOff.catalog.knex('budget_claims').where({ server_id: serverId }).select<Array<{ instance_id: string, slots: number }>>('instance_id', 'slots')
+  })
+  const echoBackends = async (): Promise<number> => await countTenantBackends(cutOff, { slugs: ['echo'], applicationName: 'silo:%' })
+
+  t.ok(await eventually(async () => (await shares()).claims.length === 1, 15_000, 100), 'a heartbeat claims a share of the newly budgeted server')
+  const before = await shares()
+  const instanceId = before.instances[0]?.id
+  t.same(before.instances.map((instance) => instance.pid), [process.pid], 'one live instance in the catalog, this one')
+  t.same(before.claims, [{ instance_id: instanceId, slots: 3 }], 'alone, it claims the whole budget')
+  t.equal((await get()).statusCode, 200, 'the tenant serves')
+  t.match(budget(), { capacity: 3, open: 1 }, 'on a connection of its share of 3')
+
+  const failures: Error[] = []
+  cutOff.events.on('budget:heartbeat', (event) => { failures.push(event.error) })
+  const stopped = Date.now()
+  await catalogServer.stop()
+  // INSTANCE_LEASE_MS (10 s) is a constant, not an option: its end is waited for as it shows, the share gone.
+  t.ok(await eventually(() => budget()?.capacity === 0, 60_000, 100), 'past the lease without a heartbeat, its share is withdrawn')
+  t.comment(`withdrawn ${Date.now() - stopped} ms after the catalog stopped`)
+  t.ok(failures.length > 0, `the failed heartbeats were reported (budget:heartbeat, ${failures.length} times)`)
+
+  cutOff.pools.evict(tenant.id)
+  t.ok(await eventually(async () => budget()?.open === 0 && await echoBackends() === 0, 15_000), 'its pool closed, it holds no connection there')
+  const refused = await get()
+  t.match({ status: refused.statusCode, code: refused.json().code }, { status: 503, code: 'TENANT_BUSY' }, 'a request that needs a new connection there gets 503 TENANT_BUSY')
+  t.ok(Number(refused.headers['retry-after']) >= 1, 'with Retry-After')
+  t.match(budget(), { capacity: 0, open: 0 }, 'no slot was taken for it')
+  t.equal(await echoBackends(), 0, 'and PostgreSQL saw no connection')
+
+  await catalogServer.start()
+  t.ok(await eventually(async () => (await get()).statusCode === 200, 30_000, 100), 'once the catalog is back, the tenant serves again by itself')
+  t.equal(budget()?.capacity, 3, 'its share is back')
+  const after = await shares()
+  t.same(after.instances.map((instance) => instance.id), [instanceId], 'the same instance is the only one in the catalog')
+  t.same(after.claims, [{ instance_id: instanceId, slots: 3 }], 'and claims the whole budget again')
 })

@@ -4,7 +4,10 @@
 import t from 'tap'
 import pg from 'pg'
 import { diagnose, planRepair, repair, type DoctorDeps } from '../src/lifecycle/doctor.js'
-import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
+import type { TenantRecord } from '../src/catalog/catalog-store.js'
+import { migrateFleet, type TenantMigrationResult } from '../src/lifecycle/fleet-migrator.js'
+import { TenantMigrator, type MigrationOutcome } from '../src/lifecycle/tenant-migrator.js'
+import { tenantDatabaseName } from '../src/lifecycle/tenant-names.js'
 import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
 import type { Silo } from '../src/silo.js'
 import { roleUrl, secondServer } from './helpers/servers.js'
@@ -284,4 +287,98 @@ t.test("two instances share a server's budget: together they never hold more of 
     const held = await claims()
     return held.length === 1 && held[0]?.slots === 4
   }, 15000, 100), 'once the other instance left, this one claims the whole budget')
+})
+
+t.test('a fleet migration runs --concurrency migrations at once on each server: with 1, one on each server side by side, never two on one', async (t) => {
+  type Server = 'default' | 'fleet-two'
+  const bySlug = new Map<string, Server>([['mc-d1', 'default'], ['mc-d2', 'default'], ['mc-s1', 'fleet-two'], ['mc-s2', 'fleet-two']])
+  const slugs = [...bySlug.keys()]
+  const databases = slugs.map((slug) => tenantDatabaseName(prefix, slug))
+  const urls: Record<Server, string> = { default: silo.config.databaseUrl ?? '', 'fleet-two': second.url }
+  const clients: pg.Client[] = []
+  const connect = async (url: string, database?: string): Promise<pg.Client> => {
+    const target = new URL(url)
+    if (database !== undefined) target.pathname = `/${database}`
+    const client = new pg.Client({ connectionString: target.toString(), application_name: 'silo-test-lock' })
+    clients.push(client)
+    await client.connect()
+    return client
+  }
+  const under: { run?: Promise<unknown> } = {}
+  // In order: the locks let go (so a run this test left waiting can finish), then the second
+  // server's tenants and its registration go, so that a later test may register it again. The
+  // default server's tenants go with the file's databases (each drop waits for a checkpoint).
+  t.teardown(async () => {
+    for (const client of clients) await client.end().catch(() => {})
+    await under.run?.catch(() => {})
+    for (const [slug, server] of bySlug) if (server === 'fleet-two' && await silo.catalog.tenantBySlug(slug) !== null) await silo.provisioner.drop(slug)
+    if (await silo.catalog.servers.byName('fleet-two') !== null) await silo.serverRegistry.remove('fleet-two')
+  })
+  await silo.serverRegistry.add({ name: 'fleet-two', url: second.url })
+  for (const [slug, server] of bySlug) await silo.provisioner.create({ slug, domains: [`${slug}.test`], server })
+  const rolledBack = await migrateFleet(silo.catalog, silo.migrator, slugs, { direction: 'rollback', concurrency: 3 })
+  t.same(rolledBack.map((result) => result.after), slugs.map(() => null), 'every tenant has its migration pending')
+
+  // Each tenant's migration will wait for knex's migration lock row, which the test holds in an open transaction.
+  const locks = new Map<string, pg.Client>()
+  for (const [slug, server] of bySlug) {
+    const client = await connect(urls[server], tenantDatabaseName(prefix, slug))
+    await client.query('begin')
+    await client.query('select * from knex_migrations_lock for update')
+    locks.set(slug, client)
+  }
+  const watchers: Record<Server, pg.Client> = { default: await connect(urls.default), 'fleet-two': await connect(urls['fleet-two']) }
+  type Session = { slug: string, waiting: boolean }
+  /** The migrations PostgreSQL has sessions for on a server (TenantMigrator names them), and whether each waits for a lock. */
+  const migrating = async (server: Server): Promise<Session[]> => (await watchers[server].query<Session>(
+    "select substr(application_name, 14) as slug, wait_event_type is not distinct from 'Lock' as waiting from pg_stat_activity where application_name like 'silo-migrate:%' and datname = any($1) order by 1", [databases])).rows
+
+  // The migrator each run goes through, counting the migrations under way on each server: a run
+  // starts its migrations before any of them connects, so a second one on a server shows here.
+  const running = new Map<string, number>()
+  const peak = new Map<string, number>()
+  let peakTotal = 0
+  class CountingMigrator extends TenantMigrator {
+    override async migrate (tenant: TenantRecord): Promise<MigrationOutcome> {
+      const server = tenant.server.name
+      running.set(server, (running.get(server) ?? 0) + 1)
+      peak.set(server, Math.max(peak.get(server) ?? 0, running.get(server) ?? 0))
+      peakTotal = Math.max(peakTotal, [...running.values()].reduce((sum, n) => sum + n, 0))
+      try {
+        return await super.migrate(tenant)
+      } finally {
+        running.set(server, (running.get(server) ?? 0) - 1)
+      }
+    }
+  }
+  const done = new Set<string>()
+  const results = migrateFleet(silo.catalog, new CountingMigrator(), slugs, { concurrency: 1, onResult: (result: TenantMigrationResult) => { done.add(result.slug) } })
+  under.run = results
+
+  const released: string[] = []
+  for (let round = 1; round <= 2; round++) {
+    let seen: Record<Server, Session[]> = { default: [], 'fleet-two': [] }
+    const one = await eventually(async () => {
+      seen = { default: await migrating('default'), 'fleet-two': await migrating('fleet-two') }
+      return Object.values(seen).every((sessions) => sessions.length === 1 && sessions[0]?.waiting === true)
+    }, 30_000)
+    t.ok(one, `round ${round}: on each server one migration waits for its lock, and no other runs there (${JSON.stringify(seen)})`)
+    if (!one) break
+    const waiting = [seen.default[0]?.slug ?? '', seen['fleet-two'][0]?.slug ?? '']
+    t.same(waiting.map((slug) => bySlug.get(slug)), ['default', 'fleet-two'], `each its own server's tenant (${waiting.join(', ')})`)
+    t.notOk(waiting.some((slug) => released.includes(slug)), 'not one that ran before')
+    for (const slug of waiting) await locks.get(slug)?.query('commit')
+    released.push(...waiting)
+    t.ok(await eventually(() => waiting.every((slug) => done.has(slug)), 30_000), 'both finish once let go')
+  }
+
+  // After a round that failed, the locks still held go too, so that the run ends.
+  for (const [slug, client] of locks) if (!released.includes(slug)) await client.query('commit')
+  const outcome = await results
+  const latest = await silo.migrator.latestVersion()
+  t.same(outcome.map((result) => [result.slug, result.status, result.after]), slugs.map((slug) => [slug, 'migrated', latest]), 'every tenant ends migrated')
+  t.same(Object.fromEntries(peak), { default: 1, 'fleet-two': 1 }, 'never two migrations at once on one server')
+  t.equal(peakTotal, 2, 'and the two servers side by side')
+  const versions = (await silo.catalog.listTenants()).filter((tenant) => bySlug.has(tenant.slug)).map((tenant) => tenant.schemaVersion)
+  t.same(versions, slugs.map(() => latest), 'as the catalog records')
 })
