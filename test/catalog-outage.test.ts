@@ -209,7 +209,7 @@ t.test('an instance whose heartbeats fail past the lease opens no new connection
   const cutOffApp = opened.app = await buildApp(cutOff, { config })
   await cutOff.catalog.knex('servers').where({ name: 'default' }).update({ connection_budget: 3 })
   const serverId = (await cutOff.catalog.servers.byName('default'))?.id ?? ''
-  const tenant = await createTenant(cutOff, 'echo')
+  await createTenant(cutOff, 'echo')
   const get = async (): Promise<LightMyRequestResponse> => await cutOffApp.inject({ url: '/articles', headers: { host: 'echo.test' } })
   const budget = () => cutOff.pools.stats().servers.find((stats) => stats.server === 'default')
   const shares = async () => ({
@@ -235,8 +235,8 @@ t.test('an instance whose heartbeats fail past the lease opens no new connection
   t.comment(`withdrawn ${Date.now() - stopped} ms after the catalog stopped`)
   t.ok(failures.length > 0, `the failed heartbeats were reported (budget:heartbeat, ${failures.length} times)`)
 
-  cutOff.pools.evict(tenant.id)
-  t.ok(await eventually(async () => budget()?.open === 0 && await echoBackends() === 0, 15_000), 'its pool closed, it holds no connection there')
+  // Its idle connection there goes too (the others may already use its share): not left to serve on.
+  t.ok(await eventually(async () => budget()?.open === 0 && await echoBackends() === 0, 15_000), 'its idle connection there is closed: it holds none')
   const refused = await get()
   t.match({ status: refused.statusCode, code: refused.json().code }, { status: 503, code: 'TENANT_BUSY' }, 'a request that needs a new connection there gets 503 TENANT_BUSY')
   t.ok(Number(refused.headers['retry-after']) >= 1, 'with Retry-After')

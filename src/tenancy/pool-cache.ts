@@ -179,9 +179,13 @@ export class PoolCache {
     for (let over = this.#budgets.openOn(serverId) - capacity; over > 0; over--) this.#reclaimIdle(serverId)
   }
 
-  /** Gives up every share of a budgeted server (no heartbeat for a lease). */
+  /**
+   * Gives up every share of a budgeted server (no heartbeat for a lease: the others count this
+   * instance dead and may use its share) and closes its idle connections there. Called again at
+   * each failed heartbeat, so a connection in use when the share went is closed once it is idle.
+   */
   withdrawBudgetShares (): void {
-    this.#budgets.withdrawShares()
+    for (const serverId of this.#budgets.sharedServers()) this.setBudgetShare(serverId, 0)
   }
 
   /** Connections open on the server now. */

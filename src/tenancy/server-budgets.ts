@@ -89,9 +89,9 @@ export class ServerBudgets {
     this.#servers.get(serverId)?.budget.setCapacity(capacity)
   }
 
-  /** Gives every share up (no heartbeat for a lease: the others count this instance dead). */
-  withdrawShares (): void {
-    for (const serverId of this.#shares?.keys() ?? []) this.setShare(serverId, 0)
+  /** The budgeted servers this instance has shares of (or had, before a withdrawal). */
+  sharedServers (): string[] {
+    return [...this.#shares?.keys() ?? []]
   }
 
   /** Connections open on the server now. */
