@@ -128,25 +128,32 @@ program.command('list')
   }))
 
 program.command('status')
-  .description("each tenant's schema version against the newest migration")
+  .description("each tenant's server and schema version against the newest migration")
   .option('--json', 'print JSON')
   .action(action(async (options: { json?: boolean }) => {
     const { tenants, latest } = await withSilo(async (silo) => ({
       tenants: await silo.catalog.listTenants(),
       latest: await silo.migrator.latestVersion()
     }))
+    // A tenant attached with --no-migrate has a schema of its own: neither current nor behind.
     const rows = tenants.map((tenant) => ({
       slug: tenant.slug,
       status: tenant.status,
+      server: tenant.server,
       version: tenant.schemaVersion,
       latest,
+      schemaManaged: tenant.schemaManaged,
       current: tenant.schemaVersion === latest
     }))
+    const managed = rows.filter((row) => row.schemaManaged)
+    const behind = managed.filter((row) => !row.current)
+    const own = rows.length - managed.length
     if (options.json === true) console.log(JSON.stringify(rows, null, 2))
     else {
       console.log(`newest migration: ${latest ?? '-'}`)
-      if (rows.length > 0) console.log(table(['SLUG', 'STATUS', 'SCHEMA', 'STATE'], rows.map((row) => [row.slug, row.status, row.version ?? '-', row.current ? 'current' : 'behind'])))
-      console.log(`${rows.filter((row) => !row.current).length} of ${rows.length} tenants behind`)
+      const state = (row: typeof rows[number]): string => !row.schemaManaged ? 'own schema' : row.current ? 'current' : 'behind'
+      if (rows.length > 0) console.log(table(['SLUG', 'STATUS', 'SERVER', 'SCHEMA', 'STATE'], rows.map((row) => [row.slug, row.status, row.server ?? '-', row.version ?? '-', state(row)])))
+      console.log(`${behind.length} of ${managed.length} tenants behind${own > 0 ? ` (and ${own} with a schema of their own)` : ''}`)
     }
     return true
   }))
