@@ -191,7 +191,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       servers: fleet,
       serverRegistry: new ServerRegistry({ catalog, servers: fleet, prefix: config.tenantDbPrefix }),
       provisioner,
-      attacher: new TenantAttacher({ catalog, servers: fleet, migrator, reservedHosts: [config.adminHost], resolver, events }),
+      attacher: new TenantAttacher({ catalog, servers: fleet, migrator, reservedHosts: [config.adminHost], resolver, pools, events }),
       events,
       syncCatalog: async () => { await listener?.sync() },
       withTenant: async (slug, fn) => {

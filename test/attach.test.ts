@@ -230,6 +230,41 @@ t.test('the admin API attaches, refusing with the contract\'s codes and never an
   t.ok(docs.json().paths['/tenants/attach']?.post, 'in the OpenAPI document')
 })
 
+t.test('reattach takes up a rotated password: checked first, nothing changed on a refusal, the pool replaced', async (t) => {
+  const get = async (): Promise<{ status: number, code?: string }> => {
+    const res = await app.inject({ method: 'GET', url: '/articles', headers: { host: 'api-app.test' } })
+    return { status: res.statusCode, code: res.statusCode === 200 ? undefined : res.json().code }
+  }
+  const sealed = async (): Promise<unknown> => (await sql(databaseUrl(), 'select db_password from tenants where slug = $1', ['api-app'], silo.config.catalogDatabase))[0]?.db_password
+  t.same(await get(), { status: 200, code: undefined })
+  await sql(second.url, 'alter role api_app_owner password \'api-rotated-8\'')
+  await sql(second.url, 'select pg_terminate_backend(pid) from pg_stat_activity where datname = \'api_app\'')
+  t.same(await get(), { status: 503, code: 'TENANT_UNAVAILABLE' }, 'the old password no longer logs in')
+
+  const before = await sealed()
+  const url = new URL(second.url)
+  url.username = 'api_app_owner'
+  url.pathname = '/api_app'
+  url.password = 'api-wrong-9'
+  const refused = await app.inject({ method: 'POST', url: '/tenants/api-app/reattach', headers: { host: adminHost, ...auth }, payload: { url: url.toString() } })
+  t.match({ status: refused.statusCode, code: refused.json().code }, { status: 400, code: 'DATABASE_UNUSABLE' })
+  t.notOk(refused.body.includes('api-wrong-9'))
+  t.equal(await sealed(), before, 'a refusal changes nothing')
+
+  url.password = 'api-rotated-8'
+  const done = await app.inject({ method: 'POST', url: '/tenants/api-app/reattach', headers: { host: adminHost, ...auth }, payload: { url: url.toString() } })
+  t.equal(done.statusCode, 200, done.body)
+  t.match(done.json(), { slug: 'api-app', attached: true, schemaVersion: latest })
+  t.notOk(done.body.includes('api-rotated-8'))
+  t.not(await sealed(), before, 'the new password is sealed in its place')
+  t.same(await get(), { status: 200, code: undefined }, 'it serves again, on the new password')
+
+  await createTenant(silo, 'native')
+  t.match(await refusal(silo.attacher.reattach('native', url.toString())), { code: 'VALIDATION_FAILED', message: /made by Silo/ }, 'a tenant Silo made has no URL to change')
+  t.match(await refusal(silo.attacher.reattach('nobody', url.toString())), { code: 'TENANT_NOT_FOUND' })
+  await silo.provisioner.drop('native')
+})
+
 t.test('hostile URLs are a 4xx with a code, never a 5xx, and never echo their password', async (t) => {
   const hostile = [
     'postgres://u:fz-pw-0@127.0.0.1:99999/db', 'postgres://u:fz-pw-1@[::1/db', 'postgres://u:fz-pw-2@/db', 'postgres://u:fz-pw-3@127.0.0.1:0/db',
@@ -277,6 +312,9 @@ t.test('the CLI attaches with the URL on standard input, and drop without --yes 
   t.match(status.stdout, /^0 of \d+ tenants behind \(and 1 with a schema of their own\)$/m)
   const listed = await run(['list', '--json', '--search', 'cli-app'])
   t.match(JSON.parse(listed.stdout), [{ slug: 'cli-app', attached: true, server: null }])
+  const reattached = await run(['reattach', 'cli-app', '--url', '-'], `${url}\n`)
+  t.equal(reattached.code, 0, reattached.stderr)
+  t.equal(reattached.stdout, 'reattached cli-app: database cli_app on no registered server\n')
   const detached = await run(['drop', 'cli-app'])
   t.equal(detached.code, 0, detached.stderr)
   t.equal(detached.stdout, 'detached cli-app (its database stays)\n')

@@ -195,6 +195,26 @@ export class CatalogStore {
     await this.#knex('tenants').where({ slug }).update({ schema_version: version, updated_at: this.#knex.fn.now() })
   }
 
+  /** Points an attached tenant at another connection (its role's password rotated, its database moved); false when it is not an attached tenant. */
+  async updateAttachedConnection (slug: string, connection: Omit<NewAttachedTenant, 'slug' | 'name' | 'schemaManaged' | 'domains'>): Promise<boolean> {
+    try {
+      const updated = await this.#knex('tenants').where({ slug, attached: true }).update({
+        server_id: connection.serverId,
+        db_host: connection.host,
+        db_port: connection.port,
+        db_ssl: JSON.stringify(connection.ssl ?? false),
+        db_name: connection.databaseName,
+        db_user: connection.databaseUser,
+        db_password: this.#cipher.encrypt(connection.password),
+        updated_at: this.#knex.fn.now()
+      })
+      return updated === 1
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new CatalogConflict('database', connection.databaseName)
+      throw error
+    }
+  }
+
   async deleteTenant (slug: string): Promise<void> {
     await this.#knex('tenants').where({ slug }).delete()
   }

@@ -7,6 +7,7 @@ import { databaseMark, parseMark } from '../db/object-marks.js'
 import { isDuplicateDefinition, isInsufficientPrivilege, isLoginRefused, isUndefinedDatabase } from '../db/sqlstate.js'
 import { SiloError, tenantLocked, validationFailed } from '../errors.js'
 import type { SiloEvents } from '../events.js'
+import type { PoolCache } from '../tenancy/pool-cache.js'
 import type { ServerFleet } from './server-fleet.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 import { assertSlug, assertTenantName, claimableDomain } from './tenant-names.js'
@@ -28,6 +29,8 @@ export interface TenantAttacherDeps {
   migrator: TenantMigrator
   reservedHosts?: string[]
   resolver?: HostResolver
+  /** When it runs inside a server: the pool of a reattached tenant is replaced at once. */
+  pools?: PoolCache
   events?: SiloEvents
 }
 
@@ -65,20 +68,9 @@ export class TenantAttacher {
     const name = assertTenantName(input.name, slug)
     const domains = [...new Set(input.domains.map((domain) => claimableDomain(domain, this.#deps.reservedHosts)))]
     if (domains.length === 0) throw validationFailed('A tenant needs at least one domain')
-    const connection = parseConnectionUrl(input.url, 'The database URL')
-    if (connection.password === undefined) throw validationFailed('The database URL names no password: the tenant logs in with it')
-    const { catalog, servers } = this.#deps
+    const { catalog } = this.#deps
     const started = performance.now()
-    const probe = await probeDatabase(connection)
-    const where = `${connection.database} at ${connection.host}:${connection.port}`
-    if (probe.superuser) {
-      throw new SiloError('DATABASE_UNUSABLE', `Role ${probe.role} is a superuser: a tenant's role must reach its own database only (attach with a role that owns ${connection.database}, or has rights in it, without SUPERUSER)`)
-    }
-    if (probe.catalog) throw new SiloError('DATABASE_TAKEN', `The database ${where} is a Silo catalog`)
-    if (probe.siloMark !== null) {
-      throw new SiloError('DATABASE_TAKEN', `The database ${where} or its role was made by Silo (marked for catalog ${probe.siloMark}): a tenant, template or spare database cannot be attached`)
-    }
-    const server = await servers.atAddress(connection.host, connection.port)
+    const { connection, where, serverId } = await this.#checkedUrl(input.url)
     const migrate = input.migrate ?? true
 
     const result = await catalog.withTenantLock(slug, async () => {
@@ -93,7 +85,7 @@ export class TenantAttacher {
         tenant = await catalog.insertAttachedTenant({
           slug,
           name,
-          serverId: server?.id ?? null,
+          serverId,
           host: connection.host,
           port: connection.port,
           ssl: connection.ssl,
@@ -118,6 +110,71 @@ export class TenantAttacher {
     for (const host of domains) this.#deps.resolver?.invalidateHost(host)
     this.#deps.events?.emit('tenant:attached', { slug, durationMs: performance.now() - started })
     return result.value
+  }
+
+  /**
+   * Points an attached tenant at a new URL (its role's password rotated, its database moved),
+   * checked as an attach checks it, and migrated there when its schema is managed. Its pools
+   * are replaced: connections open on the old URL finish what they do, new ones use the new URL.
+   * A refusal or a failed migration leaves it on the old URL.
+   */
+  async reattach (slugInput: string, url: string): Promise<TenantSummary> {
+    const slug = assertSlug(slugInput)
+    const { catalog } = this.#deps
+    const { connection, where, serverId } = await this.#checkedUrl(url)
+    const result = await catalog.withTenantLock(slug, async () => {
+      const tenant = await catalog.tenantBySlug(slug)
+      if (tenant === null) throw new SiloError('TENANT_NOT_FOUND', `No tenant with slug ${slug}`)
+      if (!tenant.attached) throw validationFailed(`Tenant ${slug} was made by Silo: its database and credentials are Silo's own, not a URL to change`)
+      const next = { serverId, host: connection.host, port: connection.port, ssl: connection.ssl, databaseName: connection.database, databaseUser: connection.user, password: connection.password ?? '' }
+      try {
+        await catalog.updateAttachedConnection(slug, next)
+      } catch (error) {
+        throw conflictError(error, where)
+      }
+      if (tenant.schemaManaged) {
+        try {
+          const moved = await catalog.tenantBySlug(slug)
+          if (moved !== null) await catalog.setSchemaVersion(slug, await this.#migrate(moved, where))
+        } catch (error) {
+          const { database, server } = tenant
+          await catalog.updateAttachedConnection(slug, {
+            serverId: isRegisteredServer(server) ? server.id : null,
+            host: database.host ?? server.endpoint.host,
+            port: database.port ?? server.endpoint.port,
+            ssl: database.ssl,
+            databaseName: database.name,
+            databaseUser: database.user,
+            password: database.password
+          })
+          throw error
+        }
+      }
+      this.#deps.resolver?.invalidateTenant(tenant.id)
+      this.#deps.pools?.evict(tenant.id)
+      const [summary] = await catalog.listTenants([slug])
+      if (summary === undefined) throw new SiloError('TENANT_NOT_FOUND', `No tenant with slug ${slug}`)
+      return summary
+    })
+    if (result === undefined) throw tenantLocked(slug)
+    return result.value
+  }
+
+  /** The URL's connection, checked (see the class comment), and the registered server at its address, if any. */
+  async #checkedUrl (url: string): Promise<{ connection: PgConnection, where: string, serverId: string | null }> {
+    const connection = parseConnectionUrl(url, 'The database URL')
+    if (connection.password === undefined) throw validationFailed('The database URL names no password: the tenant logs in with it')
+    const probe = await probeDatabase(connection)
+    const where = `${connection.database} at ${connection.host}:${connection.port}`
+    if (probe.superuser) {
+      throw new SiloError('DATABASE_UNUSABLE', `Role ${probe.role} is a superuser: a tenant's role must reach its own database only (attach with a role that owns ${connection.database}, or has rights in it, without SUPERUSER)`)
+    }
+    if (probe.catalog) throw new SiloError('DATABASE_TAKEN', `The database ${where} is a Silo catalog`)
+    if (probe.siloMark !== null) {
+      throw new SiloError('DATABASE_TAKEN', `The database ${where} or its role was made by Silo (marked for catalog ${probe.siloMark}): a tenant, template or spare database cannot be attached`)
+    }
+    const server = await this.#deps.servers.atAddress(connection.host, connection.port)
+    return { connection, where, serverId: server?.id ?? null }
   }
 
   /**

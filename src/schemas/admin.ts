@@ -24,6 +24,10 @@ export const TenantAttach = Type.Object({
 }, { additionalProperties: false, title: 'TenantAttach' })
 export type TenantAttach = Static<typeof TenantAttach>
 
+export const TenantReattach = Type.Object({
+  url: Type.String({ minLength: 1, maxLength: 2000, description: 'the new postgres:// URL of the attached database (a rotated password, a moved database); checked as attach checks it, stored encrypted, never shown again' })
+}, { additionalProperties: false, title: 'TenantReattach' })
+
 export const TenantDropQuery = Type.Object({
   dropDatabase: Type.Optional(Type.Boolean({ description: 'of an attached tenant: drop its database too (never its role); otherwise it is only detached' }))
 }, { additionalProperties: false })

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import type { Silo } from '../../silo.js'
 import { tenantNotFoundBySlug } from '../../lifecycle/provisioner.js'
 import { encodeTenantCursor, tenantPageStart } from '../../catalog/tenant-page.js'
-import { DomainBody, DomainParams, SlugParams, TenantAttach, TenantCreate, TenantDropQuery, TenantList, TenantListQuery, TenantView } from '../../schemas/admin.js'
+import { DomainBody, DomainParams, SlugParams, TenantAttach, TenantCreate, TenantDropQuery, TenantReattach, TenantList, TenantListQuery, TenantView } from '../../schemas/admin.js'
 import { ErrorBody } from '../../schemas/error.js'
 import { tenantView as view } from '../../schemas/tenant-view.js'
 
@@ -35,6 +35,10 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
     const { slug, name, url, domains, migrate } = request.body
     return await reply.code(201).send(view(await attacher.attach({ slug, name, url, domains, migrate })))
   })
+
+  app.post('/tenants/:slug/reattach', {
+    schema: { tags: ['admin'], summary: 'Point an attached tenant at a new URL (a rotated password, a moved database); its connections move over without a gap', security, params: SlugParams, body: TenantReattach, response: { 200: TenantView, ...errors } }
+  }, async (request) => view(await attacher.reattach(request.params.slug, request.body.url)))
 
   app.get('/tenants', {
     schema: { tags: ['admin'], summary: 'List tenants, a page at a time in slug order', security, querystring: TenantListQuery, response: { 200: TenantList, ...errors } }
