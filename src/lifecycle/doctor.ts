@@ -1,3 +1,4 @@
+import pLimit from 'p-limit'
 import type { CatalogStore, TenantSummary } from '../catalog/catalog-store.js'
 import { DEFAULT_SERVER } from '../catalog/server-store.js'
 import { databaseMark, parseMark, type Mark } from '../db/object-marks.js'
@@ -193,18 +194,21 @@ async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: T
   report.missingDatabases.push(...provisioned.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug))
 }
 
+const ATTACHED_CHECKS_AT_ONCE = 8 // one connection each: never every attached database at once
+
 /** The slugs among these attached tenants whose database does not answer a query to their own login. */
 async function unanswered (catalog: CatalogStore, slugs: string[]): Promise<string[]> {
   if (slugs.length === 0) return []
   const records = await catalog.tenantsBySlugs(slugs)
-  const answers = await Promise.all([...records.values()].map(async (tenant) => {
+  const limit = pLimit(ATTACHED_CHECKS_AT_ONCE)
+  const answers = await Promise.all([...records.values()].map(async (tenant) => await limit(async () => {
     try {
       await withTenantDatabase(tenant, async (db) => await db.raw('select 1'), { applicationName: 'silo-doctor' })
       return null
     } catch {
       return tenant.slug
     }
-  }))
+  })))
   return answers.filter((slug): slug is string => slug !== null).sort()
 }
 
