@@ -105,6 +105,57 @@ t.test("doctor --fix --yes over both servers drops nothing that is not its own, 
   t.same(rows, [{ database: null, role: null }], 'its database is there, and neither it nor its role was marked')
 })
 
+t.test("attach and drop --drop-database never touch the other catalog's objects, either catalog, or the server's own databases", async (t) => {
+  const onHome = async (sql: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: home.url })
+    await client.connect()
+    try {
+      await client.query(sql)
+    } finally {
+      await client.end()
+    }
+  }
+  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const urlAs = (server: string, role: string, password: string, database: string): string => {
+    const url = new URL(server)
+    url.username = role
+    url.password = password
+    url.pathname = `/${database}`
+    return url.toString()
+  }
+  // A plain role that may connect to the server's own database and to both catalogs (hardened: granted by hand).
+  await onHome('create role silo_plain login password \'plain-pw-1\'')
+  await onHome('grant connect on database postgres to silo_plain')
+  await onHome('grant connect on database silo_other to silo_plain')
+  await onHome('grant connect on database silo_catalog to silo_plain')
+  const bravo = await b.catalog.tenantBySlug('bravo')
+  const refusals: Array<[string, RegExp]> = [
+    [urlAs(other.url, bravo?.database.user ?? '', bravo?.database.password ?? '', bravo?.database.name ?? ''), /made by Silo \(marked for catalog silo_other/],
+    [urlAs(home.url, 'silo_plain', 'plain-pw-1', 'silo_other'), /is a Silo catalog/],
+    [urlAs(home.url, 'silo_plain', 'plain-pw-1', 'silo_catalog'), /is a Silo catalog/]
+  ]
+  for (const [url, message] of refusals) {
+    const error = await a.attacher.attach({ slug: 'taken', url, domains: ['taken.test'] }).then(() => undefined, (error: unknown) => error as { code?: string })
+    t.match(error, { message }, `refused: ${message.source}`)
+  }
+  t.equal(await a.catalog.tenantBySlug('taken'), null, 'nothing recorded')
+
+  // The server's own `postgres` may be attached (a plain role's choice), and is never dropped.
+  await a.attacher.attach({ slug: 'pg-own', url: urlAs(home.url, 'silo_plain', 'plain-pw-1', 'postgres'), domains: ['pg-own.test'], migrate: false })
+  const drop = await a.provisioner.drop('pg-own', { dropDatabase: true }).then(() => undefined, (error: unknown) => error as { code?: string })
+  t.match(drop, { code: 'DATABASE_TAKEN', message: /PostgreSQL's own/ }, '--drop-database refuses postgres')
+  t.match(await a.catalog.tenantBySlug('pg-own'), { attached: true, status: 'active' }, 'and the tenant stays attached as it was')
+  t.same(await a.provisioner.drop('pg-own'), { detached: true }, 'a plain drop only detaches it')
+
+  await onHome('revoke connect on database postgres from silo_plain')
+  await onHome('revoke connect on database silo_other from silo_plain')
+  await onHome('revoke connect on database silo_catalog from silo_plain')
+  await onHome('drop role silo_plain')
+  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  t.same(after, before, 'every database and role on both servers is as it was: both catalogs, B\'s tenant, postgres, template0, template1')
+  t.equal(await b.withTenant('bravo', async (db) => Number((await db.raw<{ rows: Array<{ one: number }> }>('select 1 as one')).rows[0]?.one)), 1, "B's tenant still serves")
+})
+
 t.test("removing the other server drops this catalog's template and spare there, and nothing else", async (t) => {
   const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
   // The attached tenant's database goes on request (never its role), so the server holds no tenant of A's.
