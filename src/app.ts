@@ -117,6 +117,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<F
     resolver: silo.resolver,
     pools: silo.pools,
     events: silo.events,
+    holds: silo.holds,
     nonTenantHosts: [config.adminHost],
     outcomes,
     refuse: replyWithError,

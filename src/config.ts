@@ -28,6 +28,7 @@ const EnvSchema = Type.Object({
   TENANT_SPARES: Type.Integer({ minimum: 0, maximum: 100, default: 2 }),
   SCHEMA_GUARD: Type.Union([Type.Literal('strict'), Type.Literal('off')], { default: 'strict' }),
   MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  MOVE_HOLD_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 3000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -70,6 +71,8 @@ export interface Config {
   /** Refuse (503) tenants whose schema is behind the code's newest migration. */
   schemaGuard: boolean
   migrateConcurrency: number
+  /** The longest a move freezes a tenant's writes; its requests wait that long at most, then 503. */
+  moveHoldMs: number
   logLevel: string
 }
 
@@ -81,7 +84,7 @@ export interface Config {
 export type CoreConfig = Pick<Config,
   'databaseUrl' | 'managedServer' | 'catalogDatabaseUrl' | 'catalogDatabase' | 'adminHost' | 'secretKey' | 'secretKeyPrevious' |
   'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
-  'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares'>
+  'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares' | 'moveHoldMs'>
 
 /** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard. */
 export type HttpConfig = Pick<Config, 'adminHost' | 'adminToken' | 'port' | 'logLevel' | 'schemaGuard'>
@@ -144,6 +147,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     tenantSpares: env.TENANT_SPARES,
     schemaGuard: env.SCHEMA_GUARD === 'strict',
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
+    moveHoldMs: env.MOVE_HOLD_MS,
     logLevel: env.LOG_LEVEL
   }
 }

@@ -40,6 +40,8 @@ export const ERRORS = {
   DATABASE_TAKEN: { status: 409 },
   /** `attach`: the database's own tables conflict with the tenant migrations (nothing was changed there). */
   SCHEMA_CONFLICT: { status: 409 },
+  /** `move`: this tenant cannot be moved so (attached, its schema not the newest, already there, or the target holds a database or role of its name). */
+  MOVE_REFUSED: { status: 409 },
   /** The server a tenant or a pinned create needs does not answer now. */
   SERVER_UNAVAILABLE: { status: 503, retryAfter: 5 },
   /** No active server with room and reachable: nowhere to place a new tenant. */
@@ -55,6 +57,8 @@ export const ERRORS = {
   /** Start-up: the catalog database is gone while tenant databases that carry its mark remain. */
   CATALOG_MISSING: { status: 500 },
   PROVISIONING_FAILED: { status: 500 },
+  /** A move stopped before its switch: the tenant is served from its source as before, and the half-made copy is gone. */
+  MOVE_FAILED: { status: 500 },
   INTERNAL_ERROR: { status: 500 }
 } as const satisfies Record<string, { status: number, retryAfter?: number }>
 
@@ -106,8 +110,8 @@ export const tenantNotFound = (host: string) =>
 export const tenantSuspended = () =>
   new SiloError('TENANT_SUSPENDED', 'This tenant is suspended')
 
-export const tenantUnavailable = (message: string, cause?: unknown) =>
-  new SiloError('TENANT_UNAVAILABLE', message, { cause })
+export const tenantUnavailable = (message: string, cause?: unknown, retryAfter?: number) =>
+  new SiloError('TENANT_UNAVAILABLE', message, { cause, ...(retryAfter === undefined ? {} : { retryAfter }) })
 
 export const tenantBusy = () =>
   new SiloError('TENANT_BUSY', 'No database connection became free in time')

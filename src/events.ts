@@ -20,6 +20,8 @@ export interface SiloEventMap {
   'tenant:resumed': [{ slug: string }]
   /** A database Silo did not create became a tenant (`tenants attach`). */
   'tenant:attached': [{ slug: string, durationMs: number }]
+  /** The tenant is served from another server now (`tenants move`); `freezeMs`: how long its writes were held. */
+  'tenant:moved': [{ slug: string, from: string, to: string, durationMs: number, freezeMs: number }]
   /** The tenant is gone from the catalog; `detached`: it was attached, and its database stays (unless dropped on request). */
   'tenant:dropped': [{ slug: string, detached?: boolean }]
   /** A create fell back from cloning the template to migrating an empty database. */

@@ -22,6 +22,8 @@ import { ServerFleet } from './lifecycle/server-fleet.js'
 import { ServerRegistry } from './lifecycle/server-registry.js'
 import type { SpareDatabases } from './lifecycle/spare-databases.js'
 import { TenantMigrator } from './lifecycle/tenant-migrator.js'
+import { TenantMover } from './lifecycle/tenant-mover.js'
+import { FreezeHolds } from './tenancy/freeze-holds.js'
 import type { TenantTemplate } from './lifecycle/tenant-template.js'
 
 /** The tenancy core, wired: what the HTTP app and the CLI both stand on. */
@@ -51,6 +53,10 @@ export interface Silo {
   provisioner: Provisioner
   /** `tenants attach`: databases Silo did not create, served as tenants. */
   attacher: TenantAttacher
+  /** `tenants move`: a tenant's database to another server, with a short write freeze. */
+  mover: TenantMover
+  /** Where requests for a tenant frozen by a move wait for its switch (MOVE_HOLD_MS). */
+  holds: FreezeHolds
   /** Lifecycle events (tenants, pools, connections, request outcomes). */
   events: SiloEvents
   /**
@@ -171,6 +177,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
     const provisioner = new Provisioner({
       catalog, servers, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events
     })
+    const mover = new TenantMover({ catalog, servers, migrator, holdMs: config.moveHoldMs, resolver, pools, events })
     servers.startSpares()
     const openedCatalog = catalogPools
     const fleet = servers
@@ -192,6 +199,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       serverRegistry: new ServerRegistry({ catalog, servers: fleet, prefix: config.tenantDbPrefix }),
       provisioner,
       attacher: new TenantAttacher({ catalog, servers: fleet, migrator, reservedHosts: [config.adminHost], resolver, pools, events }),
+      mover,
+      holds: new FreezeHolds(resolver, config.moveHoldMs),
       events,
       syncCatalog: async () => { await listener?.sync() },
       withTenant: async (slug, fn) => {
@@ -200,6 +209,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
         return await withTenantDatabase(tenant, fn)
       },
       close: async () => {
+        await mover.close()
         await listener?.stop()
         await fleet.close()
         await pools.close()

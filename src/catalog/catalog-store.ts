@@ -5,8 +5,9 @@ import { AdvisoryLocks } from './advisory-locks.js'
 import type { CredentialCipher } from './credential-cipher.js'
 import { MigrationRunLog } from './migration-runs.js'
 import { ServerStore } from './server-store.js'
+import { TenantMoves } from './tenant-moves.js'
 import { tenantColumnLengths, tenantPage, type TenantColumnLengths, type TenantFilter, type TenantPage, type TenantPageQuery } from './tenant-page.js'
-import { CatalogConflict, DOMAINS_OF_TENANT, SERVER_OF_TENANT, insertAttachedTenantRow, insertTenantRow, type NewAttachedTenant, type NewTenant } from './tenant-inserts.js'
+import { CatalogConflict, DOMAINS_OF_TENANT, FROZEN_NOW, SERVER_OF_TENANT, insertAttachedTenantRow, insertTenantRow, type NewAttachedTenant, type NewTenant } from './tenant-inserts.js'
 import { TenantRecords, toSummary, type TenantRecord, type TenantRow, type TenantStatus, type TenantSummary } from './tenant-records.js'
 
 // The record types are the store's vocabulary: they are imported from here across the tree.
@@ -27,6 +28,8 @@ export class CatalogStore {
   readonly runs: MigrationRunLog
   /** The PostgreSQL servers tenant databases are placed on. */
   readonly servers: ServerStore
+  /** Moves of tenants between servers (tenant_moves), and a move's freeze and switch. */
+  readonly moves: TenantMoves
 
   /**
    * `knex` serves every query; `locks`, a small pool of its own on the same database, only holds
@@ -41,6 +44,7 @@ export class CatalogStore {
     this.#records = new TenantRecords(cipher, defaultServer)
     this.runs = new MigrationRunLog(knex)
     this.servers = new ServerStore(knex, cipher)
+    this.moves = new TenantMoves(knex)
   }
 
   get knex (): Knex {
@@ -109,14 +113,14 @@ export class CatalogStore {
       .join('tenants', 'tenants.id', 'requested.tenant_id')
       .leftJoin('servers', 'servers.id', 'tenants.server_id')
       .where('requested.host', host)
-      .first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
+      .first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT), this.#knex.raw(FROZEN_NOW))
     return row === undefined ? null : this.#records.toRecord(row)
   }
 
   /** The tenants of these slugs, in one query; slugs with no tenant are absent from the map. */
   async tenantsBySlugs (slugs: string[]): Promise<Map<string, TenantRecord>> {
     const rows = await this.#knex<TenantRow>('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')
-      .whereIn('slug', slugs).select('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
+      .whereIn('slug', slugs).select('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT), this.#knex.raw(FROZEN_NOW))
     return new Map(rows.map((row) => [row.slug, this.#records.toRecord(row)]))
   }
 
@@ -129,7 +133,7 @@ export class CatalogStore {
 
   async tenantBySlug (slug: string): Promise<TenantRecord | null> {
     const row = await this.#knex<TenantRow>('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')
-      .where({ slug }).first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT))
+      .where({ slug }).first('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT), this.#knex.raw(FROZEN_NOW))
     return row === undefined ? null : this.#records.toRecord(row)
   }
 

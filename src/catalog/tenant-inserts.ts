@@ -39,6 +39,8 @@ export interface NewAttachedTenant {
 
 /** The tenant's domains, primary first, as one array column of a tenants query. */
 export const DOMAINS_OF_TENANT = 'coalesce((select array_agg(d.host order by d.is_primary desc, d.host) from domains d where d.tenant_id = tenants.id), \'{}\') as domains'
+/** Whether a move's write freeze is on now, by the catalog's clock (every instance reads the same clock). */
+export const FROZEN_NOW = 'coalesce(tenants.frozen_until > now(), false) as frozen'
 /** Its server's name and endpoint, as columns of a tenants query joined with `servers`. */
 export const SERVER_OF_TENANT = ['servers.name as server_name', 'servers.admin_url as server_admin_url', 'servers.tenant_host as server_tenant_host',
   'servers.tenant_port as server_tenant_port', 'servers.server_version as server_version', 'servers.connection_budget as server_connection_budget']

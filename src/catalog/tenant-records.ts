@@ -56,6 +56,11 @@ export interface TenantRecord {
   attached: boolean
   /** False for one attached with `--no-migrate`: fleet migrations and the schema guard leave it alone. */
   schemaManaged: boolean
+  /**
+   * Its writes are frozen for the last part of a move (`tenants.frozen_until` was ahead when the
+   * record was read): requests wait for the switch (see FreezeHolds) instead of being served.
+   */
+  frozen: boolean
 }
 
 /** The server id and name an attached database on no registered server is known by: its address. */
@@ -99,6 +104,10 @@ export interface TenantRow {
   attached: boolean
   schema_managed: boolean
   db_ssl: PgConnection['ssl'] | null
+  /** The end of a move's write freeze (see migration tenant_moves). */
+  frozen_until: Date | null
+  /** Present when selected with FROZEN_NOW: whether the freeze is ahead by the catalog's clock. */
+  frozen?: boolean
   created_at: Date
   updated_at: Date
   /** Present when selected with DOMAINS_OF_TENANT. */
@@ -163,7 +172,8 @@ export class TenantRecords {
         ...(row.attached ? { ssl: row.db_ssl ?? false } : {})
       },
       attached: row.attached,
-      schemaManaged: row.schema_managed
+      schemaManaged: row.schema_managed,
+      frozen: row.frozen === true
     }
     try {
       if (endpoint instanceof CredentialUndecryptable) throw endpoint

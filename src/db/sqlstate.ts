@@ -28,6 +28,8 @@ export const SQLSTATE = {
   UNDEFINED_OBJECT: '42704',
   /** invalid_catalog_name: the database does not exist. */
   INVALID_CATALOG_NAME: '3D000',
+  /** lock_not_available: a lock not granted within lock_timeout. */
+  LOCK_NOT_AVAILABLE: '55P03',
   /** too_many_connections. */
   TOO_MANY_CONNECTIONS: '53300',
   /** admin_shutdown: the server is shutting down, or the backend was terminated. */
@@ -82,6 +84,8 @@ export const isDuplicateObject = is(SQLSTATE.DUPLICATE_OBJECT)
 export const isUndefinedTable = is(SQLSTATE.UNDEFINED_TABLE)
 export const isUndefinedObject = is(SQLSTATE.UNDEFINED_OBJECT)
 export const isInsufficientPrivilege = is(SQLSTATE.INSUFFICIENT_PRIVILEGE)
+/** A lock not granted within lock_timeout. */
+export const isLockTimeout = is(SQLSTATE.LOCK_NOT_AVAILABLE)
 /** No such database (invalid_catalog_name). */
 export const isUndefinedDatabase = is(SQLSTATE.INVALID_CATALOG_NAME)
 

@@ -6,6 +6,7 @@ import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
+import type { FreezeHolds } from './freeze-holds.js'
 import { REQUEST_OUTCOMES, type RequestOutcome, type SiloEvents } from '../events.js'
 import { hostFromHeader } from './host.js'
 import { hostInvalid, isSiloError, notFound, tenantNotFound, tenantSuspended, tenantUnavailable } from '../errors.js'
@@ -39,6 +40,11 @@ export interface TenancyPluginOptions {
   pools: PoolCache
   /** Receives one `request:tenant` event per resolved (or refused) request. */
   events?: SiloEvents
+  /**
+   * Where requests for a tenant frozen by a move wait for its switch (MOVE_HOLD_MS). Without it,
+   * such a request gets 503 TENANT_UNAVAILABLE at once.
+   */
+  holds?: FreezeHolds
   /**
    * The schema version the code needs (its newest tenant migration). A tenant whose recorded
    * version is older gets 503 TENANT_UNAVAILABLE, so new code never runs on an old schema.
@@ -164,6 +170,7 @@ export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: st
     case 'suspended': throw tenantSuspended()
     default: throw tenantUnavailable(`This tenant is ${tenant.status}`)
   }
+  if (tenant.frozen) throw tenantUnavailable('This tenant is being moved to another server; retry shortly', undefined, 1)
   // Migration names start with a timestamp, so they order as text. A database attached with
   // --no-migrate has a schema of its own: the guard does not apply to it.
   if (requiredSchemaVersion != null && tenant.schemaManaged && (tenant.schemaVersion ?? '') < requiredSchemaVersion) {
@@ -172,7 +179,7 @@ export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: st
 }
 
 async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Promise<void> {
-  const { resolver, pools, events, requiredSchemaVersion, outcomes, refuse } = options
+  const { resolver, pools, events, requiredSchemaVersion, outcomes, refuse, holds } = options
   const invalidHost = options.hostInvalid ?? (() => hostInvalid())
   const unknownHost = options.tenantNotFound ?? ((host: string) => tenantNotFound(host))
   const nonTenantHosts = new Set(options.nonTenantHosts ?? [])
@@ -218,6 +225,14 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
   }
   /** Serves the request for the host's tenant, or answers why not. */
   const admit = (request: FastifyRequest, reply: FastifyReply, done: HookDone, tenant: TenantRecord | null, host: string): void => {
+    // Frozen by a move: held until the switch (the answer then is the tenant on its new server).
+    if (tenant?.frozen === true && tenant.status === 'active' && holds !== undefined) {
+      holds.wait(tenant, host).then(
+        (fresh) => { admit(request, reply, done, fresh, host) },
+        (error: unknown) => { reject(refused('unavailable', error), request, reply, done) }
+      )
+      return
+    }
     const error = refusal(request, tenant, host)
     if (error !== undefined) {
       reject(error, request, reply, done)

@@ -1,0 +1,94 @@
+// Moving a tenant between servers while it serves: two real servers (DATABASE_URL's, registered
+// as `default`, and an embedded one of this file's own), two instances serving the tenant, and a
+// write load on it throughout the move.
+import t from 'tap'
+import pg from 'pg'
+import type { FastifyInstance } from 'fastify'
+import type { Silo } from '../src/silo.js'
+import { secondServer } from './helpers/servers.js'
+import { anotherInstance, createTenant, testApp } from './helpers/silo.js'
+
+const { silo, app } = await testApp(t, { MOVE_HOLD_MS: 3000 }, (app) => {
+  app.get('/test/port', async (request) => (await request.db.raw<{ rows: Array<{ port: number }> }>('select inet_server_port() as port')).rows[0])
+})
+const other = await anotherInstance(t, silo.config)
+const second = await secondServer(t)
+await silo.serverRegistry.add({ name: 'second', url: second.url })
+const secondPort = Number(new URL(second.url).port)
+
+const databaseOn = async (url: string, name: string): Promise<boolean> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query('select 1 from pg_database where datname = $1', [name])).rowCount === 1
+  } finally {
+    await client.end()
+  }
+}
+
+/** POSTs articles to the tenant through both instances, one after another on each, until stopped; every acknowledged title is kept. */
+function writeLoad (host: string, instances: FastifyInstance[]): { stop: () => Promise<{ acknowledged: string[], failed: Array<{ status: number, code?: string, message?: string }> }> } {
+  const acknowledged: string[] = []
+  const failed: Array<{ status: number, code?: string, message?: string }> = []
+  let running = true
+  let n = 0
+  const writers = instances.flatMap((instance, i) => [0, 1].map(async (w) => {
+    while (running) {
+      const title = `load ${i}-${w}-${n++}`
+      const response = await instance.inject({ method: 'POST', url: '/articles', headers: { host }, payload: { title, body: 'x'.repeat(200) } })
+      if (response.statusCode === 201) acknowledged.push(title)
+      else failed.push({ status: response.statusCode, ...(response.json() as { code?: string, message?: string }) })
+    }
+  }))
+  return {
+    stop: async () => {
+      running = false
+      await Promise.all(writers)
+      return { acknowledged, failed }
+    }
+  }
+}
+
+t.test('a tenant moves under a write load served by two instances: every acknowledged write is at the destination exactly once, and both instances serve from it', async (t) => {
+  await createTenant(silo, 'mover', { seed: true })
+  const host = 'mover.test'
+  await silo.withTenant('mover', async (db) => {
+    await db.raw(`insert into articles (title, body) select 'bulk ' || g, repeat('y', 500) from generate_series(1, 3000) g`)
+  })
+  const before = await silo.withTenant('mover', async (db) => await db('articles').count<Array<{ count: string }>>('* as count'))
+  const initial = Number(before[0]?.count)
+  const load = writeLoad(host, [app, other.app])
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const move = await silo.mover.move('mover', { to: 'second' })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const { acknowledged, failed } = await load.stop()
+  t.equal(move.phase, 'done')
+  t.ok(acknowledged.length > 20, `writes went on through the move (${acknowledged.length} acknowledged, ${failed.length} failed: ${JSON.stringify(failed.slice(0, 3))})`)
+  t.same(failed.filter((failure) => failure.status !== 503), [], 'a write that failed was refused as unavailable (503, to retry), never lost as a 500')
+  t.ok(move.freezeMs !== null && move.freezeMs < 3000, `the freeze was short (${move.freezeMs} ms)`)
+
+  const tenant = await silo.catalog.tenantBySlug('mover')
+  t.equal(tenant?.server.name, 'second', 'the catalog has it on the second server')
+  const rows = await silo.withTenant('mover', async (db) => await db('articles').select('title'))
+  const titles = rows.map((row: { title: string }) => row.title)
+  const counts = new Map<string, number>()
+  for (const title of titles) counts.set(title, (counts.get(title) ?? 0) + 1)
+  t.same([...counts].filter(([, count]) => count > 1), [], 'no row twice')
+  t.same(acknowledged.filter((title) => counts.get(title) !== 1), [], 'every acknowledged write is there once')
+  t.ok(titles.length >= initial + acknowledged.length, 'and every earlier row')
+  for (const instance of [app, other.app]) {
+    const response = await instance.inject({ url: '/test/port', headers: { host } })
+    if (instance === app) t.equal(response.json().port, secondPort, 'this instance serves it from the second server')
+    const read = await instance.inject({ url: '/articles?limit=1', headers: { host } })
+    t.equal(read.statusCode, 200)
+  }
+  const ported = await other.app.inject({ url: '/articles?limit=100', headers: { host } })
+  t.equal(ported.statusCode, 200, 'the other instance serves it too')
+  t.notOk(await databaseOn(silo.config.databaseUrl ?? '', tenant?.database.name ?? ''), 'the source database is gone')
+  const next = await app.inject({ method: 'POST', url: '/articles', headers: { host }, payload: { title: 'after', body: 'b' } })
+  t.equal(next.statusCode, 201)
+  const maxId = await silo.withTenant('mover', async (db) => await db('articles').max<Array<{ max: string }>>('id as max'))
+  t.equal(String(next.json().id), String(maxId[0]?.max), 'the identity counter went on past the copied rows')
+})
+
+export type { Silo }
