@@ -19,18 +19,19 @@ import { slugOf, type HostSpec } from './hosts.js'
 import type { LoadResult } from './load.js'
 import type { StartRate } from './backend-start.js'
 import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
+import { moveUnderLoad } from './move.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
-  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120, fleetList: 5000, serverCreates: 20 }
-  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000, fleetList: 100000, serverCreates: 200 }
+  ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120, fleetList: 5000, serverCreates: 20, moveArticles: 2000 }
+  : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000, fleetList: 100000, serverCreates: 200, moveArticles: 10000 }
 
-const SCENARIOS = ['provision', 'hot', 'wide', 'skewed', 'churn', 'unknown hosts', 'cold', 'memory', 'fleet migration', 'fleet list', 'servers'] as const
+const SCENARIOS = ['provision', 'hot', 'wide', 'skewed', 'churn', 'unknown hosts', 'cold', 'memory', 'fleet migration', 'fleet list', 'servers', 'move'] as const
 type Scenario = typeof SCENARIOS[number]
 const only = selected(process.argv)
 const wanted = (scenario: Scenario): boolean => only === undefined || only.has(scenario)
 /** Every scenario but these reads the bench's own tenants, provisioned first. */
-const needsTenants = SCENARIOS.some((scenario) => scenario !== 'unknown hosts' && scenario !== 'fleet list' && wanted(scenario))
+const needsTenants = SCENARIOS.some((scenario) => !['unknown hosts', 'fleet list', 'move'].includes(scenario) && wanted(scenario))
 
 /** `--only a,b` (or `--only=a,b`): the scenarios named, `fleet-list` read as `fleet list`; undefined for all. */
 function selected (argv: readonly string[]): Set<Scenario> | undefined {
@@ -219,6 +220,17 @@ async function serversRows (): Promise<void> {
   record({ scenario: 'servers', figure: 'creates per second over two servers, ratio to one', value: provision.ratio, target: '>= 0.90', met: provision.ratio >= 0.9, detail: `${provision.creates} POST /tenants 4 at once on each side, template clones without spares, in ${size.rounds} alternating rounds: ${provision.candidatePerS.toFixed(1)}/s over two servers (placed: ${[...provision.placed].map(([name, n]) => `${name} ${n}`).join(', ')}), ${provision.baselinePerS.toFixed(1)}/s on one` })
 }
 
+/** One tenant moved to a second server under a steady write load: the longest hold a writer saw, and the move's time against a plain copy. */
+async function moveRow (): Promise<void> {
+  const { articles, tableMb, move, totalMs, phases, floor, writes, secondVersion } = await moveUnderLoad({ articles: size.moveArticles, writers: 4, intervalMs: 8, settleMs: 1000, log })
+  const errors = [...writes.errors].map(([key, n]) => `${n} ${key}`).join(', ')
+  const clean = writes.errors.size === 0 && writes.lost === 0 && writes.duplicates === 0
+  const copied = `${articles.toLocaleString('en')} articles (${tableMb.toFixed(1)} MB) from default (PostgreSQL 15) to ${SECOND} (embedded PostgreSQL ${secondVersion}) by a process of its own, as \`tenants move\``
+  record({ scenario: 'move', figure: 'ms, longest hold a writer saw', value: writes.longestMs, target: '<= 500 ms, 0 errors, 0 lost writes', met: writes.longestMs <= 500 && clean, detail: `${copied}, 4 writers each POSTing at most every 8 ms; freeze ${move.freezeMs ?? 'none'} ms; the longest write began ${writes.longestAtMs.toFixed(0)} ms into the move (longest by phase begun in: ${writes.longestByPhase.map(([phase, ms]) => `${phase} ${ms.toFixed(0)}`).join(', ')} ms); ${writes.held} writes began during the freeze, the last answered ${writes.heldAnsweredAfterSwitchMs.toFixed(0)} ms after the switch; p99 during the move ${writes.p99Ms.toFixed(1)} ms over ${writes.duringMove} writes (before it p50 ${writes.beforeP50Ms.toFixed(1)}, p99 ${writes.beforeP99Ms.toFixed(1)}); ${writes.total} writes, errors: ${errors === '' ? 'none' : errors}; lost ${writes.lost}, twice ${writes.duplicates}${writes.unacknowledgedThere > 0 ? `; ${writes.unacknowledgedThere} refused writes at the destination` : ''}` })
+  const ratio = totalMs / floor.totalMs
+  record({ scenario: 'move', figure: 'total move time, ratio to template + COPY', value: ratio, target: 'reported (the plain copy is the floor)', met: move.phase === 'done', detail: `move ${(totalMs / 1000).toFixed(2)} s (${move.rowsCopied} rows copied, ${move.changesApplied} changes applied; ${phases.map((p) => `${p.phase} at ${p.atMs.toFixed(0)}`).join(', ')} ms); floor ${floor.totalMs.toFixed(0)} ms: CREATE DATABASE ... TEMPLATE ${floor.createMs.toFixed(0)} ms + COPY of ${floor.rows} rows ${floor.copyMs.toFixed(0)} ms, no load` })
+}
+
 try {
   // The article goes into the template first: spares cloned before it would lack it.
   const seeder = await benchSilo(env)
@@ -252,6 +264,7 @@ try {
     await setup.close()
   }
   if (wanted('fleet list')) await fleetListRow()
+  if (wanted('move')) await moveRow()
 } finally {
   log('cleaning up')
   await cleanup(env)
