@@ -30,10 +30,10 @@ const databaseOn = async (url: string, name: string): Promise<boolean> => {
 function writeLoad (host: string, instances: FastifyInstance[]): { stop: () => Promise<{ acknowledged: string[], failed: Array<{ status: number, code?: string, message?: string }> }> } {
   const acknowledged: string[] = []
   const failed: Array<{ status: number, code?: string, message?: string }> = []
-  let running = true
+  const state = { running: true }
   let n = 0
   const writers = instances.flatMap((instance, i) => [0, 1].map(async (w) => {
-    while (running) {
+    while (state.running) {
       const title = `load ${i}-${w}-${n++}`
       const response = await instance.inject({ method: 'POST', url: '/articles', headers: { host }, payload: { title, body: 'x'.repeat(200) } })
       if (response.statusCode === 201) acknowledged.push(title)
@@ -42,7 +42,7 @@ function writeLoad (host: string, instances: FastifyInstance[]): { stop: () => P
   }))
   return {
     stop: async () => {
-      running = false
+      state.running = false
       await Promise.all(writers)
       return { acknowledged, failed }
     }
@@ -53,7 +53,7 @@ t.test('a tenant moves under a write load served by two instances: every acknowl
   await createTenant(silo, 'mover', { seed: true })
   const host = 'mover.test'
   await silo.withTenant('mover', async (db) => {
-    await db.raw(`insert into articles (title, body) select 'bulk ' || g, repeat('y', 500) from generate_series(1, 3000) g`)
+    await db.raw('insert into articles (title, body) select \'bulk \' || g, repeat(\'y\', 500) from generate_series(1, 3000) g')
   })
   const before = await silo.withTenant('mover', async (db) => await db('articles').count<Array<{ count: string }>>('* as count'))
   const initial = Number(before[0]?.count)

@@ -24,6 +24,7 @@ function printReport (report: DoctorReport): void {
   console.log(`tenants without a database: ${list(report.missingDatabases)}`)
   console.log(`attached databases not answering (never removed by --fix): ${list(report.attachedUnreachable)}`)
   console.log(`tenants left half-done: ${list(report.stuck.map((entry) => `${entry.slug} (${entry.status})`))}`)
+  console.log(`moves interrupted: ${list(report.interruptedMoves.map((move) => `${move.slug} (${move.from} → ${move.to}, ${move.phase})`))}`)
   console.log(`tenant objects without this catalog's mark: ${list(report.unmarked.map((entry) => `${entry.type} ${entry.name}`))}`)
   for (const entry of report.notOurs) console.log(`not ours, never touched: ${entry.type} ${entry.name}: ${entry.reason}`)
   for (const entry of report.exposed) {
@@ -48,6 +49,7 @@ function printRepair (repaired: DoctorRepair, confirmed: boolean, nothingPlanned
   ]
   console.log(`removed or dropped: ${list(done)}`)
   console.log(`marked as this catalog's: ${list(repaired.marked.map((entry) => `${entry.type} ${entry.name}`))}`)
+  console.log(`moves undone or finished: ${list(repaired.moves)}`)
   for (const skipped of repaired.skipped) console.log(`skipped ${skipped.name}: ${skipped.reason}`)
   const pending = drops(repaired.unconfirmed)
   if (!confirmed && pending.length > 0) {

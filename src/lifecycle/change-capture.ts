@@ -25,6 +25,10 @@ const TRIGGER = 'silo_move_capture'
 const TRIGGER_TRUNCATE = 'silo_move_capture_truncate'
 /** Notes applied per round trip. */
 const BATCH = 2000
+/** Catching up before a freeze stops once a round finds no more notes than this. */
+const QUIET_ENOUGH = 200
+/** ...or after this many rounds (writes outpace the copy: the freeze then has more to do). */
+const MAX_ROUNDS = 500
 
 /** Installs the capture on every table (one transaction); drops a previous move's first. */
 export async function installCapture (source: pg.ClientBase, tables: TenantTable[]): Promise<void> {
@@ -156,6 +160,18 @@ export async function catchUp (source: pg.ClientBase, target: pg.ClientBase, tab
   }
   await source.query(`delete from ${LOG} where id = any($1::bigint[])`, [notes.map((note) => note.id)])
   return notes.length
+}
+
+/** Applies notes until a round finds few, so a freeze has little left to do; `check` runs before each round (and may throw to stop). */
+export async function catchUpUntilQuiet (source: pg.ClientBase, target: pg.ClientBase, tables: TenantTable[], check: () => void): Promise<number> {
+  let applied = 0
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    check()
+    const count = await catchUp(source, target, tables)
+    applied += count
+    if (count <= QUIET_ENOUGH) break
+  }
+  return applied
 }
 
 /** `t.<key> = k.<key> and ...` for the table's primary key. */

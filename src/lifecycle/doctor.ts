@@ -1,4 +1,3 @@
-import pLimit from 'p-limit'
 import type { CatalogStore, TenantSummary } from '../catalog/catalog-store.js'
 import { DEFAULT_SERVER } from '../catalog/server-store.js'
 import { databaseMark, parseMark, type Mark } from '../db/object-marks.js'
@@ -8,7 +7,8 @@ import type { Provisioner } from './provisioner.js'
 import type { ServerFleet, ServerParts } from './server-fleet.js'
 import { spareLockKey, spareNamePrefix } from './spare-databases.js'
 import { publicExposure, type Exposure } from './server-hardening.js'
-import { withTenantDatabase } from './tenant-context.js'
+import { unanswered } from './attached-checks.js'
+import { movingObjects, recoverMove, unfinishedMoves, type InterruptedMove } from './move-recovery.js'
 import { templateDatabaseName } from './tenant-template.js'
 
 export type ObjectType = 'database' | 'role'
@@ -37,6 +37,8 @@ export interface DoctorReport {
   attachedUnreachable: string[]
   /** Catalog entries left provisioning, failed or dropping by an interrupted operation. */
   stuck: Array<{ slug: string, status: string }>
+  /** Moves whose mover stopped before their end (see move-recovery.ts): `--fix` finishes or undoes each. */
+  interruptedMoves: InterruptedMove[]
   /** Databases and roles of this catalog's tenants with no mark at all (made before marks existed). */
   unmarked: Array<{ type: ObjectType, name: string }>
   /**
@@ -59,6 +61,8 @@ export interface DoctorPlan {
     tenants: Array<{ slug: string, status: string }>
     /** This catalog's tenant objects without a mark: marked. */
     mark: Array<{ type: ObjectType, name: string }>
+    /** Interrupted moves: undone (before their switch) or finished (after it). */
+    moves: InterruptedMove[]
   }
   drop: {
     databases: string[]
@@ -71,6 +75,8 @@ export interface DoctorPlan {
 export interface DoctorRepair {
   dropped: { databases: string[], roles: string[], tenants: string[] }
   marked: Array<{ type: ObjectType, name: string }>
+  /** Interrupted moves undone or finished, by slug. */
+  moves: string[]
   /** Planned drops not carried out because `--yes` was not given. */
   unconfirmed: DoctorPlan['drop']
   /** Entries another process is working on right now, or that changed hands since the diagnosis: left alone. */
@@ -90,10 +96,10 @@ const POSTGRES_DATABASES = ['postgres', 'template0', 'template1']
 
 export const isHealthy = (report: DoctorReport): boolean =>
   report.orphanDatabases.length + report.orphanRoles.length + report.missingDatabases.length + report.attachedUnreachable.length +
-  report.stuck.length + report.unmarked.length + report.unreachableServers.length === 0
+  report.stuck.length + report.unmarked.length + report.unreachableServers.length + report.interruptedMoves.length === 0
 
 export const planIsEmpty = (plan: DoctorPlan): boolean =>
-  plan.repair.tenants.length + plan.repair.mark.length + plan.drop.databases.length + plan.drop.roles.length + plan.drop.tenants.length === 0
+  plan.repair.tenants.length + plan.repair.mark.length + plan.repair.moves.length + plan.drop.databases.length + plan.drop.roles.length + plan.drop.tenants.length === 0
 
 /** An object's name in the report: bare on `default`, `<name>@<server>` elsewhere. */
 export const qualified = (name: string, server: string): string => server === DEFAULT_SERVER ? name : `${name}@${server}`
@@ -124,7 +130,9 @@ const isCompleteSpare = (mark: Mark | null): boolean => mark?.kind === 'spare' &
  * reported, and nothing on it is judged.
  */
 export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
-  const [tenants, servers] = await Promise.all([deps.catalog.listTenants(), deps.catalog.servers.list()])
+  const [tenants, servers, moves] = await Promise.all([deps.catalog.listTenants(), deps.catalog.servers.list(), unfinishedMoves(deps.catalog)])
+  // Objects of a move under way, or of one interrupted (repaired as a whole), are no orphans.
+  const moving = movingObjects([...moves.running, ...moves.interrupted], tenants)
   const report: DoctorReport = {
     catalog: { ...deps.servers.default.ownership.identity },
     unreachableServers: [],
@@ -133,6 +141,7 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
     missingDatabases: [],
     attachedUnreachable: [],
     stuck: [],
+    interruptedMoves: moves.interrupted.map(({ id, slug, from, to, phase }) => ({ id, slug, from, to, phase })),
     unmarked: [],
     notOurs: [],
     exposed: []
@@ -146,7 +155,7 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
       report.unreachableServers.push(server.name)
       continue
     }
-    await diagnoseServer(deps, parts, tenants.filter((tenant) => tenant.server === server.name), report)
+    await diagnoseServer(deps, parts, tenants.filter((tenant) => tenant.server === server.name), report, moving.get(server.name))
   }
   report.attachedUnreachable = await unanswered(deps.catalog, tenants.filter((tenant) => tenant.attached && tenant.status === 'active').map((tenant) => tenant.slug))
   report.stuck = tenants.filter((tenant) => tenant.status === 'provisioning' || tenant.status === 'failed' || tenant.status === 'dropping')
@@ -155,7 +164,7 @@ export async function diagnose (deps: DoctorDeps): Promise<DoctorReport> {
 }
 
 /** Adds what one server holds against the tenants placed on it to `report`. */
-async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: TenantSummary[], report: DoctorReport): Promise<void> {
+async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: TenantSummary[], report: DoctorReport, moving = new Set<string>()): Promise<void> {
   const { ownership, admin } = server
   const { prefix } = deps
   const [databases, roles, session, exposed] = await Promise.all([
@@ -179,8 +188,9 @@ async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: T
     if (role.superuser || role.name === session.role || attachedRoles.has(role.name)) continue
     classify(found, ownership, 'role', role.name, parseMark(role.comment), known.roles.has(role.name) || completeSpares.has(role.name), prefix)
   }
-  // A spare an instance is making right now is not complete yet, and not an orphan either.
-  const making = new Set<string>()
+  // A spare an instance is making right now is not complete yet, and not an orphan either; nor
+  // is the copy (or the source) of a move under way.
+  const making = new Set<string>(moving)
   for (const name of new Set([...found.orphanDatabases, ...found.orphanRoles])) {
     if (name.startsWith(spareNamePrefix(prefix)) && await deps.catalog.isLocked(spareLockKey(name))) making.add(name)
   }
@@ -192,24 +202,6 @@ async function diagnoseServer (deps: DoctorDeps, server: ServerParts, tenants: T
   report.exposed.push(...exposed.map((entry) => ({ ...entry, database: name(entry.database) })))
   const existing = new Set(databases.map((database) => database.name))
   report.missingDatabases.push(...provisioned.filter((tenant) => tenant.status !== 'dropping' && !existing.has(tenant.databaseName)).map((tenant) => tenant.slug))
-}
-
-const ATTACHED_CHECKS_AT_ONCE = 8 // one connection each: never every attached database at once
-
-/** The slugs among these attached tenants whose database does not answer a query to their own login. */
-async function unanswered (catalog: CatalogStore, slugs: string[]): Promise<string[]> {
-  if (slugs.length === 0) return []
-  const records = await catalog.tenantsBySlugs(slugs)
-  const limit = pLimit(ATTACHED_CHECKS_AT_ONCE)
-  const answers = await Promise.all([...records.values()].map(async (tenant) => await limit(async () => {
-    try {
-      await withTenantDatabase(tenant, async (db) => await db.raw('select 1'), { applicationName: 'silo-doctor' })
-      return null
-    } catch {
-      return tenant.slug
-    }
-  })))
-  return answers.filter((slug): slug is string => slug !== null).sort()
 }
 
 function classify (report: Pick<DoctorReport, 'orphanDatabases' | 'orphanRoles' | 'unmarked' | 'notOurs'>, ownership: Ownership, type: ObjectType, name: string, mark: Mark | null, known: boolean, prefix: string): void {
@@ -233,7 +225,7 @@ function classify (report: Pick<DoctorReport, 'orphanDatabases' | 'orphanRoles' 
 export function planRepair (report: DoctorReport): DoctorPlan {
   const stuck = new Set(report.stuck.map((entry) => entry.slug))
   return {
-    repair: { tenants: report.stuck, mark: report.unmarked },
+    repair: { tenants: report.stuck, mark: report.unmarked, moves: report.interruptedMoves },
     drop: {
       databases: report.orphanDatabases,
       roles: report.orphanRoles,
@@ -252,8 +244,13 @@ export async function repair (deps: DoctorDeps, plan: DoctorPlan, options: { con
   const result: DoctorRepair = {
     dropped: { databases: [], roles: [], tenants: [] },
     marked: [],
+    moves: [],
     unconfirmed: { databases: [], roles: [], tenants: [] },
     skipped: []
+  }
+  for (const move of plan.repair.moves) {
+    if (await recoverMove(deps, move)) result.moves.push(move.slug)
+    else result.skipped.push({ name: move.slug, reason: 'another operation on it is in progress' })
   }
   await dropTenants(deps, plan.repair.tenants.map((entry) => entry.slug), result)
   if (plan.repair.mark.length > 0) {

@@ -1,16 +1,16 @@
-import pg from 'pg'
+import type pg from 'pg'
 import type { CatalogStore, TenantRecord } from '../catalog/catalog-store.js'
-import { unreadableCredential } from '../catalog/catalog-store.js'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { MoveRecord } from '../catalog/tenant-moves.js'
 import { isLockTimeout } from '../db/sqlstate.js'
 import { copySequences, tenantSequences, tenantTables, type TenantTable } from '../db/tenant-tables.js'
-import { SiloError, tenantLocked, tenantUnavailable } from '../errors.js'
+import { SiloError, tenantLocked } from '../errors.js'
 import type { SiloEvents } from '../events.js'
 import type { PoolCache } from '../tenancy/pool-cache.js'
-import { catchUp, copyTables, installCapture, removeCapture } from './change-capture.js'
+import { catchUp, catchUpUntilQuiet, copyTables, installCapture, removeCapture } from './change-capture.js'
 import { checkMove, type MovePlan } from './move-checks.js'
-import type { ServerFleet, ServerParts } from './server-fleet.js'
+import { closeAll, connect, onServer, quiesce } from './move-sessions.js'
+import type { ServerFleet } from './server-fleet.js'
 import type { TenantMigrator } from './tenant-migrator.js'
 
 export type MoveStep = 'target' | 'capture' | 'copy' | 'catch-up' | 'freeze' | 'switch' | 'drop-source'
@@ -39,30 +39,11 @@ export interface MoveOptions {
 
 /** Freezes tried before a move gives up (each after more catching up). */
 const FREEZE_ATTEMPTS = 3
-/** Catching up before a freeze stops once a round finds no more notes than this. */
-const QUIET_ENOUGH = 200
-/** Catching up before a freeze gives up after this many rounds (writes outpace the copy). */
-const MAX_ROUNDS = 500
 
 /** Longest wait, once frozen, for the statements under way on the source to end before its tables are locked. */
 const QUIESCE_MAX_MS = 100
 
 class FreezeLapsed extends Error {}
-
-/**
- * Waits (at most `ms`) until no other session runs a statement in the source: requests admitted
- * just before the freeze reached their instance finish their writes (noted, and carried over by
- * the last catch-up) instead of queueing behind the lock and being ended at the switch.
- */
-async function quiesce (from: pg.Client, ms: number): Promise<void> {
-  const until = performance.now() + ms
-  while (performance.now() < until) {
-    const { rows } = await from.query<{ busy: number }>(
-      "select count(*)::int as busy from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and state = 'active'")
-    if ((rows[0]?.busy ?? 0) === 0) return
-    await new Promise((resolve) => setTimeout(resolve, 2))
-  }
-}
 
 /**
  * Moves a tenant's database to another server while it serves: the target made from the
@@ -156,9 +137,10 @@ export class TenantMover {
       let applied = 0
       for (let attempt = 1; ; attempt++) {
         await this.#step('catch-up', tenant.slug)
-        applied += await this.#catchUpUntilQuiet(from, to, tables)
+        applied += await catchUpUntilQuiet(from, to, tables, () => { this.#checkOpen() })
         await progress({ changesApplied: applied })
         await this.#step('freeze', tenant.slug)
+        await progress({ phase: 'frozen' })
         const freeze = await this.#freezeAndSwitch(plan, move, from, to, tables, sequences)
         applied += freeze.applied
         if (freeze.switched) {
@@ -214,18 +196,6 @@ export class TenantMover {
     }
   }
 
-  /** Applies notes until a round finds few: the freeze then has little left to do. */
-  async #catchUpUntilQuiet (from: pg.Client, to: pg.Client, tables: TenantTable[]): Promise<number> {
-    let applied = 0
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      this.#checkOpen()
-      const count = await catchUp(from, to, tables)
-      applied += count
-      if (count <= QUIET_ENOUGH) break
-    }
-    return applied
-  }
-
   /**
    * One freeze: the catalog freezes the tenant for MOVE_HOLD_MS; the source's tables are locked
    * against writes (waiting for writes under way), the last notes and the sequences are carried
@@ -258,13 +228,17 @@ export class TenantMover {
       if (!switched) throw new FreezeLapsed()
       const ms = performance.now() - frozenAt
       // Closed to new sessions first (committed on a session of its own, while this one holds the
-      // locks), then every other session ended: none can write or read after the locks go.
-      await source.admin.setAllowConnections(tenant.database.name, false)
-      await from.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()')
-      await from.query('commit')
+      // locks), then every other session ended: none can write or read after the locks go. The
+      // switch is made: a failure here is the source's to clean up (doctor), never a reason to undo.
+      try {
+        await source.admin.setAllowConnections(tenant.database.name, false)
+      } finally {
+        await from.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()').catch(() => {})
+        await from.query('commit').catch(() => {})
+      }
       return { switched, applied, ms }
     } catch (error) {
-      if (switched) throw error
+      if (switched) return { switched, applied, ms: performance.now() - frozenAt }
       await from.query('rollback').catch(() => {})
       await catalog.moves.unfreeze(tenant.id)
       this.#forget(tenant)
@@ -286,6 +260,8 @@ export class TenantMover {
 
   /** Undoes what a move made before its switch: the source's capture, the target's database and role. */
   async #undo ({ tenant, source, target }: MovePlan, made: { target: boolean, capture: boolean }, tables: TenantTable[]): Promise<void> {
+    // Never the copy the catalog serves the tenant from (a switch this process did not see commit).
+    if ((await this.#deps.catalog.tenantBySlug(tenant.slug))?.server.id === target.id) return
     await this.#deps.catalog.moves.unfreeze(tenant.id).catch(() => {})
     this.#forget(tenant)
     if (made.capture) {
@@ -315,36 +291,4 @@ export class TenantMover {
     this.#deps.resolver?.invalidateTenant(tenant.id)
     this.#deps.pools?.evict(tenant.id)
   }
-}
-
-/** The tenant's record as if it were on `server` (where the target is migrated). */
-function onServer (tenant: TenantRecord, server: ServerParts): TenantRecord {
-  const { host, port, ssl } = server.connection
-  return {
-    ...tenant,
-    server: { id: server.id, name: server.name, endpoint: { host, port, ...(ssl === undefined ? {} : { ssl }) }, version: server.serverVersion, budget: null },
-    database: { ...tenant.database, host: null, port: null }
-  }
-}
-
-/** A session on the tenant's database on `server`, as the tenant's role, reached at the server's admin address. */
-async function connect (server: ServerParts, tenant: TenantRecord, clients: pg.Client[]): Promise<pg.Client> {
-  if (unreadableCredential(tenant) !== undefined) throw tenantUnavailable(`The credential of tenant ${tenant.slug} cannot be read here`)
-  const { host, port, ssl } = server.connection
-  const client = new pg.Client({
-    host, port, ...(ssl === undefined ? {} : { ssl }),
-    database: tenant.database.name,
-    user: tenant.database.user,
-    password: tenant.database.password,
-    application_name: `silo-move:${tenant.slug}`,
-    connectionTimeoutMillis: 5000
-  })
-  clients.push(client)
-  client.on('error', () => {}) // a session ended under it fails its next query instead
-  await client.connect()
-  return client
-}
-
-async function closeAll (clients: pg.Client[]): Promise<void> {
-  await Promise.all(clients.splice(0).map(async (client) => { await client.end().catch(() => {}) }))
 }

@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Registry } from 'prom-client'
 import { assertAdminToken } from './admin-auth.js'
+import { adminMoveRoutes, type AdminMoveDeps } from './moves.js'
 import { adminServerRoutes, type AdminServerDeps } from './servers.js'
 import { adminTenantRoutes, type AdminTenantDeps } from './tenants.js'
 
-export interface AdminScopeOptions extends AdminTenantDeps, AdminServerDeps {
+export interface AdminScopeOptions extends AdminTenantDeps, AdminServerDeps, AdminMoveDeps {
   /** ADMIN_HOST: the only host these routes answer on. */
   adminHost: string
   /** ADMIN_TOKEN; unset refuses every call that needs it. */
@@ -27,7 +28,7 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
  * (with or without a port, any case) and never resolve a tenant; all of them but the docs
  * require the admin bearer token.
  */
-export async function adminScope (app: FastifyInstance, { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry }: AdminScopeOptions): Promise<void> {
+export async function adminScope (app: FastifyInstance, { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry, mover }: AdminScopeOptions): Promise<void> {
   const host = new RegExp(`^${escapeRegExp(adminHost)}\\.?(:\\d{1,5})?$`, 'i')
   app.addHook('onRoute', (route) => {
     route.constraints = { ...route.constraints, host }
@@ -41,6 +42,7 @@ export async function adminScope (app: FastifyInstance, { adminHost, adminToken,
 
   await app.register(adminTenantRoutes, { provisioner, attacher, catalog })
   await app.register(adminServerRoutes, { serverRegistry })
+  await app.register(adminMoveRoutes, { mover, catalog })
   app.get('/metrics', {
     schema: { tags: ['admin'], summary: 'Prometheus metrics', security: [{ bearer: [] }] }
   }, async (_request, reply) => await reply.type(metrics.contentType).send(await metrics.metrics()))
