@@ -6,9 +6,13 @@ import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import type { Silo } from '../src/silo.js'
 import { secondServer } from './helpers/servers.js'
+import { diagnose, planRepair, repair } from '../src/lifecycle/doctor.js'
 import { anotherInstance, createTenant, testApp } from './helpers/silo.js'
+import { eventually } from './helpers/wait.js'
 
-const { silo, app } = await testApp(t, { MOVE_HOLD_MS: 3000 }, (app) => {
+const token = 'move-test-admin-token-0123456789'
+const admin = { host: 'admin.localhost', authorization: `Bearer ${token}` }
+const { silo, app } = await testApp(t, { MOVE_HOLD_MS: 3000, ADMIN_TOKEN: token }, (app) => {
   app.get('/test/port', async (request) => (await request.db.raw<{ rows: Array<{ port: number }> }>('select inet_server_port() as port')).rows[0])
 })
 const other = await anotherInstance(t, silo.config)
@@ -89,6 +93,66 @@ t.test('a tenant moves under a write load served by two instances: every acknowl
   t.equal(next.statusCode, 201)
   const maxId = await silo.withTenant('mover', async (db) => await db('articles').max<Array<{ max: string }>>('id as max'))
   t.equal(String(next.json().id), String(maxId[0]?.max), 'the identity counter went on past the copied rows')
+  const seen = await other.app.inject({ url: `/articles/${String(next.json().id)}`, headers: { host } })
+  t.equal(seen.statusCode, 200, 'the other instance reads a row written on the target after the switch')
 })
+
+t.test('the admin API starts a move at once and reports its progress; refusals answer with their code', async (t) => {
+  await silo.provisioner.create({ slug: 'via-api', domains: ['via-api.test'], seed: true, server: 'default' })
+  const unauthorized = await app.inject({ method: 'POST', url: '/tenants/via-api/move', headers: { host: admin.host }, payload: { to: 'second' } })
+  t.equal(unauthorized.statusCode, 401)
+  const refusals: Array<[object, number, string]> = [
+    [{ to: 'nowhere' }, 404, 'SERVER_NOT_FOUND'],
+    [{ to: 'default' }, 409, 'MOVE_REFUSED'],
+    [{ to: 'Bad Name' }, 400, 'VALIDATION_FAILED'],
+    [{ to: 'second', extra: 1 }, 400, 'VALIDATION_FAILED']
+  ]
+  for (const [payload, status, code] of refusals) {
+    const refused = await app.inject({ method: 'POST', url: '/tenants/via-api/move', headers: admin, payload })
+    t.equal(refused.statusCode, status, `${JSON.stringify(payload)}: ${refused.body}`)
+    t.equal(refused.json().code, code)
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/tenants/nobody/move', headers: admin, payload: { to: 'second' } })).json().code, 'TENANT_NOT_FOUND')
+  const started = await app.inject({ method: 'POST', url: '/tenants/via-api/move', headers: admin, payload: { to: 'second', keepSource: true } })
+  t.equal(started.statusCode, 202, started.body)
+  const move = started.json()
+  t.match(move, { slug: 'via-api', from: 'default', to: 'second', keepSource: true, phase: 'preparing' })
+  t.equal(started.headers.location, `/moves/${String(move.id)}`)
+  let last: { phase?: string } = {}
+  t.ok(await eventually(async () => {
+    last = (await app.inject({ url: `/moves/${String(move.id)}`, headers: admin })).json()
+    return last.phase === 'done' || last.phase === 'failed'
+  }, 60000, 20), 'the move ends')
+  t.match(last, { phase: 'done', rowsCopied: 5, error: null, freezeMs: Number, finishedAt: String })
+  const listed = await app.inject({ url: '/tenants/via-api/moves', headers: admin })
+  t.same(listed.json().items.map((item: { id: string }) => item.id), [move.id])
+  t.equal((await app.inject({ url: '/moves/00000000-0000-4000-8000-000000000000', headers: admin })).statusCode, 404)
+  t.equal((await app.inject({ url: '/moves/not-a-uuid', headers: admin })).statusCode, 400)
+  t.equal((await app.inject({ url: '/tenants/nobody/moves', headers: admin })).json().code, 'TENANT_NOT_FOUND')
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'via-api.test' } })).json().items.length, 5, 'it serves from second')
+
+  // --keep-source: the source stays, closed to connections, and doctor treats it as an orphan it may drop.
+  const name = `${silo.config.tenantDbPrefix}via_api`
+  const kept = await sourceState(name)
+  t.same(kept, { exists: true, allowsConnections: false, role: true }, 'the source is kept, closed to connections')
+  const deps = { catalog: silo.catalog, servers: silo.servers, provisioner: silo.provisioner, prefix: silo.config.tenantDbPrefix }
+  const report = await diagnose(deps)
+  t.ok(report.orphanDatabases.includes(name) && report.orphanRoles.includes(name), 'doctor lists the kept source')
+  await repair(deps, planRepair(report), { confirmed: true })
+  t.same(await sourceState(name), { exists: false, allowsConnections: false, role: false }, 'and --fix --yes drops it')
+  t.equal((await app.inject({ url: '/articles', headers: { host: 'via-api.test' } })).statusCode, 200, 'the tenant still serves')
+})
+
+async function sourceState (name: string): Promise<{ exists: boolean, allowsConnections: boolean, role: boolean }> {
+  const client = new pg.Client({ connectionString: silo.config.databaseUrl })
+  await client.connect()
+  try {
+    const database = (await client.query<{ allow: boolean }>('select datallowconn as allow from pg_database where datname = $1', [name])).rows[0]
+    const role = (await client.query('select 1 from pg_roles where rolname = $1', [name])).rowCount === 1
+    return { exists: database !== undefined, allowsConnections: database?.allow ?? false, role }
+  } finally {
+    await client.end()
+  }
+}
 
 export type { Silo }
