@@ -61,6 +61,8 @@ t.test('a tenant moves under a write load served by two instances: every acknowl
   })
   const before = await silo.withTenant('mover', async (db) => await db('articles').count<Array<{ count: string }>>('* as count'))
   const initial = Number(before[0]?.count)
+  const evictions: string[] = []
+  silo.events.on('pool:evicted', ({ slug, reason }) => { if (slug === 'mover') evictions.push(reason) })
   const load = writeLoad(host, [app, other.app])
   await new Promise((resolve) => setTimeout(resolve, 200))
   const move = await silo.mover.move('mover', { to: 'second' })
@@ -71,6 +73,7 @@ t.test('a tenant moves under a write load served by two instances: every acknowl
   t.same(failed.filter((failure) => failure.status !== 503), [], 'a write that failed was refused as unavailable (503, to retry), never lost as a 500')
   t.ok(move.freezeMs !== null && move.freezeMs < 3000, `the freeze was short (${move.freezeMs} ms)`)
 
+  t.ok(evictions.length > 0 && evictions.every((reason) => reason === 'removed'), `the pool on the source was retired as removed, never counted as an LRU eviction (${evictions.join(', ')})`)
   const tenant = await silo.catalog.tenantBySlug('mover')
   t.equal(tenant?.server.name, 'second', 'the catalog has it on the second server')
   const rows = await silo.withTenant('mover', async (db) => await db('articles').select('title'))

@@ -111,8 +111,11 @@ export class PoolCache {
     const fingerprint = fingerprintOf(tenant)
     let entry = this.#pools.get(tenant.id)
     if (entry === undefined || entry.fingerprint !== fingerprint) {
+      // A pool replaced (the tenant moved, or its credentials changed) is retired as removed; a
+      // new one may push the least recently used out.
+      const reason: EvictionReason = entry === undefined ? 'lru' : 'removed'
       entry = this.#open(tenant, fingerprint)
-      this.#withReason('lru', () => { this.#pools.set(tenant.id, entry as PoolEntry) })
+      this.#withReason(reason, () => { this.#pools.set(tenant.id, entry as PoolEntry) })
     }
     entry.leases++
     this.#leases++
