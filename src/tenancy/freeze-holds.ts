@@ -4,7 +4,10 @@ import { SiloError } from '../errors.js'
 
 /** How often a held host's cached answer is looked at (the feed replaces it at the switch). */
 const CHECK_MS = 5
-/** How often it is read from the catalog regardless (the feed may be down, or the freeze lapsed: a lapse is announced by nobody). */
+/**
+ * How often it is read from the catalog regardless, starting at once (the feed may be down, or the
+ * freeze lapsed: a lapse is announced by nobody, and the cached answer still says frozen).
+ */
 const REFRESH_MS = 100
 
 interface Waiter {
@@ -54,7 +57,7 @@ export class FreezeHolds {
     return await new Promise((resolve, reject) => {
       let hold = this.#holds.get(host)
       if (hold === undefined) {
-        const created: Hold = { tenantId: tenant.id, waiters: new Set(), timer: setInterval(() => { this.#check(host, created) }, CHECK_MS), lastRefresh: performance.now(), refreshing: false }
+        const created: Hold = { tenantId: tenant.id, waiters: new Set(), timer: setInterval(() => { this.#check(host, created) }, CHECK_MS), lastRefresh: 0, refreshing: false }
         this.#holds.set(host, hold = created)
       }
       hold.waiters.add({ resolve, reject, deadline: performance.now() + this.#holdMs })
