@@ -150,6 +150,24 @@ t.test('a fault at any step before the switch undoes the move: served from its s
   }
 })
 
+t.test('a long transaction on the source does not hold the tenant\'s writes behind the move: the capture gives up after MOVE_HOLD_MS and nothing is left', async (t) => {
+  await createOnDefault('busy')
+  const name = `${prefix}busy`
+  const writer = new pg.Client({ connectionString: new URL(`/${name}`, defaultUrl).toString() })
+  await writer.connect()
+  await writer.query('begin')
+  await writer.query("insert into articles (title, body) values ('a long transaction', 'open')")
+  await t.rejects(silo.mover.move('busy', { to: 'second' }), { code: 'MOVE_FAILED', message: /lock timeout/ }, 'the move fails instead of waiting')
+  await writer.query('commit')
+  await writer.end()
+  t.equal(await serverOf('busy'), 'default')
+  t.same(await exists(second.url, name), { database: false, role: false }, 'its half-made copy is gone')
+  t.equal(await captureLeft(name), 0, 'no capture is left')
+  t.equal(await articleCount('busy'), 6, 'the long transaction committed on the source')
+  t.equal((await silo.mover.move('busy', { to: 'second' })).phase, 'done', 'once it ended, the move goes through')
+  t.equal(await articleCount('busy'), 6)
+})
+
 t.test('a fault after the switch leaves the tenant moved; doctor drops the source it left', async (t) => {
   await createOnDefault('late')
   const faulty = new TenantMover({

@@ -30,11 +30,20 @@ const QUIET_ENOUGH = 200
 /** ...or after this many rounds (writes outpace the copy: the freeze then has more to do). */
 const MAX_ROUNDS = 500
 
-/** Installs the capture on every table (one transaction); drops a previous move's first. */
-export async function installCapture (source: pg.ClientBase, tables: TenantTable[]): Promise<void> {
+/**
+ * Installs the capture on every table (one transaction); drops a previous move's first. CREATE
+ * TRIGGER waits for the transactions writing each table, and writes queue behind it meanwhile
+ * (reads do not): `lockTimeoutMs` bounds that wait, and the move fails (55P03) rather than hold
+ * the tenant's writes behind a long transaction.
+ */
+export async function installCapture (source: pg.ClientBase, tables: TenantTable[], lockTimeoutMs: number): Promise<void> {
   await source.query('begin')
   try {
-    await dropCaptureObjects(source, tables)
+    await source.query(`set local lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`)
+    // A previous move's leftovers only: DROP TRIGGER locks out reads too, so it is not run for nothing.
+    const { rows } = await source.query<{ left: boolean }>(`select exists (select 1 from pg_trigger where tgname in ('${TRIGGER}', '${TRIGGER_TRUNCATE}'))
+      or to_regclass('${LOG}') is not null or to_regproc('${CAPTURE}') is not null or to_regproc('${CAPTURE_TRUNCATE}') is not null as left`)
+    if (rows[0]?.left === true) await dropCaptureObjects(source, tables)
     await source.query(`create table ${LOG} (id bigserial primary key, tbl text not null, pk jsonb)`)
     await source.query(`
       create function ${CAPTURE}() returns trigger language plpgsql as $$
@@ -92,12 +101,13 @@ async function dropCaptureObjects (client: pg.ClientBase, tables: TenantTable[])
 }
 
 /**
- * Copies every table's rows from `source` to `target` (whose tables are empty), in foreign key
- * order, with COPY in binary between the two connections: no row passes through JavaScript.
+ * Copies every table's rows from `source` to `target` (emptied first: it is a copy in the making),
+ * in foreign key order, with COPY in binary between the two connections: no row passes through JavaScript.
  * `source` should be in a REPEATABLE READ transaction, so that the tables are read at one point
  * in time. Returns the rows copied.
  */
 export async function copyTables (source: pg.ClientBase, target: pg.ClientBase, tables: TenantTable[]): Promise<number> {
+  if (tables.length > 0) await target.query(`truncate table ${tables.map((table) => table.sql).join(', ')}`)
   let rows = 0
   for (const table of tables) rows += await copyTable(source, target, table)
   return rows

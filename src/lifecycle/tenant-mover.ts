@@ -127,7 +127,7 @@ export class TenantMover {
       const sequences = await tenantSequences(from)
       await this.#step('capture', tenant.slug)
       made.capture = true
-      await installCapture(from, tables)
+      await installCapture(from, tables, this.#deps.holdMs)
       await this.#step('copy', tenant.slug)
       await progress({ phase: 'copying' })
       await from.query('begin isolation level repeatable read read only')
