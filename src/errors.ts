@@ -42,6 +42,12 @@ export const ERRORS = {
   SCHEMA_CONFLICT: { status: 409 },
   /** `move`: this tenant cannot be moved so (attached, its schema not the newest, already there, or the target holds a database or role of its name). */
   MOVE_REFUSED: { status: 409 },
+  /** `export`: an attached tenant whose schema is its own (`--no-migrate`): an import could not rebuild it. */
+  EXPORT_REFUSED: { status: 409 },
+  /** `import`: the file is corrupt, truncated, not a Silo tenant archive, of an unknown format version, or names a table or sequence the tenant migrations do not make (nothing is left made). */
+  ARCHIVE_INVALID: { status: 400 },
+  /** `import`: the archive is from a newer tenant schema than this code's newest migration. */
+  ARCHIVE_SCHEMA_NEWER: { status: 409 },
   /** The server a tenant or a pinned create needs does not answer now. */
   SERVER_UNAVAILABLE: { status: 503, retryAfter: 5 },
   /** No active server with room and reachable: nowhere to place a new tenant. */

@@ -83,3 +83,50 @@ export async function copySequences (source: pg.ClientBase, target: pg.ClientBas
     await target.query('select setval($1::regclass, $2::bigint, $3)', [sequence.sql, row.last_value, row.is_called])
   }
 }
+
+/** The table's column names unquoted: `columns` read back through escapeIdentifier's inverse. */
+export const columnNames = (table: TenantTable): string[] => table.columns.map((column) => column.slice(1, -1).replaceAll('""', '"'))
+
+/** A sequence's name and position. */
+export interface SequenceValue {
+  schema: string
+  name: string
+  /** A bigint, as text. */
+  lastValue: string
+  isCalled: boolean
+}
+
+/** The name and position of each of `sequences` (tenantSequences'), read in `client`'s transaction. */
+export async function sequenceValues (client: pg.ClientBase, sequences: TenantSequence[]): Promise<SequenceValue[]> {
+  const values: SequenceValue[] = []
+  for (const sequence of sequences) {
+    const { rows } = await client.query<{ schema: string, name: string, last_value: string, is_called: boolean }>(`
+      select n.nspname as schema, c.relname as name, s.last_value::text as last_value, s.is_called
+      from ${sequence.sql} s, pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = $1::regclass`, [sequence.sql])
+    const row = rows[0]
+    if (row !== undefined) values.push({ schema: row.schema, name: row.name, lastValue: row.last_value, isCalled: row.is_called })
+  }
+  return values
+}
+
+/**
+ * Each sequence a column of `tables` owns (serial and identity columns, as pg_get_serial_sequence
+ * finds them) moved to the highest value in its column when it is behind it, so that the next
+ * row gets a key past every loaded one. Returns how many were moved.
+ */
+export async function advanceSequences (client: pg.ClientBase, tables: TenantTable[]): Promise<number> {
+  if (tables.length === 0) return 0
+  const { rows } = await client.query<{ tbl: string, col: string, seq: string }>(`
+    select t.tbl, quote_ident(a.attname) as col, pg_get_serial_sequence(t.tbl, a.attname)::regclass::text as seq
+    from unnest($1::text[]) as t(tbl) join pg_attribute a on a.attrelid = t.tbl::regclass and a.attnum > 0 and not a.attisdropped
+    where pg_get_serial_sequence(t.tbl, a.attname) is not null`, [tables.map((table) => table.sql)])
+  let moved = 0
+  for (const row of rows) {
+    // Names as PostgreSQL quoted them (escapeIdentifier, quote_ident, regclass output).
+    const result = await client.query(`
+      select setval($1::regclass, m.top, true) from (select max(${row.col}) as top from ${row.tbl}) m, ${row.seq} s
+      where m.top is not null and m.top > case when s.is_called then s.last_value else s.last_value - 1 end`, [row.seq])
+    moved += result.rowCount ?? 0
+  }
+  return moved
+}
