@@ -11,6 +11,7 @@ import { tenantView } from '../schemas/tenant-view.js'
 import { TENANT_STATUSES, type CatalogStore, type TenantFilter, type TenantStatus } from '../catalog/catalog-store.js'
 import { attachCommand } from './attach-command.js'
 import { moveCommand } from './move-command.js'
+import { archiveCommands } from './archive-commands.js'
 import { jsonArrayElements, jsonArrayEnd, pagedOutput, redactUrls, table, tenantColumns, tenantLines, tenantsTable } from './output.js'
 
 /** One line for stderr; a failed create also says why, from its cause. */
@@ -231,6 +232,7 @@ program.command('drop <slug>')
 
 attachCommand(program, action)
 moveCommand(program, action)
+archiveCommands(program, action)
 serverCommands(program, action)
 maintenanceCommands(program, action)
 keyCommands(program, action)

@@ -33,7 +33,7 @@ export interface ProvisionerDeps {
   events?: SiloEvents
 }
 
-export type ProvisioningStep = 'catalog' | 'role' | 'database' | 'migrate' | 'seed' | 'activate' | 'drop-database' | 'drop-role' | 'drop-catalog'
+export type ProvisioningStep = 'catalog' | 'role' | 'database' | 'migrate' | 'seed' | 'import' | 'activate' | 'drop-database' | 'drop-role' | 'drop-catalog'
 
 export interface CreateTenantInput {
   slug: string
@@ -42,6 +42,8 @@ export interface CreateTenantInput {
   seed?: boolean
   /** Pin it to this server; placement chooses otherwise. */
   server?: string
+  /** Fills the new database before it goes active (an import), as the step 'import'; a failure undoes the create. */
+  load?: (tenant: TenantRecord) => Promise<void>
 }
 
 export const tenantNotFoundBySlug = (slug: string) => new SiloError('TENANT_NOT_FOUND', `No tenant with slug ${slug}`)
@@ -114,6 +116,10 @@ export class Provisioner {
         if (input.seed === true) {
           await this.#step('seed', slug)
           await migrator.seed(tenant)
+        }
+        if (input.load !== undefined) {
+          await this.#step('import', slug)
+          await input.load(tenant)
         }
         await this.#step('activate', slug)
         summary = await catalog.activate(slug, version)
