@@ -61,9 +61,9 @@ export class Provisioner {
   }
 
   /**
-   * Catalog row (provisioning) → role and database, from a spare when one is ready, else role →
-   * database (CONNECT for its owner only, cloned from the template or migrated) → seeds → active. On failure everything made is undone. A tenant left in provisioning or
-   * failed by a crash is cleaned up and created afresh by the next create of the same slug.
+   * Catalog row (provisioning) → role and database (a spare, or cloned from the template, or
+   * migrated; CONNECT for its owner only) → seeds or an import → active. On failure everything made
+   * is undone; a tenant a crash left provisioning or failed is removed by the next create of its slug.
    */
   async create (input: CreateTenantInput): Promise<TenantSummary> {
     const slug = assertSlug(input.slug)
