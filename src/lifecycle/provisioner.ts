@@ -40,8 +40,7 @@ export interface CreateTenantInput {
   name?: string
   domains: string[]
   seed?: boolean
-  /** Pin it to this server; placement chooses otherwise. */
-  server?: string
+  server?: string // pinned to this server; placement chooses otherwise
   /** Fills the new database before it goes active (an import), as the step 'import'; a failure undoes the create. */
   load?: (tenant: TenantRecord) => Promise<void>
 }
