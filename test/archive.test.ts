@@ -107,6 +107,9 @@ t.test('a tenant exported and imported has the same rows column by column, its i
 async function newerSchema (on: Silo): Promise<TenantImporterDeps & { provisioner: Provisioner, latest: string }> {
   const migrationsDir = await mkdtemp(join(tmpdir(), 'silo-archive-migrations-'))
   t.teardown(async () => { await rm(migrationsDir, { recursive: true, force: true }) })
+  // ES modules by their package, as in the project: without it Node guesses each file's kind from
+  // its syntax, which fails under tap's module hooks (ERR_REQUIRE_CYCLE_MODULE).
+  await writeFile(join(migrationsDir, 'package.json'), '{ "type": "module" }\n')
   for (const name of await readdir(tenantMigrationsDir)) {
     if (name.endsWith('.js')) await copyFile(new URL(name, tenantMigrationsDir), join(migrationsDir, name))
   }
