@@ -175,3 +175,32 @@ t.test('every log line of a tenant request names the tenant', async (t) => {
   }
   t.ok(tenantRequests >= 10, `tenant requests were checked (${tenantRequests})`)
 })
+
+t.test('at warn, a request that writes no line makes no child logger; one that does carries its request id and tenant', async (t) => {
+  const warnLines: string[] = []
+  const warnLogger = createLogger('warn', { write: (line: string) => { warnLines.push(line) } })
+  let children = 0
+  const child = warnLogger.child.bind(warnLogger)
+  warnLogger.child = ((...args: Parameters<typeof child>) => { children++; return child(...args) }) as typeof warnLogger.child
+  const quiet = await buildApp(silo, { config, logger: warnLogger })
+  t.teardown(async () => { await quiet.close() })
+  quiet.get('/test/warn', async (request) => {
+    request.log.warn({ detail: 'something odd' }, 'noted')
+    return { ok: true }
+  })
+  quiet.get('/test/fail', async () => { throw new Error('an unexpected failure') })
+  await quiet.ready()
+  const atStart = children
+  for (let i = 0; i < 20; i++) t.equal((await quiet.inject({ url: '/articles?limit=1', headers: { host: 'acme.test' } })).statusCode, 200)
+  t.equal(children - atStart, 0, `twenty served requests made no child logger (the app made ${atStart} at start)`)
+  t.same(warnLines, [], 'and wrote nothing')
+  t.equal((await quiet.inject({ url: '/test/warn', headers: { host: 'globex.test' } })).statusCode, 200)
+  t.equal(children - atStart, 1, 'a request that writes a line makes one child, with every binding')
+  t.equal((await quiet.inject({ url: '/test/fail', headers: { host: 'acme.test' } })).statusCode, 500)
+  const written = warnLines.map((line) => JSON.parse(line) as LogLine)
+  t.match(written, [
+    { level: 40, msg: 'noted', tenant: 'globex', reqId: String, detail: 'something odd' },
+    { level: 50, tenant: 'acme', reqId: String }
+  ], 'each line names its request and its tenant')
+  t.not(written[0]?.reqId, written[1]?.reqId)
+})
