@@ -42,8 +42,12 @@ export async function benchSilo (env: BenchEnv, overrides: Record<string, string
 
 export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef'
 
-/** What the bench's HTTP apps read of the configuration: silent logs, the bench's admin token. */
-export const benchHttpConfig: HttpConfig = loadConfig({ LOG_LEVEL: 'silent', ADMIN_TOKEN: BENCH_ADMIN_TOKEN }, { env: false, dotenv: false })
+/**
+ * What the bench's HTTP apps read of the configuration: the bench's admin token, and silent logs
+ * unless BENCH_LOG_LEVEL names a level (`BENCH_LOG_LEVEL=warn npm run bench -- --only hot`: what
+ * logging costs where a deployment writes no line per request).
+ */
+export const benchHttpConfig: HttpConfig = loadConfig({ LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent', ADMIN_TOKEN: BENCH_ADMIN_TOKEN }, { env: false, dotenv: false })
 
 /**
  * Puts one article (id 1) into the template, so every tenant cloned from it can answer
