@@ -16,16 +16,24 @@ export interface Comparison {
   ratio: number
 }
 
+export interface AlternateOptions {
+  rounds: number
+  connections: number
+  durationS: number
+  /** Which rate counts (2xx per second unless said). */
+  pick?: (result: LoadResult) => number
+  /** Wraps each candidate round (not the warm-up): a sampler, a counter. */
+  during?: (fn: () => Promise<LoadResult>) => Promise<LoadResult>
+  /** After each pair of rounds (not the warm-up): a measurement that must share the rounds' conditions. */
+  between?: () => Promise<void>
+}
+
 /**
  * Loads two servers in alternating rounds (baseline, candidate, baseline, ...) after a short
  * warm-up of each, and compares their median rates: on a small shared machine one run of each
  * is at the mercy of whatever else ran just then. `pick` says which rate counts.
  */
-export async function alternate (
-  baseline: Side,
-  candidate: Side,
-  options: { rounds: number, connections: number, durationS: number, pick?: (result: LoadResult) => number, during?: <T>(fn: () => Promise<T>) => Promise<T> }
-): Promise<Comparison> {
+export async function alternate (baseline: Side, candidate: Side, options: AlternateOptions): Promise<Comparison> {
   const pick = options.pick ?? ((result: LoadResult) => result.okPerS)
   const run = async (side: Side, durationS: number): Promise<LoadResult> => {
     const result = await load({ url: side.url, path: side.path, host: side.host, connections: options.connections, durationS })
@@ -37,10 +45,11 @@ export async function alternate (
   await run(candidate, warm)
   const base: LoadResult[] = []
   const cand: LoadResult[] = []
-  const during = options.during ?? (async <T>(fn: () => Promise<T>) => await fn())
+  const during = options.during ?? (async (fn: () => Promise<LoadResult>) => await fn())
   for (let round = 0; round < options.rounds; round++) {
     base.push(await run(baseline, options.durationS))
     cand.push(await during(async () => await run(candidate, options.durationS)))
+    await options.between?.()
   }
   const middle = (results: LoadResult[]): LoadResult => {
     const rate = median(results.map(pick))

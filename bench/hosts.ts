@@ -24,14 +24,19 @@ export function hostPicker (spec: HostSpec): () => string {
   }
 }
 
+/** The weight of each rank 0..n-1 under Zipf(s), unnormalized: 1 / (rank + 1)^s. */
+export function zipfWeights (n: number, s: number): Float64Array {
+  return Float64Array.from({ length: n }, (_, rank) => 1 / Math.pow(rank + 1, s))
+}
+
 /** Zipf(s) over ranks 0..n-1: rank 0 the hottest. */
 export function zipf (n: number, s: number): () => number {
   const cdf = new Float64Array(n)
   let total = 0
-  for (let rank = 0; rank < n; rank++) {
-    total += 1 / Math.pow(rank + 1, s)
+  zipfWeights(n, s).forEach((weight, rank) => {
+    total += weight
     cdf[rank] = total
-  }
+  })
   return () => {
     const target = Math.random() * total
     let lo = 0

@@ -7,55 +7,53 @@
  * comparisons alternate baseline and candidate rounds and compare medians.
  */
 import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
 import type { Silo } from '../src/silo.js'
 import { naivePeerApp, siloApp, singleDatabaseApp, type Listening } from './apps.js'
 import { coldStart, idleMemory } from './cold.js'
 import { alternate, type Comparison, type Side } from './compare.js'
+import { boundProbe, judgeBound, type BoundProbe, type TenantPattern } from './bound.js'
 import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBackendSampler, type ProvisioningFigures } from './fixtures.js'
 import { fleetMigration } from './fleet.js'
 import { fleetList } from './fleet-list.js'
 import { slugOf, type HostSpec } from './hosts.js'
-import type { LoadResult } from './load.js'
+import { load, type LoadResult } from './load.js'
 import type { StartRate } from './backend-start.js'
 import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
 import { moveUnderLoad } from './move.js'
+import { SCENARIOS, selected, type Scenario } from './scenarios.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
   ? { tenants: 120, timedCreates: 20, plainCreates: 8, connections: 16, durationS: 1.5, rounds: 1, coldSamples: 10, fleet: 120, fleetList: 5000, serverCreates: 20, moveArticles: 2000 }
   : { tenants: 1000, timedCreates: 200, plainCreates: 40, connections: 32, durationS: 5, rounds: 5, coldSamples: 40, fleet: 1000, fleetList: 100000, serverCreates: 200, moveArticles: 10000 }
 
-const SCENARIOS = ['provision', 'hot', 'wide', 'skewed', 'churn', 'unknown hosts', 'cold', 'memory', 'fleet migration', 'fleet list', 'servers', 'move'] as const
-type Scenario = typeof SCENARIOS[number]
+const loadAtStart = loadavg()[0] ?? NaN
 const only = selected(process.argv)
 const wanted = (scenario: Scenario): boolean => only === undefined || only.has(scenario)
 /** Every scenario but these reads the bench's own tenants, provisioned first. */
 const needsTenants = SCENARIOS.some((scenario) => !['unknown hosts', 'fleet list', 'move'].includes(scenario) && wanted(scenario))
-
-/** `--only a,b` (or `--only=a,b`): the scenarios named, `fleet-list` read as `fleet list`; undefined for all. */
-function selected (argv: readonly string[]): Set<Scenario> | undefined {
-  const at = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='))
-  if (at === -1) return undefined
-  const value = argv[at]?.startsWith('--only=') === true ? argv[at]?.slice('--only='.length) : argv[at + 1]
-  const names = (value ?? '').split(',').map((name) => name.trim().replaceAll('-', ' ')).filter((name) => name !== '')
-  const unknown = names.filter((name) => !(SCENARIOS as readonly string[]).includes(name))
-  if (names.length === 0 || unknown.length > 0) {
-    process.stderr.write(`--only takes scenarios among: ${SCENARIOS.join(', ')} (comma-separated; got ${unknown.length > 0 ? unknown.join(', ') : 'none'})\n`)
-    process.exit(2)
-  }
-  return new Set(names as Scenario[])
-}
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
 interface Row { scenario: string, figure: string, value: number, target: string, met: boolean, detail: string }
 const rows: Row[] = []
 const record = (row: Row): void => { rows.push(row); log(`  ${row.scenario}: ${row.figure} = ${row.value.toFixed(3)} (${row.target}) ${row.met ? 'met' : 'NOT met'} ${row.detail}`) }
+const clean = (r: LoadResult): boolean => r.non2xx === 0 && r.errors === 0
 const brief = (r: LoadResult): string => `${Math.round(r.okPerS)} ok/s, p99 ${r.p99Ms} ms, ${r.non2xx} non-2xx, ${r.errors} errors`
 
 const env = benchEnv()
 const articles = (url: string, host: HostSpec): Side => ({ url, path: '/articles/1', host })
-const uniform = (n: number): HostSpec => ({ kind: 'uniform', n })
+const uniform = (n: number): TenantPattern => ({ kind: 'uniform', n })
+/** A pressured load on Silo: it lets its connections go after each round, so the bound's start samples have the server's slots. */
+const pressured = (app: Listening, host: TenantPattern): Side => ({ ...articles(app.url, host), ...(app.reset === undefined ? {} : { reset: app.reset }) })
+/** The bound of a pressured load on `silo`, its start samples as many at once as the load's connections. */
+const probeOf = async (silo: Silo, pattern: TenantPattern, single?: Side): Promise<BoundProbe> => await boundProbe(silo, {
+  pattern,
+  clients: size.connections,
+  durationS: size.durationS,
+  ...(single === undefined ? {} : { single: async () => await load({ ...single, connections: size.connections, durationS: size.durationS }) })
+})
 
 /** A Silo instance with its own settings, listening, closed after `fn`. */
 async function withSilo<T> (overrides: Record<string, string | number>, fn: (app: Listening, silo: Silo) => Promise<T>): Promise<T> {
@@ -69,8 +67,9 @@ async function withSilo<T> (overrides: Record<string, string | number>, fn: (app
   }
 }
 
-/** Alternating rounds, with the candidate's tenant backends sampled from pg_stat_activity. */
-async function compare (baseline: Side, candidate: Side, silo?: Silo, pick?: (r: LoadResult) => number): Promise<Comparison & { peakBackends: number }> {
+/** Alternating rounds, with the candidate's tenant backends sampled from pg_stat_activity, and the bound probed when `probe` is given. */
+async function compare (baseline: Side, candidate: Side, options: { silo?: Silo, pick?: (r: LoadResult) => number, probe?: BoundProbe } = {}): Promise<Comparison & { peakBackends: number }> {
+  const { silo, pick, probe } = options
   let peakBackends = 0
   const result = await alternate(baseline, candidate, {
     rounds: size.rounds,
@@ -78,11 +77,13 @@ async function compare (baseline: Side, candidate: Side, silo?: Silo, pick?: (r:
     durationS: size.durationS,
     ...(pick === undefined ? {} : { pick }),
     during: async (fn) => {
-      if (silo === undefined) return await fn()
-      const sampled = await withBackendSampler(silo, fn)
+      const round = probe === undefined ? fn : async () => await probe.count(fn)
+      if (silo === undefined) return await round()
+      const sampled = await withBackendSampler(silo, round)
       peakBackends = Math.max(peakBackends, sampled.peakBackends)
       return sampled.value
-    }
+    },
+    ...(probe === undefined ? {} : { between: probe.sample })
   })
   return { ...result, peakBackends }
 }
@@ -107,7 +108,7 @@ async function provisionRow (provisioning: ProvisioningFigures): Promise<void> {
   })
 }
 
-/** hot, wide and skewed: against a plain Fastify + Knex app on one database cloned from the same template. */
+/** hot, wide, skewed and churn: against (or, for churn, beside) a plain Fastify + Knex app on one database cloned from the same template. */
 async function singleDatabaseRows (setup: Silo): Promise<void> {
   const singleRole = `${env.prefix}_single`
   const singlePassword = randomBytes(18).toString('base64url')
@@ -118,40 +119,47 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
   try {
     if (wanted('hot')) {
       await withSilo({}, async (app, silo) => {
-        const hot = await compare(singleSide, articles(app.url, uniform(10)), silo)
+        const hot = await compare(singleSide, articles(app.url, uniform(10)), { silo })
         record({ scenario: 'hot', figure: 'ratio to single database', value: hot.ratio, target: '>= 0.95', met: hot.ratio >= 0.95, detail: `10 tenants; Silo ${brief(hot.candidate)}; single ${brief(hot.baseline)}` })
       })
     }
     if (wanted('wide')) {
+      const pattern = uniform(Math.min(100, size.tenants))
       await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
-        const wide = await compare(singleSide, articles(app.url, uniform(Math.min(100, size.tenants))), silo)
-        record({ scenario: 'wide', figure: 'ratio to single database', value: wide.ratio, target: '>= 0.90, backends <= 50', met: wide.ratio >= 0.9 && wide.peakBackends <= 50, detail: `100 tenants, budget 50; Silo ${brief(wide.candidate)}, peak backends ${wide.peakBackends}` })
+        const probe = await probeOf(silo, pattern)
+        const wide = await compare(singleSide, pressured(app, pattern), { silo, probe })
+        const judged = judgeBound(probe.figures({ siloOkPerS: wide.candidate.okPerS, rSingle: wide.baseline.okPerS }), { budget: 50, peakBackends: wide.peakBackends, clean: clean(wide.candidate) })
+        record({ scenario: 'wide', figure: 'ratio to the bound', ...judged, detail: `${pattern.n} tenants uniform, budget 50; Silo ${brief(wide.candidate)}, peak backends ${wide.peakBackends}; single ${brief(wide.baseline)}, ratio to it ${wide.ratio.toFixed(3)}; ${judged.detail}` })
       })
     }
     if (wanted('skewed')) {
+      const pattern: TenantPattern = { kind: 'zipf', n: size.tenants, s: 1.1 }
       await withSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, async (app, silo) => {
-        const skewed = await compare(singleSide, articles(app.url, { kind: 'zipf', n: size.tenants, s: 1.1 }), silo)
-        const clean = skewed.candidate.non2xx === 0 && skewed.candidate.errors === 0
-        record({ scenario: 'skewed', figure: 'ratio to single database', value: skewed.ratio, target: '>= 0.75, 0 errors, backends <= 60', met: skewed.ratio >= 0.75 && clean && skewed.peakBackends <= 60, detail: `Zipf(1.1) over ${size.tenants}, 50 pools, budget 60; Silo ${brief(skewed.candidate)}, peak backends ${skewed.peakBackends}` })
+        const probe = await probeOf(silo, pattern)
+        const skewed = await compare(singleSide, pressured(app, pattern), { silo, probe })
+        const judged = judgeBound(probe.figures({ siloOkPerS: skewed.candidate.okPerS, rSingle: skewed.baseline.okPerS }), { budget: 60, peakBackends: skewed.peakBackends, clean: clean(skewed.candidate) })
+        record({ scenario: 'skewed', figure: 'ratio to the bound', ...judged, detail: `Zipf(1.1) over ${size.tenants}, 50 pools, budget 60; Silo ${brief(skewed.candidate)}, peak backends ${skewed.peakBackends}; single ${brief(skewed.baseline)}, ratio to it ${skewed.ratio.toFixed(3)}; ${judged.detail}` })
       })
     }
+    if (wanted('churn')) await churnRow(setup, singleSide)
   } finally {
     await single.close()
   }
 }
 
-async function churnRow (setup: Silo): Promise<void> {
+/** Against the naive peer; the bound's R_single from rounds of the single-database app between the pairs. */
+async function churnRow (setup: Silo, single: Side): Promise<void> {
   const records = await setup.catalog.tenantsBySlugs(Array.from({ length: size.tenants }, (_, i) => slugOf(i)))
   const byHost = new Map<string, TenantRecord>([...records.values()].map((tenant) => [`${tenant.slug}.bench`, tenant]))
   const naive = await naivePeerApp(byHost, setup.server, 100)
+  const pattern = uniform(size.tenants)
   try {
     await withSilo({ TENANT_POOLS_MAX: 100, CONNECTION_BUDGET: 60 }, async (app, silo) => {
+      const probe = await probeOf(silo, pattern, single)
       // Each side lets go of its connections after its rounds: the server's slots are shared.
-      const churn = await compare(
-        { ...articles(naive.url, uniform(size.tenants)), ...(naive.reset === undefined ? {} : { reset: naive.reset }) },
-        { ...articles(app.url, uniform(size.tenants)), ...(app.reset === undefined ? {} : { reset: app.reset }) },
-        silo)
-      record({ scenario: 'churn', figure: 'ratio to naive peer', value: churn.ratio, target: '>= 3', met: churn.ratio >= 3, detail: `uniform over ${size.tenants}, 100 pools, budget 60; Silo ${brief(churn.candidate)}, peak backends ${churn.peakBackends}; naive ${brief(churn.baseline)}` })
+      const churn = await compare({ ...articles(naive.url, pattern), ...(naive.reset === undefined ? {} : { reset: naive.reset }) }, pressured(app, pattern), { silo, probe })
+      const judged = judgeBound(probe.figures({ siloOkPerS: churn.candidate.okPerS }), { budget: 60, peakBackends: churn.peakBackends, clean: clean(churn.candidate), aheadOfNaive: churn.ratio > 1 })
+      record({ scenario: 'churn', figure: 'ratio to the bound', ...judged, detail: `uniform over ${size.tenants}, 100 pools, budget 60; Silo ${brief(churn.candidate)}, peak backends ${churn.peakBackends}; naive ${brief(churn.baseline)}, ratio to it ${churn.ratio.toFixed(3)}; ${judged.detail}` })
     })
   } finally {
     await naive.close()
@@ -161,7 +169,7 @@ async function churnRow (setup: Silo): Promise<void> {
 async function unknownHostsRow (): Promise<void> {
   await withSilo({}, async (app) => {
     // Both sides get fresh random hosts, so the load generator does the same work for each.
-    const unknown = await compare({ url: app.url, path: '/ping', host: { kind: 'unknown' } }, articles(app.url, { kind: 'unknown' }), undefined, (r) => r.rps)
+    const unknown = await compare({ url: app.url, path: '/ping', host: { kind: 'unknown' } }, articles(app.url, { kind: 'unknown' }), { pick: (r) => r.rps })
     record({ scenario: 'unknown hosts', figure: '404 rate / HTTP ceiling', value: unknown.ratio, target: '>= 0.8', met: unknown.ratio >= 0.8, detail: `${Math.round(unknown.candidate.rps)} 404/s against /ping ${Math.round(unknown.baseline.rps)} req/s, both with random hosts` })
   })
 }
@@ -246,8 +254,7 @@ try {
       await setup.spares?.settled()
       if (wanted('provision')) await provisionRow(provisioning)
     }
-    if (wanted('hot') || wanted('wide') || wanted('skewed')) await singleDatabaseRows(setup)
-    if (wanted('churn')) await churnRow(setup)
+    if (wanted('hot') || wanted('wide') || wanted('skewed') || wanted('churn')) await singleDatabaseRows(setup)
     if (wanted('unknown hosts')) await unknownHostsRow()
     if (wanted('cold')) {
       const cold = await coldStart(env, setup, size.coldSamples)
@@ -271,7 +278,7 @@ try {
 }
 
 const format = (row: Row): string => `| ${row.scenario} | ${row.figure} | ${row.value.toFixed(3)} | ${row.target} | ${row.met ? 'yes' : '**no**'} | ${row.detail} |`
-console.log(`\n## Silo benchmark (${quick ? 'quick' : 'full'}) — ${new Date().toISOString()}\n`)
+console.log(`\n## Silo benchmark (${quick ? 'quick' : 'full'}) — ${new Date().toISOString()}, load average ${loadAtStart.toFixed(1)} at the start, ${(loadavg()[0] ?? NaN).toFixed(1)} at the end\n`)
 console.log('| scenario | figure | value | target | met | detail |\n| --- | --- | --- | --- | --- | --- |')
 for (const row of rows) console.log(format(row))
 console.log('\n```json\n' + JSON.stringify({ mode: quick ? 'quick' : 'full', rows }, null, 2) + '\n```')

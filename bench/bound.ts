@@ -1,0 +1,151 @@
+/**
+ * The physical bound of the pressured scenarios (`wide`, `skewed`, `churn`; issue 14). A
+ * connection belongs to one database, so a request for a tenant with no open connection needs a
+ * new backend whatever the design: a request costs at least a warm request, and a miss a backend
+ * start besides. The bound is `1 / (1/R_single + m* / R_start)`, where
+ * - `R_single` is the single-database app's rate at the scenario's concurrency (a warm request);
+ * - `R_start` is the rate of connect + first query + close against the scenario's tenant
+ *   databases in turn, as their own roles with their own credentials, no HTTP, as many at once
+ *   as the load has connections, measured after each pair of rounds, in the rounds' conditions;
+ * - `m*` is the lowest miss ratio an online policy reaches on the scenario's request pattern with
+ *   C = min(pools, connection budget) tenants connected: it keeps the C likeliest tenants.
+ */
+import { loadavg } from 'node:os'
+import { tenantConnection } from '../src/catalog/tenant-connection.js'
+import type { Silo } from '../src/silo.js'
+import { backendStartRate, type StartRate } from './backend-start.js'
+import { slugOf, zipfWeights, type HostSpec } from './hosts.js'
+import { median, type LoadResult } from './load.js'
+
+/** A request pattern over the bench's tenants t00000…: uniform, or Zipf with rank 0 the hottest. */
+export type TenantPattern = Extract<HostSpec, { n: number }>
+
+/** What GET /articles/:id runs on a tenant's connection (knex's `.first()`), as an extended-protocol query. */
+const FIRST_QUERY = { text: 'select * from "articles" where "id" = $1 limit $2', values: ['1', 1] }
+
+/**
+ * The lowest long-run miss ratio of any online policy keeping `cached` tenants connected, when
+ * each request picks its tenant independently by `pattern` (the load generator's own weights):
+ * keep the `cached` likeliest, miss on the rest.
+ */
+export function optimalMissRatio (pattern: TenantPattern, cached: number): number {
+  if (pattern.kind === 'uniform') return Math.max(0, 1 - cached / pattern.n)
+  let total = 0
+  let kept = 0
+  // Weights fall with rank: the first `cached` are the likeliest.
+  zipfWeights(pattern.n, pattern.s).forEach((weight, rank) => {
+    total += weight
+    if (rank < cached) kept += weight
+  })
+  return 1 - kept / total
+}
+
+export interface BoundFigures {
+  /** The single-database app's 2xx per second (median round). */
+  rSingle: number
+  /** Connect + first query + close per second (median sample). */
+  rStart: number
+  /** Median connect time of the start samples, ms. */
+  startConnectMs: number
+  startFailed: number
+  /** Loops opening connections at once in the start samples. */
+  startClients: number
+  /** Tenants that can hold a connection: min(pools, connection budget). */
+  cached: number
+  mStar: number
+  /** 1 / (1/rSingle + mStar/rStart), requests per second. */
+  bound: number
+  /** Silo's 2xx per second (median round) over the bound. */
+  ratio: number
+  /** Connections Silo opened over the requests answered, over its timed rounds. */
+  missRatio: number
+  opened: number
+  requests: number
+  /** The machine's 1-minute load average when the probe was made and when the figures were taken. */
+  loadAverage: [number, number]
+}
+
+export interface BoundProbe {
+  /** Wraps one of Silo's rounds: counts the connections it opens and the requests answered. */
+  count: (round: () => Promise<LoadResult>) => Promise<LoadResult>
+  /** After each pair of rounds: an R_start sample (and an R_single one, when the probe runs the single app). */
+  sample: () => Promise<void>
+  figures: (measured: { siloOkPerS: number, rSingle?: number }) => BoundFigures
+}
+
+/**
+ * A probe of the bound for a load of `pattern` on `silo` (its pool count and budget give C).
+ * `single` runs one round of the single-database app, for scenarios whose baseline is another.
+ */
+export async function boundProbe (
+  silo: Silo,
+  options: { pattern: TenantPattern, clients: number, durationS: number, single?: () => Promise<LoadResult> }
+): Promise<BoundProbe> {
+  const loadAtStart = loadavg()[0] ?? NaN
+  const slugs = Array.from({ length: options.pattern.n }, (_, i) => slugOf(i))
+  const records = await silo.catalog.tenantsBySlugs(slugs)
+  const targets = slugs.flatMap((slug) => {
+    const tenant = records.get(slug)
+    return tenant === undefined ? [] : [tenantConnection(tenant, 'silo-bench-start')]
+  })
+  const starts: StartRate[] = []
+  const singles: number[] = []
+  let opened = 0
+  let requests = 0
+  const onOpened = (): void => { opened++ }
+  return {
+    count: async (round) => {
+      silo.events.on('connection:opened', onOpened)
+      try {
+        const result = await round()
+        requests += result.requests
+        return result
+      } finally {
+        silo.events.off('connection:opened', onOpened)
+      }
+    },
+    sample: async () => {
+      if (options.single !== undefined) singles.push((await options.single()).okPerS)
+      starts.push(await backendStartRate(targets, { clients: options.clients, durationS: options.durationS, query: FIRST_QUERY }))
+    },
+    figures: ({ siloOkPerS, rSingle = median(singles) }) => {
+      const rStart = median(starts.map((start) => start.perS))
+      const cached = Math.min(silo.config.tenantPoolsMax, silo.config.connectionBudget)
+      const mStar = optimalMissRatio(options.pattern, cached)
+      const bound = 1 / (1 / rSingle + mStar / rStart)
+      return {
+        rSingle,
+        rStart,
+        startConnectMs: median(starts.map((start) => start.connectMs)),
+        startFailed: starts.reduce((total, start) => total + start.failed, 0),
+        startClients: options.clients,
+        cached,
+        mStar,
+        bound,
+        ratio: siloOkPerS / bound,
+        missRatio: opened / Math.max(1, requests),
+        opened,
+        requests,
+        loadAverage: [loadAtStart, loadavg()[0] ?? NaN]
+      }
+    }
+  }
+}
+
+/** A pressured row's value, target, verdict and the bound's part of its detail. */
+export function judgeBound (
+  figures: BoundFigures,
+  options: { budget: number, peakBackends: number, clean: boolean, aheadOfNaive?: boolean }
+): { value: number, target: string, met: boolean, detail: string } {
+  const f = figures
+  const failed = f.startFailed > 0 ? `, ${f.startFailed} failed` : ''
+  return {
+    value: f.ratio,
+    target: `>= 0.8 of the bound, 0 errors, backends <= ${options.budget}${options.aheadOfNaive === undefined ? '' : ', ahead of the naive peer'}`,
+    met: f.ratio >= 0.8 && options.clean && options.peakBackends <= options.budget && options.aheadOfNaive !== false,
+    detail: `bound ${Math.round(f.bound)} ok/s = 1 / (1/R_single + m*/R_start): R_single ${Math.round(f.rSingle)} ok/s, ` +
+      `R_start ${Math.round(f.rStart)}/s (connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
+      `m* ${f.mStar.toFixed(3)} (C = ${f.cached}); Silo's miss ratio ${f.missRatio.toFixed(3)} (${f.opened} connections opened for ${f.requests} requests); ` +
+      `load average ${f.loadAverage.map((load) => load.toFixed(1)).join(' at the start, ')} at the end`
+  }
+}
