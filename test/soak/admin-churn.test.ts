@@ -37,7 +37,15 @@ interface TenantModel {
 }
 
 t.test(`${OPERATIONS} admin operations, ${ADMIN_CALLERS} at a time, on ${TENANTS} serving tenants: no 5xx, and the catalog ends as the operations left it`, async (t) => {
-  const { silo, app } = await testApp(t, { ADMIN_TOKEN: token, TENANT_POOLS_MAX: 4, TENANT_ACQUIRE_TIMEOUT_MS: 30000, HOST_CACHE_TTL_MS: 600000 })
+  // Why each 5xx was answered (name, code, message of the error behind it), printed if any was.
+  const causes: string[] = []
+  const { silo, app } = await testApp(t, { ADMIN_TOKEN: token, TENANT_POOLS_MAX: 4, TENANT_ACQUIRE_TIMEOUT_MS: 30000, HOST_CACHE_TTL_MS: 600000 }, (app) => {
+    app.addHook('onError', async (request, _reply, error) => {
+      const cause = (error as { cause?: { name?: string, code?: string, message?: string } }).cause
+      causes.push(`${request.method} ${request.url}: ${error.name} ${String((error as { code?: unknown }).code)} ${error.message}` +
+        (cause === undefined ? '' : ` (cause: ${String(cause.name)} ${String(cause.code)} ${String(cause.message)})`))
+    })
+  })
   const slugs = Array.from({ length: TENANTS }, (_, i) => `churn-${i}`)
   await createTenants(silo, slugs)
   const models: TenantModel[] = slugs.map((slug) => ({ slug, extra: new Set(), changes: [], written: 0 }))
@@ -174,6 +182,7 @@ t.test(`${OPERATIONS} admin operations, ${ADMIN_CALLERS} at a time, on ${TENANTS
   t.comment(`${issued} admin operations in ${elapsed} ms: ${counts.suspend} suspend, ${counts.resume} resume, ${counts.addDomain} add domain, ${counts.removeDomain} remove domain; ${counts.locked} found their tenant locked`)
   t.comment(`${counts.requests} tenant requests meanwhile, ${counts.suspendedAnswers} refused as suspended; ${hostsChecked} hosts checked afterwards`)
   for (const failure of failures.slice(0, 10)) t.comment(`failed: ${failure}`)
+  if (failures.length > 0) for (const cause of causes.slice(0, 20)) t.comment(`error: ${cause}`)
   for (const problem of wrong.slice(0, 10)) t.comment(`wrong: ${problem}`)
 
   t.equal(failures.length, 0, 'every answer was one its operation allows, and none was a 5xx')
