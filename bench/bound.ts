@@ -6,7 +6,7 @@
  * - `R_single` is the single-database app's rate at the scenario's concurrency (a warm request);
  * - `R_start` is the rate of connect + first query + close against the scenario's tenant
  *   databases in turn, as their own roles with their own credentials, no HTTP, as many at once
- *   as the load has connections, measured after each pair of rounds, in the rounds' conditions;
+ *   as the load has connections, measured in the same run (see `sample`);
  * - `m*` is the lowest miss ratio an online policy reaches on the scenario's request pattern with
  *   C = min(pools, connection budget) tenants connected: it keeps the C likeliest tenants.
  */
@@ -57,7 +57,7 @@ export interface BoundFigures {
   bound: number
   /** Silo's 2xx per second (median round) over the bound. */
   ratio: number
-  /** Connections Silo opened over the requests answered, over its timed rounds. */
+  /** Connections Silo opened over the requests it took (tenant resolved), over its timed rounds. */
   missRatio: number
   opened: number
   requests: number
@@ -66,10 +66,19 @@ export interface BoundFigures {
 }
 
 export interface BoundProbe {
-  /** Wraps one of Silo's rounds: counts the connections it opens and the requests answered. */
+  /**
+   * Wraps one of Silo's rounds: counts the connections it opens and the requests it takes, both
+   * in Silo (the load generator does not count the requests still under way when it stops).
+   */
   count: (round: () => Promise<LoadResult>) => Promise<LoadResult>
-  /** After each pair of rounds: an R_start sample (and an R_single one, when the probe runs the single app). */
+  /** An R_start sample (and an R_single one, when the probe runs the single app), taken with Silo's connections let go. */
   sample: () => Promise<void>
+  /**
+   * Silo's `rounds`, its connections kept from round to round as a serving instance keeps them,
+   * with a sample before the first and one after the last, once `release` has let Silo's
+   * connections go (they and the sample's would not fit the server's max_connections together).
+   */
+  bracket: <T>(rounds: () => Promise<T>, release: () => Promise<void>) => Promise<T>
   figures: (measured: { siloOkPerS: number, rSingle?: number }) => BoundFigures
 }
 
@@ -93,20 +102,32 @@ export async function boundProbe (
   let opened = 0
   let requests = 0
   const onOpened = (): void => { opened++ }
+  const onRequest = ({ outcome }: { outcome: string }): void => { if (outcome === 'served') requests++ }
+  const sample = async (): Promise<void> => {
+    if (options.single !== undefined) singles.push((await options.single()).okPerS)
+    starts.push(await backendStartRate(targets, { clients: options.clients, durationS: options.durationS, query: FIRST_QUERY }))
+  }
   return {
     count: async (round) => {
       silo.events.on('connection:opened', onOpened)
+      silo.events.on('request:tenant', onRequest)
       try {
         const result = await round()
-        requests += result.requests
+        // Requests still under way when the load stopped may yet open a connection.
+        for (let waited = 0; silo.pools.stats().leases > 0 && waited < 10000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10))
         return result
       } finally {
         silo.events.off('connection:opened', onOpened)
+        silo.events.off('request:tenant', onRequest)
       }
     },
-    sample: async () => {
-      if (options.single !== undefined) singles.push((await options.single()).okPerS)
-      starts.push(await backendStartRate(targets, { clients: options.clients, durationS: options.durationS, query: FIRST_QUERY }))
+    sample,
+    bracket: async (rounds, release) => {
+      await sample()
+      const value = await rounds()
+      await release()
+      await sample()
+      return value
     },
     figures: ({ siloOkPerS, rSingle = median(singles) }) => {
       const rStart = median(starts.map((start) => start.perS))

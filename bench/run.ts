@@ -45,8 +45,6 @@ const brief = (r: LoadResult): string => `${Math.round(r.okPerS)} ok/s, p99 ${r.
 const env = benchEnv()
 const articles = (url: string, host: HostSpec): Side => ({ url, path: '/articles/1', host })
 const uniform = (n: number): TenantPattern => ({ kind: 'uniform', n })
-/** A pressured load on Silo: it lets its connections go after each round, so the bound's start samples have the server's slots. */
-const pressured = (app: Listening, host: TenantPattern): Side => ({ ...articles(app.url, host), ...(app.reset === undefined ? {} : { reset: app.reset }) })
 /** The bound of a pressured load on `silo`, its start samples as many at once as the load's connections. */
 const probeOf = async (silo: Silo, pattern: TenantPattern, single?: Side): Promise<BoundProbe> => await boundProbe(silo, {
   pattern,
@@ -68,7 +66,11 @@ async function withSilo<T> (overrides: Record<string, string | number>, fn: (app
 }
 
 /** Alternating rounds, with the candidate's tenant backends sampled from pg_stat_activity, and the bound probed when `probe` is given. */
-async function compare (baseline: Side, candidate: Side, options: { silo?: Silo, pick?: (r: LoadResult) => number, probe?: BoundProbe } = {}): Promise<Comparison & { peakBackends: number }> {
+async function compare (
+  baseline: Side,
+  candidate: Side,
+  options: { silo?: Silo, pick?: (r: LoadResult) => number, probe?: BoundProbe, sampleEachRound?: boolean } = {}
+): Promise<Comparison & { peakBackends: number }> {
   const { silo, pick, probe } = options
   let peakBackends = 0
   const result = await alternate(baseline, candidate, {
@@ -83,7 +85,7 @@ async function compare (baseline: Side, candidate: Side, options: { silo?: Silo,
       peakBackends = Math.max(peakBackends, sampled.peakBackends)
       return sampled.value
     },
-    ...(probe === undefined ? {} : { between: probe.sample })
+    ...(probe === undefined || options.sampleEachRound !== true ? {} : { between: probe.sample })
   })
   return { ...result, peakBackends }
 }
@@ -127,7 +129,7 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
       const pattern = uniform(Math.min(100, size.tenants))
       await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
         const probe = await probeOf(silo, pattern)
-        const wide = await compare(singleSide, pressured(app, pattern), { silo, probe })
+        const wide = await probe.bracket(async () => await compare(singleSide, articles(app.url, pattern), { silo, probe }), async () => await app.reset?.())
         const judged = judgeBound(probe.figures({ siloOkPerS: wide.candidate.okPerS, rSingle: wide.baseline.okPerS }), { budget: 50, peakBackends: wide.peakBackends, clean: clean(wide.candidate) })
         record({ scenario: 'wide', figure: 'ratio to the bound', ...judged, detail: `${pattern.n} tenants uniform, budget 50; Silo ${brief(wide.candidate)}, peak backends ${wide.peakBackends}; single ${brief(wide.baseline)}, ratio to it ${wide.ratio.toFixed(3)}; ${judged.detail}` })
       })
@@ -136,7 +138,7 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
       const pattern: TenantPattern = { kind: 'zipf', n: size.tenants, s: 1.1 }
       await withSilo({ TENANT_POOLS_MAX: 50, CONNECTION_BUDGET: 60 }, async (app, silo) => {
         const probe = await probeOf(silo, pattern)
-        const skewed = await compare(singleSide, pressured(app, pattern), { silo, probe })
+        const skewed = await probe.bracket(async () => await compare(singleSide, articles(app.url, pattern), { silo, probe }), async () => await app.reset?.())
         const judged = judgeBound(probe.figures({ siloOkPerS: skewed.candidate.okPerS, rSingle: skewed.baseline.okPerS }), { budget: 60, peakBackends: skewed.peakBackends, clean: clean(skewed.candidate) })
         record({ scenario: 'skewed', figure: 'ratio to the bound', ...judged, detail: `Zipf(1.1) over ${size.tenants}, 50 pools, budget 60; Silo ${brief(skewed.candidate)}, peak backends ${skewed.peakBackends}; single ${brief(skewed.baseline)}, ratio to it ${skewed.ratio.toFixed(3)}; ${judged.detail}` })
       })
@@ -156,8 +158,11 @@ async function churnRow (setup: Silo, single: Side): Promise<void> {
   try {
     await withSilo({ TENANT_POOLS_MAX: 100, CONNECTION_BUDGET: 60 }, async (app, silo) => {
       const probe = await probeOf(silo, pattern, single)
-      // Each side lets go of its connections after its rounds: the server's slots are shared.
-      const churn = await compare({ ...articles(naive.url, pattern), ...(naive.reset === undefined ? {} : { reset: naive.reset }) }, pressured(app, pattern), { silo, probe })
+      // Each side lets go of its connections after its rounds (the server's slots are shared), so the bound is sampled after each pair.
+      const churn = await compare(
+        { ...articles(naive.url, pattern), ...(naive.reset === undefined ? {} : { reset: naive.reset }) },
+        { ...articles(app.url, pattern), ...(app.reset === undefined ? {} : { reset: app.reset }) },
+        { silo, probe, sampleEachRound: true })
       const judged = judgeBound(probe.figures({ siloOkPerS: churn.candidate.okPerS }), { budget: 60, peakBackends: churn.peakBackends, clean: clean(churn.candidate), aheadOfNaive: churn.ratio > 1 })
       record({ scenario: 'churn', figure: 'ratio to the bound', ...judged, detail: `uniform over ${size.tenants}, 100 pools, budget 60; Silo ${brief(churn.candidate)}, peak backends ${churn.peakBackends}; naive ${brief(churn.baseline)}, ratio to it ${churn.ratio.toFixed(3)}; ${judged.detail}` })
     })
