@@ -61,6 +61,8 @@ export interface BoundFigures {
   missRatio: number
   opened: number
   requests: number
+  /** Connections Silo opened per second of its rounds: above rStart, the start samples caught the machine slower than the rounds did. */
+  openedPerS: number
   /** The machine's 1-minute load average when the probe was made and when the figures were taken. */
   loadAverage: [number, number]
 }
@@ -101,6 +103,7 @@ export async function boundProbe (
   const singles: number[] = []
   let opened = 0
   let requests = 0
+  let countedMs = 0
   const onOpened = (): void => { opened++ }
   const onRequest = ({ outcome }: { outcome: string }): void => { if (outcome === 'served') requests++ }
   const sample = async (): Promise<void> => {
@@ -111,6 +114,7 @@ export async function boundProbe (
     count: async (round) => {
       silo.events.on('connection:opened', onOpened)
       silo.events.on('request:tenant', onRequest)
+      const t0 = performance.now()
       try {
         const result = await round()
         // Requests still under way when the load stopped may yet open a connection.
@@ -119,6 +123,7 @@ export async function boundProbe (
       } finally {
         silo.events.off('connection:opened', onOpened)
         silo.events.off('request:tenant', onRequest)
+        countedMs += performance.now() - t0
       }
     },
     sample,
@@ -147,6 +152,7 @@ export async function boundProbe (
         missRatio: opened / Math.max(1, requests),
         opened,
         requests,
+        openedPerS: opened / Math.max(1e-9, countedMs / 1000),
         loadAverage: [loadAtStart, loadavg()[0] ?? NaN]
       }
     }
@@ -166,7 +172,7 @@ export function judgeBound (
     met: f.ratio >= 0.8 && options.clean && options.peakBackends <= options.budget && options.aheadOfNaive !== false,
     detail: `bound ${Math.round(f.bound)} ok/s = 1 / (1/R_single + m*/R_start): R_single ${Math.round(f.rSingle)} ok/s, ` +
       `R_start ${Math.round(f.rStart)}/s (connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
-      `m* ${f.mStar.toFixed(3)} (C = ${f.cached}); Silo's miss ratio ${f.missRatio.toFixed(3)} (${f.opened} connections opened for ${f.requests} requests); ` +
+      `m* ${f.mStar.toFixed(3)} (C = ${f.cached}); Silo's miss ratio ${f.missRatio.toFixed(3)} (${f.opened} connections opened for ${f.requests} requests, ${Math.round(f.openedPerS)} a second); ` +
       `load average ${f.loadAverage.map((load) => load.toFixed(1)).join(' at the start, ')} at the end`
   }
 }
