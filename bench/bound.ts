@@ -103,7 +103,7 @@ export async function boundProbe (
   const singles: number[] = []
   let opened = 0
   let requests = 0
-  let countedMs = 0
+  let countedS = 0
   const onOpened = (): void => { opened++ }
   const onRequest = ({ outcome }: { outcome: string }): void => { if (outcome === 'served') requests++ }
   const sample = async (): Promise<void> => {
@@ -114,7 +114,6 @@ export async function boundProbe (
     count: async (round) => {
       silo.events.on('connection:opened', onOpened)
       silo.events.on('request:tenant', onRequest)
-      const t0 = performance.now()
       try {
         const result = await round()
         // Requests still under way when the load stopped may yet open a connection.
@@ -123,7 +122,8 @@ export async function boundProbe (
       } finally {
         silo.events.off('connection:opened', onOpened)
         silo.events.off('request:tenant', onRequest)
-        countedMs += performance.now() - t0
+        // The load's own duration: the round also starts the load generator's process.
+        countedS += options.durationS
       }
     },
     sample,
@@ -152,7 +152,7 @@ export async function boundProbe (
         missRatio: opened / Math.max(1, requests),
         opened,
         requests,
-        openedPerS: opened / Math.max(1e-9, countedMs / 1000),
+        openedPerS: opened / Math.max(1e-9, countedS),
         loadAverage: [loadAtStart, loadavg()[0] ?? NaN]
       }
     }
