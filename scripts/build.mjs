@@ -15,7 +15,7 @@
  * successful build) let a command that finds nothing changed skip the build altogether.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -136,6 +136,21 @@ function transpile (which) {
   })
 }
 
+/**
+ * tap's plugins are compiled into node_modules/@tapjs/test/test-built, and a fresh install
+ * (`npm ci`) builds tap's defaults, which .taprc turns off (`!@tapjs/typescript`,
+ * `!@tapjs/mock`): until `tap build` runs, every test process loads a TypeScript loader and the
+ * mock loader it does not use, about a second of CPU per file, and tap does not rebuild by
+ * itself. Rebuilt here, before a test build, when the plugins built are not .taprc's.
+ */
+function ensureTapPlugins () {
+  const built = join(root, 'node_modules/@tapjs/test/test-built/src/index.ts')
+  if (!existsSync(built)) return
+  const source = readFileSync(built, 'utf8')
+  if (!source.includes('"@tapjs/typescript"') && !source.includes('"@tapjs/mock"')) return
+  execFileSync(process.execPath, [join(root, 'node_modules/tap/dist/esm/run.mjs'), 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+}
+
 /** Builds only when dist/ is stale; returns whether it built. */
 export function buildIfStale (which = 'app') {
   if (staleReason(which) === null) return false
@@ -147,6 +162,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const args = process.argv.slice(2)
   try {
     const which = args.includes('--tests') ? 'tests' : 'app'
+    if (which === 'tests') ensureTapPlugins()
     if (args.includes('--if-stale')) buildIfStale(which)
     else build(which, { typecheck: which === 'app' })
   } catch {
