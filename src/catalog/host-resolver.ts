@@ -92,6 +92,11 @@ export class HostResolver {
     return tenant
   }
 
+  /** The cached tenant of a known host, without counting a hit; undefined when not cached (or invalidated). */
+  peek (host: string): TenantRecord | undefined {
+    return this.#known.get(host)
+  }
+
   /** The tenant serving `host` (already normalized), or null when the catalog has none. */
   async resolve (host: string): Promise<TenantRecord | null> {
     const cached = this.cached(host)

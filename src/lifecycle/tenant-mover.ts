@@ -42,6 +42,8 @@ const FREEZE_ATTEMPTS = 3
 
 /** Longest wait, once frozen, for the statements under way on the source to end before its tables are locked. */
 const QUIESCE_MAX_MS = 100
+/** How long a freeze waits for the feed to reach the instances before it looks for statements under way. */
+const FEED_SETTLE_MS = 20
 
 class FreezeLapsed extends Error {}
 
@@ -215,6 +217,9 @@ export class TenantMover {
     let switched = false
     const names = tables.map((table) => table.sql).join(', ')
     try {
+      // The instances hear of the freeze through the feed a few milliseconds after it commits:
+      // a request admitted before that sends its statement meanwhile, and is waited for below.
+      await new Promise((resolve) => setTimeout(resolve, FEED_SETTLE_MS))
       await quiesce(from, Math.min(QUIESCE_MAX_MS, holdMs / 4))
       await from.query('begin')
       await from.query(`set local lock_timeout = ${Math.floor(remaining() / 2)}`)

@@ -1,11 +1,10 @@
-import type { ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
+import { holdUntilClosed } from './response-leases.js'
 import type { FreezeHolds } from './freeze-holds.js'
 import { REQUEST_OUTCOMES, type RequestOutcome, type SiloEvents } from '../events.js'
 import { hostFromHeader } from './host.js'
@@ -83,85 +82,9 @@ export const newRequestOutcomes = (): RequestOutcomes =>
 
 type HookDone = (error?: Error) => void
 
-const leaseKey = Symbol('silo.lease')
-type LeasedResponse = ServerResponse & { [leaseKey]?: PoolLease | undefined }
 /** The tenant a request was admitted for, between its onRequest and its preHandler. */
 const admittedKey = Symbol('silo.admittedTenant')
 type AdmittedRequest = FastifyRequest & { [admittedKey]: TenantRecord | null }
-const queuedKey = Symbol('silo.queuedResponses')
-type WatchedSocket = Socket & { [queuedKey]?: Set<LeasedResponse> }
-
-/**
- * Holds a request's pool lease until its response is closed, which Node signals in every case:
- * after the answer was written (kept-alive connections included), or when the connection closed
- * first. `finish` (Fastify's onResponse) never comes for an answer written to a closed
- * connection, and Fastify's onRequestAbort only runs while the body is unread, so a client that
- * leaves after sending its body would keep its lease, and a retired pool would never be destroyed.
- * One listener function for every response: no closure on the hot path.
- */
-function holdUntilClosed (request: FastifyRequest, reply: FastifyReply, lease: PoolLease): void {
-  const res = reply.raw as LeasedResponse
-  res[leaseKey] = lease
-  const socket = request.raw.socket as WatchedSocket | null
-  // The client left while the host was being resolved: the close has been and gone.
-  if (res.destroyed || socket?.destroyed === true) {
-    responseClosed.call(res)
-    return
-  }
-  res.on('close', responseClosed)
-  // A pipelined request whose response waits behind an earlier one on the connection: Node
-  // gives it the connection only when that one is done, and if the connection closes first,
-  // this response is never told.
-  if (res.socket === null && socket !== null) watchQueued(socket, res)
-}
-
-/** `close` listener of a leased response (`this`). */
-function responseClosed (this: LeasedResponse): void {
-  const lease = this[leaseKey]
-  if (lease === undefined) return
-  this[leaseKey] = undefined
-  if (this.writableEnded) lease.release()
-  else releaseWhenAnswered(this, lease)
-}
-
-/**
- * The client left before its answer while the route still runs: its queries may still need the
- * pool (a retired pool is destroyed when its last lease goes, and a later query would fail), so
- * the lease goes back when the route answers (the answer goes nowhere) or the response is
- * destroyed (an error past the error handler). A response whose connection is gone emits no
- * event for either, so this one response's two methods are wrapped; only early leavers pay for it.
- */
-function releaseWhenAnswered (res: ServerResponse, lease: PoolLease): void {
-  const { end, destroy } = res
-  const done = (): void => {
-    res.end = end
-    res.destroy = destroy
-    lease.release()
-  }
-  res.end = function (this: ServerResponse, ...args: unknown[]) {
-    done()
-    return Reflect.apply(end, this, args) as ServerResponse
-  } as ServerResponse['end']
-  res.destroy = function (this: ServerResponse, ...args: unknown[]) {
-    done()
-    return Reflect.apply(destroy, this, args) as ServerResponse
-  } as ServerResponse['destroy']
-}
-
-/** Tells the queued responses of `socket` when it closes; each leaves the set when it closes itself. */
-function watchQueued (socket: WatchedSocket, res: LeasedResponse): void {
-  let queued = socket[queuedKey]
-  if (queued === undefined) {
-    const responses = queued = socket[queuedKey] = new Set()
-    socket.once('close', () => {
-      for (const response of responses) responseClosed.call(response)
-      responses.clear()
-    })
-  }
-  const responses = queued
-  responses.add(res)
-  res.once('close', () => { responses.delete(res) })
-}
 
 /** Checks that a resolved tenant may be served now; throws the contract's error otherwise. */
 export function assertServable (tenant: TenantRecord, requiredSchemaVersion?: string | null): void {
@@ -282,6 +205,40 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
       done()
       return
     }
+    // A move froze the tenant (or its record changed) since the request was admitted: the
+    // request waits for the switch here, before it takes a connection to the source.
+    if (holds !== undefined) {
+      const now = resolver.peek(request.tenant.host)
+      if (now === undefined || now.frozen) {
+        readmit(request, reply, done, request.tenant.host)
+        return
+      }
+    }
+    lease(request, reply, done, tenant)
+  })
+
+  /** Its tenant's record again (held while frozen), then its lease, or why not. */
+  const readmit = (request: FastifyRequest, reply: FastifyReply, done: HookDone, host: string): void => {
+    resolver.resolve(host).then(async (tenant) => tenant?.frozen === true ? await holds?.wait(tenant, host) ?? tenant : tenant).then(
+      // Counted once already, when it was admitted.
+      (tenant) => {
+        if (tenant === null) {
+          reject(unknownHost(host, request), request, reply, done)
+          return
+        }
+        try {
+          assertServable(tenant, requiredSchemaVersion)
+        } catch (error) {
+          reject(error as Error, request, reply, done)
+          return
+        }
+        lease(request, reply, done, tenant)
+      },
+      (error: unknown) => { reject(error as Error, request, reply, done) }
+    )
+  }
+
+  const lease = (request: FastifyRequest, reply: FastifyReply, done: HookDone, tenant: TenantRecord): void => {
     let lease: PoolLease
     try {
       lease = pools.acquire(tenant)
@@ -292,7 +249,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     holdUntilClosed(request, reply, lease)
     request.db = lease.db
     done()
-  })
+  }
 }
 
 export const tenancyPlugin = fp(tenancy, { name: 'silo-tenancy', fastify: '5.x' })
