@@ -156,6 +156,32 @@ t.test("attach and drop --drop-database never touch the other catalog's objects,
   t.equal(await b.withTenant('bravo', async (db) => Number((await db.raw<{ rows: Array<{ one: number }> }>('select 1 as one')).rows[0]?.one)), 1, "B's tenant still serves")
 })
 
+t.test("a move never touches the other catalog's database of the tenant's name, nor the servers' own: refused up front, and doctor's repair of an interrupted move leaves it", async (t) => {
+  // Both catalogs have a tenant `twin`, so both name its database and role silo_twin: B's on the
+  // other server, A's on the home server.
+  await b.provisioner.create({ slug: 'twin', domains: ['twin-b.test'], server: 'other' })
+  await a.provisioner.create({ slug: 'twin', domains: ['twin-a.test'], server: 'default' })
+  await Promise.all([sparesOf(a), sparesOf(b), a.spares?.settled(), b.spares?.settled()])
+  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  t.ok(before.other.databases.includes('silo_twin') && before.home.databases.includes('silo_twin'), 'silo_twin on both servers, one of each catalog')
+  await t.rejects(a.mover.move('twin', { to: 'other' }), { code: 'MOVE_REFUSED', message: /holds a database or role named silo_twin/ }, "a move onto B's silo_twin is refused")
+  // What a mover killed before its copy was made leaves: a move record nobody works on.
+  const tenant = await a.catalog.tenantBySlug('twin')
+  await a.catalog.moves.start({ tenantId: tenant?.id ?? '', slug: 'twin', from: 'default', to: 'other', keepSource: false })
+  const deps = { catalog: a.catalog, servers: a.servers, provisioner: a.provisioner, prefix: configA.tenantDbPrefix }
+  const report = await diagnose(deps)
+  t.match(report.interruptedMoves, [{ slug: 'twin', to: 'other' }])
+  const repaired = await repair(deps, planRepair(report), { confirmed: true })
+  t.same(repaired.moves, ['twin'], "A's doctor repairs its interrupted move")
+  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  t.same(after, before, "and every database and role on both servers is as it was: B's silo_twin, A's own, postgres, template0, template1")
+  for (const server of [after.home, after.other]) t.ok(['postgres', 'template0', 'template1'].every((name) => server.databases.includes(name)))
+  t.match((await a.catalog.moves.ofTenant('twin'))[0], { phase: 'failed' })
+  t.equal((await b.catalog.tenantBySlug('twin'))?.status, 'active', "B's twin is still served")
+  await Promise.all([a.provisioner.drop('twin'), b.provisioner.drop('twin')])
+  await Promise.all([sparesOf(a), sparesOf(b), a.spares?.settled(), b.spares?.settled()])
+})
+
 t.test("removing the other server drops this catalog's template and spare there, and nothing else", async (t) => {
   const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
   // The attached tenant's database goes on request (never its role), so the server holds no tenant of A's.
