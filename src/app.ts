@@ -4,7 +4,6 @@ import swagger from '@fastify/swagger'
 import { Ajv } from 'ajv'
 import type { HttpConfig } from './config.js'
 import type { Silo } from './silo.js'
-import { DEMO_TENANTS } from './demo-tenants.js'
 import { clientErrorHandler, expectationFailed, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
 import { hostInvalid, shuttingDown } from './errors.js'
 import { firstContactErrors } from './first-contact.js'
@@ -16,6 +15,7 @@ import { adminScope } from './routes/admin/admin-scope.js'
 import { absoluteTarget, hasDuplicateHost } from './tenancy/host.js'
 import { newRequestOutcomes, tenancyPlugin } from './tenancy/tenancy-plugin.js'
 import { healthRoutes } from './routes/health.js'
+import { exampleTenantHost, openApiFrame } from './routes/openapi.js'
 import { tenantApi } from './routes/tenant/index.js'
 
 export interface BuildAppOptions {
@@ -35,12 +35,6 @@ function validatorCompilers (): { body: Ajv, other: Ajv } {
     body: new Ajv({ ...base, coerceTypes: false, removeAdditional: false }),
     other: new Ajv({ ...base, coerceTypes: 'array', removeAdditional: true })
   }
-}
-
-/** The host the docs offer for tenant routes: the first demo tenant's, with the configured port. */
-function exampleTenantHost (port: number): string {
-  const domain = DEMO_TENANTS[0]?.domains[0] ?? 'tenant.localhost'
-  return port === 80 || port === 0 ? domain : `${domain}:${port}`
 }
 
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
@@ -105,12 +99,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<F
     done()
   })
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Silo', version: '0.1.0', description: 'Tenant API (on every tenant host) and admin API (on ADMIN_HOST)' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
-    }
-  })
+  await app.register(swagger, { openapi: openApiFrame(config) })
   const outcomes = newRequestOutcomes()
   const metrics = createMetrics(silo, outcomes)
   app.addHook('onClose', async () => { metrics.close() })

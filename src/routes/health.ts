@@ -10,12 +10,12 @@ const Status = Type.Object({ status: Type.String() })
 export const healthRoutes: FastifyPluginAsyncTypebox<{ catalog: CatalogStore }> = async (app, { catalog }) => {
   app.get('/healthz', {
     config: { tenancy: false },
-    schema: { tags: ['health'], response: { 200: Status } }
+    schema: { tags: ['health'], operationId: 'getLiveness', summary: 'Liveness: 200 while the process runs', security: [], response: { 200: Status, 400: ErrorBody, 503: ErrorBody } }
   }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', {
     config: { tenancy: false },
-    schema: { tags: ['health'], response: { 200: Status, 503: ErrorBody } }
+    schema: { tags: ['health'], operationId: 'getReadiness', summary: 'Readiness: 200 when the catalog answers, else 503 CATALOG_UNAVAILABLE', security: [], response: { 200: Status, 400: ErrorBody, 503: ErrorBody } }
   }, async () => {
     try {
       await catalog.ping()

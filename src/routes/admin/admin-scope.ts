@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Registry } from 'prom-client'
+import { ErrorBody } from '../../schemas/error.js'
 import { assertAdminToken } from './admin-auth.js'
 import { adminMoveRoutes, type AdminMoveDeps } from './moves.js'
 import { adminServerRoutes, type AdminServerDeps } from './servers.js'
@@ -28,7 +29,8 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
  * (with or without a port, any case) and never resolve a tenant; all of them but the docs
  * require the admin bearer token.
  */
-export async function adminScope (app: FastifyInstance, { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry, mover }: AdminScopeOptions): Promise<void> {
+export async function adminScope (app: FastifyInstance, options: AdminScopeOptions): Promise<void> {
+  const { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry, mover } = options
   const host = new RegExp(`^${escapeRegExp(adminHost)}\\.?(:\\d{1,5})?$`, 'i')
   app.addHook('onRoute', (route) => {
     route.constraints = { ...route.constraints, host }
@@ -44,7 +46,13 @@ export async function adminScope (app: FastifyInstance, { adminHost, adminToken,
   await app.register(adminServerRoutes, { serverRegistry })
   await app.register(adminMoveRoutes, { mover, catalog })
   app.get('/metrics', {
-    schema: { tags: ['admin'], summary: 'Prometheus metrics', security: [{ bearer: [] }] }
+    schema: {
+      tags: ['admin'],
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics',
+      security: [{ bearer: [] }],
+      response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } }, 401: ErrorBody }
+    }
   }, async (_request, reply) => await reply.type(metrics.contentType).send(await metrics.metrics()))
   await app.register(swaggerUi, { routePrefix: '/docs' })
 }

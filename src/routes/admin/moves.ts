@@ -21,6 +21,7 @@ export const adminMoveRoutes: FastifyPluginAsyncTypebox<AdminMoveDeps> = async (
   app.post('/tenants/:slug/move', {
     schema: {
       tags: ['admin'],
+      operationId: 'moveTenant',
       summary: 'Move the tenant to another server while it serves (copy, catch up, then a write freeze of at most MOVE_HOLD_MS); answers at once, follow it at GET /moves/:id',
       security,
       params: SlugParams,
@@ -35,7 +36,7 @@ export const adminMoveRoutes: FastifyPluginAsyncTypebox<AdminMoveDeps> = async (
   })
 
   app.get('/moves/:id', {
-    schema: { tags: ['admin'], summary: 'A move\'s phase and figures', security, params: MoveParams, response: { 200: MoveView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'getMove', summary: 'A move\'s phase and figures', security, params: MoveParams, response: { 200: MoveView, ...errors } }
   }, async (request) => {
     const move = await catalog.moves.byId(request.params.id)
     if (move === null) throw notFound(`No move ${request.params.id}`)
@@ -43,7 +44,7 @@ export const adminMoveRoutes: FastifyPluginAsyncTypebox<AdminMoveDeps> = async (
   })
 
   app.get('/tenants/:slug/moves', {
-    schema: { tags: ['admin'], summary: 'The tenant\'s moves, newest first (the last 20)', security, params: SlugParams, response: { 200: MoveList, ...errors } }
+    schema: { tags: ['admin'], operationId: 'listTenantMoves', summary: 'The tenant\'s moves, newest first (the last 20)', security, params: SlugParams, response: { 200: MoveList, ...errors } }
   }, async (request) => {
     const moves = await catalog.moves.ofTenant(request.params.slug)
     if (moves.length === 0 && await catalog.tenantBySlug(request.params.slug) === null) throw tenantNotFoundBySlug(request.params.slug)

@@ -16,12 +16,13 @@ const security = [{ bearer: [] }]
  */
 export const adminServerRoutes: FastifyPluginAsyncTypebox<AdminServerDeps> = async (app, { serverRegistry: registry }) => {
   app.get('/servers', {
-    schema: { tags: ['admin'], summary: 'List servers, each probed now (reachable, tenant sessions and bytes)', security, response: { 200: ServerList, ...errors } }
+    schema: { tags: ['admin'], operationId: 'listServers', summary: 'List servers, each probed now (reachable, tenant sessions and bytes)', security, response: { 200: ServerList, ...errors } }
   }, async () => ({ items: (await registry.list()).map(view) }))
 
   app.post('/servers', {
     schema: {
       tags: ['admin'],
+      operationId: 'addServer',
       summary: 'Register a server: its admin URL must answer, log in and may create databases and roles; stored encrypted, never shown',
       security,
       body: ServerAdd,
@@ -34,13 +35,14 @@ export const adminServerRoutes: FastifyPluginAsyncTypebox<AdminServerDeps> = asy
   })
 
   app.get('/servers/:name', {
-    schema: { tags: ['admin'], summary: 'One server, probed now', security, params: ServerParams, response: { 200: ServerView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'getServer', summary: 'One server, probed now', security, params: ServerParams, response: { 200: ServerView, ...errors } }
   }, async (request) => view(await registry.get(request.params.name)))
 
   for (const [action, status] of [['drain', 'draining'], ['resume', 'active']] as const) {
     app.post(`/servers/:name/${action}`, {
       schema: {
         tags: ['admin'],
+        operationId: `${action}Server`,
         summary: action === 'drain' ? 'Drain: it serves its tenants and takes no new ones' : 'Resume: it takes new tenants again',
         security,
         params: ServerParams,
@@ -55,6 +57,7 @@ export const adminServerRoutes: FastifyPluginAsyncTypebox<AdminServerDeps> = asy
   app.delete('/servers/:name', {
     schema: {
       tags: ['admin'],
+      operationId: 'removeServer',
       summary: 'Remove a server that holds no tenant (this catalog\'s template and spares there go with it); never `default`',
       security,
       params: ServerParams,

@@ -22,7 +22,7 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
   }
 
   app.post('/tenants', {
-    schema: { tags: ['admin'], summary: 'Create a tenant (database, role, schema, domains), on the server named or one placement picks', security, body: TenantCreate, response: { 201: TenantView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'createTenant', summary: 'Create a tenant (database, role, schema, domains), on the server named or one placement picks', security, body: TenantCreate, response: { 201: TenantView, ...errors } }
   }, async (request, reply) => {
     const { slug, name, domains, seed, server } = request.body
     const tenant = await provisioner.create({ slug, domains, seed: seed === true, ...(name === undefined ? {} : { name }), ...(server === undefined ? {} : { server }) })
@@ -30,18 +30,18 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
   })
 
   app.post('/tenants/attach', {
-    schema: { tags: ['admin'], summary: 'Serve an existing database as a tenant (its URL is checked, stored encrypted, never answered); migrated unless migrate is false', security, body: TenantAttach, response: { 201: TenantView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'attachTenant', summary: 'Serve an existing database as a tenant (its URL is checked, stored encrypted, never answered); migrated unless migrate is false', security, body: TenantAttach, response: { 201: TenantView, ...errors } }
   }, async (request, reply) => {
     const { slug, name, url, domains, migrate } = request.body
     return await reply.code(201).send(view(await attacher.attach({ slug, name, url, domains, migrate })))
   })
 
   app.post('/tenants/:slug/reattach', {
-    schema: { tags: ['admin'], summary: 'Point an attached tenant at a new URL (a rotated password, a moved database); its connections move over without a gap', security, params: SlugParams, body: TenantReattach, response: { 200: TenantView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'reattachTenant', summary: 'Point an attached tenant at a new URL (a rotated password, a moved database); its connections move over without a gap', security, params: SlugParams, body: TenantReattach, response: { 200: TenantView, ...errors } }
   }, async (request) => view(await attacher.reattach(request.params.slug, request.body.url)))
 
   app.get('/tenants', {
-    schema: { tags: ['admin'], summary: 'List tenants, a page at a time in slug order', security, querystring: TenantListQuery, response: { 200: TenantList, ...errors } }
+    schema: { tags: ['admin'], operationId: 'listTenants', summary: 'List tenants, a page at a time in slug order', security, querystring: TenantListQuery, response: { 200: TenantList, ...errors } }
   }, async (request) => {
     const { limit, cursor, status, server, search } = request.query
     const page = await catalog.tenantPage({ limit, after: tenantPageStart(cursor), status, server, search })
@@ -49,15 +49,15 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
   })
 
   app.get('/tenants/:slug', {
-    schema: { tags: ['admin'], summary: 'One tenant', security, params: SlugParams, response: { 200: TenantView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'getTenant', summary: 'One tenant', security, params: SlugParams, response: { 200: TenantView, ...errors } }
   }, async (request) => await one(request.params.slug))
 
   app.post('/tenants/:slug/domains', {
-    schema: { tags: ['admin'], summary: 'Add a domain', security, params: SlugParams, body: DomainBody, response: { 201: TenantView, ...errors } }
+    schema: { tags: ['admin'], operationId: 'addTenantDomain', summary: 'Add a domain', security, params: SlugParams, body: DomainBody, response: { 201: TenantView, ...errors } }
   }, async (request, reply) => await reply.code(201).send(view(await provisioner.addDomain(request.params.slug, request.body.domain))))
 
   app.delete('/tenants/:slug/domains/:domain', {
-    schema: { tags: ['admin'], summary: 'Remove a domain', security, params: DomainParams, response: { 204: Type.Null(), ...errors } }
+    schema: { tags: ['admin'], operationId: 'removeTenantDomain', summary: 'Remove a domain', security, params: DomainParams, response: { 204: Type.Null(), ...errors } }
   }, async (request, reply) => {
     await provisioner.removeDomain(request.params.domain, request.params.slug)
     return await reply.code(204).send(null)
@@ -65,12 +65,12 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<AdminTenantDeps> = asy
 
   for (const [action, status] of [['suspend', 'suspended'], ['resume', 'active']] as const) {
     app.post(`/tenants/:slug/${action}`, {
-      schema: { tags: ['admin'], summary: action === 'suspend' ? 'Suspend (403 on its hosts)' : 'Resume', security, params: SlugParams, response: { 200: TenantView, ...errors } }
+      schema: { tags: ['admin'], operationId: `${action}Tenant`, summary: action === 'suspend' ? 'Suspend (403 on its hosts)' : 'Resume', security, params: SlugParams, response: { 200: TenantView, ...errors } }
     }, async (request) => view(await provisioner.setStatus(request.params.slug, status)))
   }
 
   app.delete('/tenants/:slug', {
-    schema: { tags: ['admin'], summary: 'Drop the tenant: database, role and catalog entry (an attached tenant: only its entry, and its database with dropDatabase=true)', security, params: SlugParams, querystring: TenantDropQuery, response: { 204: Type.Null(), ...errors } }
+    schema: { tags: ['admin'], operationId: 'dropTenant', summary: 'Drop the tenant: database, role and catalog entry (an attached tenant: only its entry, and its database with dropDatabase=true)', security, params: SlugParams, querystring: TenantDropQuery, response: { 204: Type.Null(), ...errors } }
   }, async (request, reply) => {
     await provisioner.drop(request.params.slug, { dropDatabase: request.query.dropDatabase === true })
     return await reply.code(204).send(null)

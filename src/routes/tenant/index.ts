@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
+import type { OpenApiServer } from '../openapi.js'
 import { articleRoutes } from './articles/routes.js'
 import { tenantInfoRoutes } from './tenant-info/routes.js'
 
@@ -8,13 +9,6 @@ import { tenantInfoRoutes } from './tenant-info/routes.js'
  * resource is a migration, a folder and one line here (README, "Adding a tenant resource").
  */
 const resources = [tenantInfoRoutes, articleRoutes]
-
-/** An OpenAPI server object, as @fastify/swagger copies a route's `schema.servers` onto its operation. */
-interface OpenApiServer {
-  url: string
-  description?: string
-  variables?: Record<string, { default: string, description?: string }>
-}
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -49,7 +43,8 @@ export async function tenantApi (app: FastifyInstance, { adminHost, exampleHost 
   }]
   app.addHook('onRoute', (route) => {
     if (route.schema?.hide === true) return
-    route.schema = { ...route.schema, servers }
+    // No token: a tenant route is public to its host (the tenant's own auth is the application's).
+    route.schema = { ...route.schema, servers, security: [] }
   })
   await app.register(cors, {
     origin: new RegExp(`^https?://${escapeRegExp(adminHost)}(:\\d{1,5})?$`, 'i'),
