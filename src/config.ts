@@ -86,8 +86,8 @@ export type CoreConfig = Pick<Config,
   'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
   'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares' | 'moveHoldMs'>
 
-/** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard. */
-export type HttpConfig = Pick<Config, 'adminHost' | 'adminToken' | 'port' | 'logLevel' | 'schemaGuard'>
+/** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard, a fleet migration's concurrency. */
+export type HttpConfig = Pick<Config, 'adminHost' | 'adminToken' | 'port' | 'logLevel' | 'schemaGuard' | 'migrateConcurrency'>
 
 /** What the tenants command line reads beyond the core's. */
 export type CliConfig = Pick<Config, 'migrateConcurrency'>

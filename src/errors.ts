@@ -42,6 +42,8 @@ export const ERRORS = {
   SCHEMA_CONFLICT: { status: 409 },
   /** `move`: this tenant cannot be moved so (attached, its schema not the newest, already there, or the target holds a database or role of its name). */
   MOVE_REFUSED: { status: 409 },
+  /** A fleet migration (`POST /migrations`, `tenants migrate --all`) while another one runs, in any instance or CLI. */
+  MIGRATION_RUNNING: { status: 409 },
   /** `export`: an attached tenant whose schema is its own (`--no-migrate`): an import could not rebuild it. */
   EXPORT_REFUSED: { status: 409 },
   /** `import`: the file is corrupt, truncated, not a Silo tenant archive, of an unknown format version, or names a table or sequence the tenant migrations do not make (nothing is left made). */
@@ -143,6 +145,9 @@ export const tenantLocked = (slug: string) =>
 
 export const tenantStateConflict = (slug: string, status: string) =>
   new SiloError('TENANT_STATE_CONFLICT', `Tenant ${slug} is ${status}`)
+
+export const migrationRunning = (id: string | undefined) =>
+  new SiloError('MIGRATION_RUNNING', `A fleet migration is running${id === undefined ? '' : ` (${id})`}: one runs at a time; follow it${id === undefined ? '' : ` at GET /migrations/${id}`}`)
 
 export const serverNotFound = (name: string) =>
   new SiloError('SERVER_NOT_FOUND', `No server named ${name}`)

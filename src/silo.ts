@@ -14,6 +14,7 @@ import { SiloEvents } from './events.js'
 import { Ownership } from './lifecycle/ownership.js'
 import { BudgetSharing } from './tenancy/budget-sharing.js'
 import { PoolCache, type PoolCacheOptions } from './tenancy/pool-cache.js'
+import { FleetMigrations } from './lifecycle/fleet-migrations.js'
 import { Provisioner, tenantNotFoundBySlug } from './lifecycle/provisioner.js'
 import { TenantAttacher } from './lifecycle/tenant-attacher.js'
 import { withTenantDatabase } from './lifecycle/tenant-context.js'
@@ -42,6 +43,8 @@ export interface Silo {
   resolver: HostResolver
   pools: PoolCache
   migrator: TenantMigrator
+  /** Migrations of the whole fleet, one at a time in the deployment, recorded as runs (`migrate --all`, `/migrations`). */
+  fleetMigrations: FleetMigrations
   /** The `default` server's template; undefined when TENANT_TEMPLATE=off. */
   template: TenantTemplate | undefined
   /** The `default` server's spares; undefined when TENANT_SPARES=0, TENANT_TEMPLATE=off or opened with `spares: false`. */
@@ -178,6 +181,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       catalog, servers, migrator, prefix: config.tenantDbPrefix, reservedHosts: [config.adminHost], resolver, pools, events
     })
     const mover = new TenantMover({ catalog, servers, migrator, holdMs: config.moveHoldMs, resolver, pools, events })
+    const fleetMigrations = new FleetMigrations({ catalog, migrator, events })
     servers.startSpares()
     const openedCatalog = catalogPools
     const fleet = servers
@@ -193,6 +197,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       resolver,
       pools,
       migrator,
+      fleetMigrations,
       template,
       spares,
       servers: fleet,
@@ -210,6 +215,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       },
       close: async () => {
         await mover.close()
+        await fleetMigrations.close()
         await listener?.stop()
         await fleet.close()
         await pools.close()

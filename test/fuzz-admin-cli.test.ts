@@ -148,7 +148,9 @@ const slugRoutes: Array<{ method: Method, path: (slug: string) => string, payloa
   { method: 'POST', path: (s) => `/tenants/${s}/resume` },
   { method: 'DELETE', path: (s) => `/tenants/${s}` },
   { method: 'POST', path: (s) => `/tenants/${s}/domains`, payload: '{"domain":"fresh-domain.test"}' },
-  { method: 'DELETE', path: (s) => `/tenants/${s}/domains/acme.test` }
+  { method: 'DELETE', path: (s) => `/tenants/${s}/domains/acme.test` },
+  // Not GET /tenants/:slug/migrations: `..` as its slug makes it GET /migrations, a route that answers.
+  { method: 'POST', path: (s) => `/tenants/${s}/migrate` }
 ]
 const slugCase = fc.tuple(fc.oneof({ weight: 4, arbitrary: invalidSlug }, { weight: 1, arbitrary: freshSlug }), fc.constantFrom(...slugRoutes), fc.boolean())
   .map(([slug, route, encode]) => ({ slug, route, segment: encode ? encodeURIComponent(slug) : slug }))

@@ -3,6 +3,7 @@ import type { PgConnection } from '../db/knex-config.js'
 import { isUniqueViolation } from '../db/sqlstate.js'
 import { AdvisoryLocks } from './advisory-locks.js'
 import type { CredentialCipher } from './credential-cipher.js'
+import { FleetMigrationLog } from './fleet-migrations.js'
 import { MigrationRunLog } from './migration-runs.js'
 import { ServerStore } from './server-store.js'
 import { TenantMoves } from './tenant-moves.js'
@@ -26,6 +27,8 @@ export class CatalogStore {
 
   /** The record of every tenant migration attempt (migration_runs). */
   readonly runs: MigrationRunLog
+  /** Runs over every tenant (fleet_migrations), each the group of its tenants' migration_runs rows. */
+  readonly fleetMigrations: FleetMigrationLog
   /** The PostgreSQL servers tenant databases are placed on. */
   readonly servers: ServerStore
   /** Moves of tenants between servers (tenant_moves), and a move's freeze and switch. */
@@ -43,6 +46,7 @@ export class CatalogStore {
     this.#cipher = cipher
     this.#records = new TenantRecords(cipher, defaultServer)
     this.runs = new MigrationRunLog(knex)
+    this.fleetMigrations = new FleetMigrationLog(knex)
     this.servers = new ServerStore(knex, cipher)
     this.moves = new TenantMoves(knex)
   }
@@ -61,6 +65,15 @@ export class CatalogStore {
    */
   async withTenantLock<T> (slug: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
     return await this.#locks.run(`silo:tenant:${slug}`, 'try', async () => ({ value: await fn() }))
+  }
+
+  /**
+   * Runs `fn` holding the advisory lock `key` when no one else holds it (`undefined`, `fn` not
+   * run, when someone does), for an operation of which one at a time may run in the whole
+   * deployment (a fleet migration). Held in a session of the lock pool, as withTenantLock's.
+   */
+  async withTryLock<T> (key: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+    return await this.#locks.run(`silo:${key}`, 'try', async () => ({ value: await fn() }))
   }
 
   /**
@@ -99,6 +112,23 @@ export class CatalogStore {
       const { rows } = await trx.raw<{ rows: Array<{ free: boolean }> }>('select pg_try_advisory_xact_lock(hashtextextended(?, 0)) as free', [`silo:${key}`])
       return rows[0]?.free !== true
     })
+  }
+
+  /**
+   * Whether a session holds the advisory lock `withTryLock` takes on `key`, read from pg_locks:
+   * unlike isLocked, it never takes the lock itself, so it never makes a `try` of another
+   * operation fail while it looks (a console polling a fleet migration while one is started).
+   */
+  async lockHeld (key: string): Promise<boolean> {
+    const { rows } = await this.#knex.raw<{ rows: Array<{ held: boolean }> }>(`
+      with k as (select hashtextextended(?, 0) as k)
+      select exists (
+        select 1 from pg_locks, k
+        where locktype = 'advisory' and granted and objsubid = 1
+          and database = (select oid from pg_database where datname = current_database())
+          and classid = ((k.k >> 32) & 4294967295)::oid and objid = (k.k & 4294967295)::oid
+      ) as held`, [`silo:${key}`])
+    return rows[0]?.held === true
   }
 
   async ping (): Promise<void> {

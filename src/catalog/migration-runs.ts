@@ -65,21 +65,43 @@ export class MigrationRunLog {
 
   /** The newest recorded migration attempts, newest first (of one tenant when a slug is given). */
   async list (options: { slug?: string, runId?: string, limit?: number } = {}): Promise<MigrationRunRecord[]> {
-    const query = this.#knex('migration_runs').orderBy('id', 'desc').limit(options.limit ?? 100)
+    const query = this.#knex<MigrationRunRow>('migration_runs').orderBy('id', 'desc').limit(options.limit ?? 100)
     if (options.slug !== undefined) query.where({ slug: options.slug })
     if (options.runId !== undefined) query.where({ run_id: options.runId })
-    const rows = await query
-    return rows.map((row) => ({
-      runId: row.run_id,
-      slug: row.slug,
-      direction: row.direction,
-      status: row.status,
-      before: row.version_before,
-      after: row.version_after,
-      applied: row.applied,
-      durationMs: row.duration_ms,
-      ...(row.error === null ? {} : { error: row.error }),
-      finishedAt: row.finished_at
-    }))
+    return (await query).map(toRecord)
+  }
+
+  /** One run's tenant results, failures first, then the most recently finished: `limit` of them. */
+  async ofRun (runId: string, limit: number): Promise<MigrationRunRecord[]> {
+    const rows = await this.#knex<MigrationRunRow>('migration_runs').where({ run_id: runId }).orderByRaw('(status = \'failed\') desc, id desc').limit(limit)
+    return rows.map(toRecord)
+  }
+}
+
+interface MigrationRunRow {
+  run_id: string
+  slug: string
+  direction: MigrationDirection
+  status: MigrationOutcome
+  version_before: string | null
+  version_after: string | null
+  applied: string[]
+  duration_ms: number
+  error: string | null
+  finished_at: Date
+}
+
+function toRecord (row: MigrationRunRow): MigrationRunRecord {
+  return {
+    runId: row.run_id,
+    slug: row.slug,
+    direction: row.direction,
+    status: row.status,
+    before: row.version_before,
+    after: row.version_after,
+    applied: row.applied,
+    durationMs: row.duration_ms,
+    ...(row.error === null ? {} : { error: row.error }),
+    finishedAt: row.finished_at
   }
 }

@@ -7,7 +7,7 @@ import { planText, rollbackPlan } from './rollback-plan.js'
 import { UsageError, type FleetCommandOptions } from './usage.js'
 
 /** What migrate and rollback use of the core. */
-export type FleetDeps = Pick<Silo, 'catalog' | 'migrator' | 'events'>
+export type FleetDeps = Pick<Silo, 'catalog' | 'migrator' | 'events' | 'fleetMigrations'>
 
 async function slugsOf (silo: FleetDeps, targets: string[] | 'all'): Promise<string[]> {
   return targets === 'all' ? (await silo.catalog.listTenants()).map((tenant) => tenant.slug) : targets
@@ -16,6 +16,8 @@ async function slugsOf (silo: FleetDeps, targets: string[] | 'all'): Promise<str
 /**
  * Runs migrate or rollback over the fleet and prints it: a progress bar on a terminal, a line
  * per tenant otherwise (columns aligned), JSON with --json. Returns whether every tenant succeeded.
+ * With --all it is a fleet migration (one at a time in the deployment, recorded as a run the
+ * admin API shows at /migrations/:id; refused with MIGRATION_RUNNING while another runs).
  */
 export async function runFleet (silo: FleetDeps, targets: string[] | 'all', direction: FleetDirection, options: FleetCommandOptions): Promise<boolean> {
   const slugs = await slugsOf(silo, targets)
@@ -32,12 +34,9 @@ export async function runFleet (silo: FleetDeps, targets: string[] | 'all', dire
     if (bar !== undefined) bar.increment({ failed })
     else if (options.json !== true) console.log(resultLine(result, layout))
   }
-  const results = await migrateFleet(silo.catalog, silo.migrator, slugs, {
-    direction,
-    concurrency: options.concurrency,
-    onResult,
-    events: silo.events
-  })
+  const results = targets === 'all'
+    ? (await (await silo.fleetMigrations.start({ direction, concurrency: options.concurrency, origin: 'cli', onResult, fleet: slugs })).done).results
+    : await migrateFleet(silo.catalog, silo.migrator, slugs, { direction, concurrency: options.concurrency, onResult, events: silo.events })
   bar?.stop()
   const summary = summarize(results, Math.round(performance.now() - started))
   if (options.json === true) {

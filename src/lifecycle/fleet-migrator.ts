@@ -26,6 +26,8 @@ export interface FleetMigrationOptions {
   /** Groups this run's rows in the catalog's migration_runs; generated when absent. */
   runId?: string
   events?: SiloEvents
+  /** Once aborted, no further tenant is started (those under way finish); the others get no result. */
+  signal?: AbortSignal
 }
 
 /** Tenant records read from the catalog per query. */
@@ -38,7 +40,8 @@ export const NOT_MIGRATABLE: ReadonlySet<TenantStatus> = new Set<TenantStatus>([
  * Migrates many tenants, `concurrency` at a time on each of their servers (a server's own load
  * bounds what it takes; one slow server does not hold the others back). Every tenant is
  * attempted: one failure is recorded in its result and never stops the others. Each result is
- * also recorded in the catalog (migration_runs). Results come back in slug order.
+ * also recorded in the catalog (migration_runs). Results come back in slug order; a run stopped
+ * by `signal` returns the results of the tenants it attempted.
  */
 export async function migrateFleet (
   catalog: CatalogStore,
@@ -69,7 +72,7 @@ async function migrateGroup (
 ): Promise<TenantMigrationResult[]> {
   const limit = pLimit(Math.max(1, options.concurrency))
   const direction = options.direction ?? 'latest'
-  const { runId } = options
+  const { runId, signal } = options
   // Tenant records are read a chunk at a time, one query each, as the run reaches them.
   const chunks = new Map<number, Promise<Map<string, TenantRecord>>>()
   const recordOf = async (index: number): Promise<TenantRecord | null> => {
@@ -83,6 +86,7 @@ async function migrateGroup (
     return (await records).get(slugs[index] ?? '') ?? null
   }
   const results = await Promise.all(slugs.map(async (slug, index) => await limit(async () => {
+    if (signal?.aborted === true) return undefined
     const result = await migrateOne(await recordOf(index).catch(() => undefined), migrator, slug, direction)
     const succeeded = result.status === 'migrated' || result.status === 'up-to-date'
     try {
@@ -97,7 +101,7 @@ async function migrateGroup (
     options.onResult?.(result)
     return result
   })))
-  return results
+  return results.filter((result) => result !== undefined)
 }
 
 /** `tenant` is undefined when its record could not be read (catalog error), null when there is none. */
