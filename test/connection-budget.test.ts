@@ -158,6 +158,20 @@ t.test('when connections run short, the least recently used idle pool is closed 
   t.ok(silo.pools.stats().budget.open <= 2)
 })
 
+t.test('when connections run short, the idle pool of the tenant asked for least often is closed, though used more recently', async (t) => {
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: 2, TENANT_POOL_MAX: 1 })
+  for (const slug of ['frequent', 'rare', 'newcomer']) await createTenant(silo, slug)
+  const id = async (slug: string): Promise<string> => (await silo.catalog.tenantBySlug(slug))?.id ?? ''
+  const get = async (slug: string) => await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })
+  for (let i = 0; i < 5; i++) t.equal((await get('frequent')).statusCode, 200)
+  t.equal((await get('rare')).statusCode, 200)
+  t.equal(silo.pools.stats().budget.open, 2, 'both idle pools keep their connection open')
+  t.equal((await get('newcomer')).statusCode, 200, 'a third tenant is served within the budget')
+  t.notOk(silo.pools.has(await id('rare')), 'the pool asked for once was closed, though the more recent')
+  t.ok(silo.pools.has(await id('frequent')), 'the frequent tenant kept its pool')
+  t.ok(silo.pools.stats().budget.open <= 2)
+})
+
 t.test('a waiter gets the idle connection of a pool still in use, without waiting for its idle timeout', async (t) => {
   const { silo, app } = await testApp(t, {
     CONNECTION_BUDGET: 2,
