@@ -233,7 +233,8 @@ export class PoolCache {
       // A request waits for one of the tenant's connections up to twice the time opening another
       // takes: an extra backend costs the server too, and under a tight budget another tenant's pool.
       graceMs: () => Math.min(GROW_GRACE_MAX_MS, Math.max(this.#options.growGraceFloorMs ?? GROW_GRACE_FLOOR_MS, 2 * this.#typicalOpenMs)),
-      grew: () => { this.#grown++ }
+      grew: () => { this.#grown++ },
+      room: () => !this.#budgets.waiting(tenant.server.id)
     })
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
