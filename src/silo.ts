@@ -154,7 +154,8 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
         connection: catalogConnection,
         resolver,
         onState: (state) => { events.emit('catalog:feed', state) },
-        onKeyChange: catalogKeyFollower(cipher, events)
+        onKeyChange: catalogKeyFollower(cipher, events),
+        preload: async () => await catalog.hostsWithTenants(config.hostCacheMax)
       })
       await listener.start()
     }

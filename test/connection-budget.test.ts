@@ -72,6 +72,24 @@ t.test('under a full budget, a tenant whose connection is busy for a moment wait
   t.equal((await long).statusCode, 200)
 })
 
+t.test('while another tenant waits for a slot, a pool whose connection is busy does not grow: one connection per tenant until no one waits', async (t) => {
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: 2, TENANT_POOL_MAX: 3, TENANT_ACQUIRE_TIMEOUT_MS: 20000 }, sleepRoute)
+  for (const slug of ['alpha', 'beta', 'gamma']) await createTenant(silo, slug)
+  const get = async (slug: string, ms: number): Promise<number> => (await app.inject({ url: `/sleep?ms=${ms}`, headers: { host: `${slug}.test` } })).statusCode
+  const alpha = get('alpha', 1500)
+  const beta = get('beta', 1500)
+  t.ok(await eventually(() => silo.pools.stats().connections.used === 2), 'alpha and beta each hold the budget\'s two connections')
+  const gamma = get('gamma', 10)
+  t.ok(await eventually(() => silo.pools.stats().budget.waiting === 1), 'gamma waits for a slot')
+  // Behind alpha's long query, past any grace (at most 200 ms): it would grow, but gamma waits.
+  const alphaAgain = get('alpha', 10)
+  await sleep(400)
+  t.equal(silo.pools.stats().budget.waiting, 1, 'gamma still waits (the long queries run)')
+  t.equal(silo.pools.stats().grown, 0, 'alpha\'s pool did not grow while gamma waited')
+  t.same(await Promise.all([alpha, beta, gamma, alphaAgain]), [200, 200, 200, 200], 'every request was served')
+  t.ok(silo.pools.stats().budget.open <= 2)
+})
+
 t.test('with room in the budget, bursts of quick queries on one tenant are served by the connection it has', async (t) => {
   const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 5 }, undefined, patient)
   await createTenant(silo, 'steady')
@@ -155,6 +173,20 @@ t.test('when connections run short, the least recently used idle pool is closed 
   t.notOk(silo.pools.has(await id('b-older')), 'the least recently used idle pool was closed')
   t.ok(silo.pools.has(await id('a-old')), 'the more recent one was kept')
   t.ok(silo.pools.has(await id('c-new')))
+  t.ok(silo.pools.stats().budget.open <= 2)
+})
+
+t.test('when connections run short, the idle pool of the tenant asked for least often is closed, though used more recently', async (t) => {
+  const { silo, app } = await testApp(t, { CONNECTION_BUDGET: 2, TENANT_POOL_MAX: 1 })
+  for (const slug of ['frequent', 'rare', 'newcomer']) await createTenant(silo, slug)
+  const id = async (slug: string): Promise<string> => (await silo.catalog.tenantBySlug(slug))?.id ?? ''
+  const get = async (slug: string) => await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })
+  for (let i = 0; i < 5; i++) t.equal((await get('frequent')).statusCode, 200)
+  t.equal((await get('rare')).statusCode, 200)
+  t.equal(silo.pools.stats().budget.open, 2, 'both idle pools keep their connection open')
+  t.equal((await get('newcomer')).statusCode, 200, 'a third tenant is served within the budget')
+  t.notOk(silo.pools.has(await id('rare')), 'the pool asked for once was closed, though the more recent')
+  t.ok(silo.pools.has(await id('frequent')), 'the frequent tenant kept its pool')
   t.ok(silo.pools.stats().budget.open <= 2)
 })
 

@@ -144,6 +144,25 @@ t.test('a slow query: a request that waits the grace makes the pool grow by one'
   })
 })
 
+t.test('while other tenants wait for a slot, a waiting request does not grow the pool; it grows once no one waits', async (t) => {
+  const clock = new Clock()
+  const pool = new FakePool()
+  let room = false
+  let grown = 0
+  clock.run(() => makeElastic(pool, { max: 4, graceMs: () => GRACE, grew: () => { grown++ }, room: () => room }))
+  clock.run(() => {
+    pool.acquired(1, {}, false)
+    pool.request(2)
+    clock.advance(5 * GRACE)
+    t.equal(pool.max, 1, 'one connection while others wait for a slot')
+    t.equal(grown, 0)
+    room = true
+    clock.advance(GRACE)
+    t.equal(pool.max, 2, 'grown at the next grace after no one waits')
+    t.equal(grown, 1)
+  })
+})
+
 t.test('a request served within the grace does not make the pool grow', async (t) => {
   const { clock, pool, grew } = setUp()
   const r1 = {}

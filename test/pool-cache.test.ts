@@ -136,3 +136,28 @@ t.test('a client that leaves while its host is still being resolved leaves no le
   const closed = await Promise.race([silo.pools.close().then(() => true), new Promise((resolve) => setTimeout(() => { resolve(false) }, 5000))])
   t.ok(closed, 'and closing the pools does not wait on a request that is gone')
 })
+
+t.test('a stream of tenants asked for once does not push out the pools of tenants asked for all the time', async (t) => {
+  // Four slots: a window of one for newcomers, three in the main part.
+  const { silo, app } = await testApp(t, { TENANT_POOLS_MAX: 4 })
+  const hot = ['hot-a', 'hot-b', 'hot-c']
+  const once = Array.from({ length: 6 }, (_, i) => `once-${i}`)
+  for (const slug of [...hot, ...once]) await createTenant(silo, slug)
+  const get = async (slug: string): Promise<string> => {
+    const res = await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })
+    return res.statusCode === 200 ? slug : `${slug}: ${res.statusCode}`
+  }
+  for (let round = 0; round < 3; round++) for (const slug of hot) t.equal(await get(slug), slug)
+  const opened = silo.pools.stats().opened
+  for (const slug of once) t.equal(await get(slug), slug, `${slug} is served`)
+  t.equal(silo.pools.stats().opened - opened, once.length, 'each newcomer got a pool of its own')
+  const id = async (slug: string): Promise<string> => (await silo.catalog.tenantBySlug(slug))?.id ?? ''
+  for (const slug of hot) t.ok(silo.pools.has(await id(slug)), `${slug} kept its pool`)
+  const reopened = silo.pools.stats().opened
+  for (const slug of hot) t.equal(await get(slug), slug)
+  t.equal(silo.pools.stats().opened, reopened, 'the hot tenants are served from their pools, none opened again')
+  t.ok(silo.pools.stats().pools <= 4, 'never more pools than the slots')
+  t.ok(await eventually(async () => silo.pools.stats().retiring === 0), 'the newcomers pushed out were destroyed')
+  t.ok(await eventually(async () => (await countTenantBackends(silo, { ...POOL_SESSIONS, slugs: once.slice(0, 4) })) === 0),
+    'and their connections closed')
+})

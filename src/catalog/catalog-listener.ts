@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
 import pg from 'pg'
 import type { PgConnection } from '../db/knex-config.js'
+import type { TenantRecord } from './catalog-store.js'
 import type { HostResolver } from './host-resolver.js'
 
 const INITIAL_BACKOFF_MS = 250
@@ -37,6 +38,8 @@ export interface CatalogListenerOptions {
    * whenever it changes (`tenants rekey`): see catalogKeyFollower.
    */
   onKeyChange?: (keyId: string | null) => void
+  /** Hosts and their tenants to hold in memory from the start (see HostResolver.preload), read after LISTEN. */
+  preload?: () => Promise<Array<{ host: string, tenant: TenantRecord }>>
 }
 
 /**
@@ -101,6 +104,8 @@ export class CatalogListener {
       const { rows } = await client.query<{ host: string }>('select host from domains')
       // A rotation may have happened while the feed was down.
       const identity = await client.query<{ key_id: string | null }>('select key_id from catalog_identity')
+      // Read after LISTEN too: a change since is in `held`, applied on top of them below.
+      const preloaded = await this.#options.preload?.() ?? []
       // stop() may have come during the reads: it ended this connection, nothing is installed.
       if (this.#stopped) throw stoppedError()
       this.#starting = undefined
@@ -110,6 +115,7 @@ export class CatalogListener {
       this.#options.resolver.clear()
       this.#options.resolver.setDomainIndex(new Set(rows.map((row) => row.host)))
       this.#options.onKeyChange?.(identity.rows[0]?.key_id ?? null)
+      this.#options.resolver.preload(preloaded)
       const arrived = held
       held = undefined
       for (const payload of arrived) this.#apply(payload)

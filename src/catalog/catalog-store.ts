@@ -147,6 +147,24 @@ export class CatalogStore {
     return row === undefined ? null : this.#records.toRecord(row)
   }
 
+  /**
+   * Up to `max` hosts with their tenants' records, in one query (the newest tenants first when
+   * there are more): what an instance holds in memory from the start, so that a first request for
+   * a host needs no catalog round trip (see HostResolver.preload).
+   */
+  async hostsWithTenants (max: number): Promise<Array<{ host: string, tenant: TenantRecord }>> {
+    const rows = await this.#knex<TenantRow>('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')
+      .whereExists((sub) => { void sub.select(1).from('domains').whereRaw('domains.tenant_id = tenants.id') })
+      .orderBy('tenants.created_at', 'desc').limit(max)
+      .select('tenants.*', ...SERVER_OF_TENANT, this.#knex.raw(DOMAINS_OF_TENANT), this.#knex.raw(FROZEN_NOW))
+    const hosts: Array<{ host: string, tenant: TenantRecord }> = []
+    for (const row of rows) {
+      const tenant = this.#records.toRecord(row)
+      for (const host of tenant.domains) if (hosts.length < max) hosts.push({ host, tenant })
+    }
+    return hosts
+  }
+
   /** The tenants of these slugs, in one query; slugs with no tenant are absent from the map. */
   async tenantsBySlugs (slugs: string[]): Promise<Map<string, TenantRecord>> {
     const rows = await this.#knex<TenantRow>('tenants').leftJoin('servers', 'servers.id', 'tenants.server_id')

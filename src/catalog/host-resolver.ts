@@ -24,6 +24,10 @@ export interface ResolverStats {
  * Host → tenant, through the catalog, with two bounded LRU caches: known hosts (TTL) and
  * unknown hosts (the same TTL), so a flood of random hosts can neither grow memory nor
  * reach the catalog more than once per host and TTL, and cannot push known tenants out.
+ * While the catalog feed is up (a domain index is installed) a known host's answer does not
+ * expire: the feed invalidates it at every change of its tenant or domain, and the listener
+ * preloads the answers of up to `max` hosts as it installs the index, so that a first request
+ * needs no catalog round trip. The TTL is the rule again whenever the feed is down.
  * Concurrent look-ups of one host share one catalog query. When the catalog fails, a host
  * seen before keeps its last answer (stale) and an unseen host gets CATALOG_UNAVAILABLE,
  * never a 404: "not found" is only said when the catalog said so.
@@ -87,14 +91,27 @@ export class HostResolver {
       this.#stats.negativeHits++
       return null
     }
-    const tenant = this.#known.get(host)
+    const tenant = this.#known.get(host, { allowStale: this.#domains !== null })
     if (tenant !== undefined) this.#stats.hits++
     return tenant
   }
 
   /** The cached tenant of a known host, without counting a hit; undefined when not cached (or invalidated). */
   peek (host: string): TenantRecord | undefined {
-    return this.#known.get(host)
+    return this.#known.get(host, { allowStale: this.#domains !== null })
+  }
+
+  /**
+   * Answers known before anyone asks (CatalogListener, as it installs the index): each host's
+   * tenant, but for an active tenant whose credential cannot be decrypted here (its first request
+   * looks it up and reports that). The feed keeps them exact from then on.
+   */
+  preload (hosts: Array<{ host: string, tenant: TenantRecord }>): void {
+    for (const { host, tenant } of hosts) {
+      if (tenant.status === 'active' && unreadableCredential(tenant) !== undefined) continue
+      this.#known.set(host, tenant)
+      this.#link(tenant.id, host)
+    }
   }
 
   /** The tenant serving `host` (already normalized), or null when the catalog has none. */

@@ -38,6 +38,14 @@ export interface ElasticOptions {
   graceMs: () => number
   /** Told each time the pool grows. */
   grew?: () => void
+  /**
+   * Whether the pool may take another of its server's connections now: not while other tenants'
+   * openers wait for a slot of that budget (a growth would queue behind them, or take the slot one
+   * of them waits for). The pool stays at the connections it has and its waiters keep watching:
+   * one connection per tenant until no one waits. A full budget with idle connections elsewhere is
+   * room (the growth closes the least asked-for idle pool).
+   */
+  room?: () => boolean
 }
 
 /** Requests queued per connection past which a pool grows even though each query is quick. */
@@ -76,7 +84,7 @@ export function makeElastic (pool: TarnPool, options: ElasticOptions): void {
     const timer = setTimeout(() => {
       if (!waiting.has(eventId) || pool.max >= options.max) return
       const served = grown && (pool.numPendingCreates() > 0 || pool.numFree() > 0)
-      if (!served && (heldLongerThan(grace) || pool.numPendingAcquires() >= DEEP_QUEUE * Math.max(1, pool.numUsed()))) {
+      if (!served && options.room?.() !== false && (heldLongerThan(grace) || pool.numPendingAcquires() >= DEEP_QUEUE * Math.max(1, pool.numUsed()))) {
         pool.max++
         options.grew?.()
         pool._tryAcquireOrCreate()

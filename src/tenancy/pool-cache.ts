@@ -1,5 +1,4 @@
 import knex from 'knex'
-import { LRUCache } from 'lru-cache'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
 import { knexConfig } from '../db/knex-config.js'
@@ -8,6 +7,7 @@ import type { BudgetedClient } from './budgeted-pg-client.js'
 import type { BudgetStats } from './connection-budget.js'
 import { ServerBudgets } from './server-budgets.js'
 import { makeElastic } from './elastic-pool.js'
+import { PoolSlots } from './pool-slots.js'
 import { closeIdle, fingerprintOf, Lease, tarnPool, type PoolEntry, type PoolLease } from './pool-entry.js'
 
 export type { PoolLease } from './pool-entry.js'
@@ -21,7 +21,7 @@ export interface PoolCacheOptions {
   // Each setting is named as in Config (and its environment variable: TENANT_POOL_MAX → tenantPoolMax).
   /** Connections per tenant pool. */
   tenantPoolMax: number
-  /** Tenant pools kept open at once; the least recently used is evicted past this. */
+  /** Tenant pools kept open at once; past this, one leaves (W-TinyLFU, see PoolSlots). */
   tenantPoolsMax: number
   /**
    * Connections open to one server's tenant databases at once, across all pools (retiring ones
@@ -60,16 +60,17 @@ export interface PoolCacheStats {
 }
 
 /**
- * One Knex pool per tenant, in an LRU bounded in pools, all drawing connections from one
- * ConnectionBudget. Creating a Knex instance opens no connection (pools have min 0), so
+ * One Knex pool per tenant, in slots bounded in pools (PoolSlots: a newcomer takes a frequent
+ * tenant's place only once it is asked for more often), all drawing connections from one
+ * ConnectionBudget per server. Creating a Knex instance opens no connection (pools have min 0), so
  * `acquire` is synchronous and concurrent first requests for a tenant necessarily share one
- * pool. A pool pushed out of the LRU is retired, not killed: it is destroyed once the last
+ * pool. A pool pushed out of the slots is retired, not killed: it is destroyed once the last
  * request holding a lease on it has released it. When connections run short, idle pools
  * (no lease) are retired least recently used first, so hot tenants keep theirs.
  */
 export class PoolCache {
   readonly #options: PoolCacheOptions
-  readonly #pools: LRUCache<string, PoolEntry>
+  readonly #pools: PoolSlots<PoolEntry>
   readonly #retiringPools = new Set<PoolEntry>()
   readonly #destroying = new Set<Promise<void>>()
   readonly #budgets: ServerBudgets
@@ -99,10 +100,7 @@ export class PoolCache {
       },
       onPressure: (serverId) => { this.#reclaimIdle(serverId) }
     })
-    this.#pools = new LRUCache<string, PoolEntry>({
-      max: options.tenantPoolsMax,
-      dispose: (entry) => { this.#retire(entry) }
-    })
+    this.#pools = new PoolSlots<PoolEntry>(options.tenantPoolsMax, (entry) => { this.#retire(entry) })
   }
 
   /** A lease on the tenant's pool; the caller must release it when its request is done. */
@@ -112,10 +110,11 @@ export class PoolCache {
     let entry = this.#pools.get(tenant.id)
     if (entry === undefined || entry.fingerprint !== fingerprint) {
       // A pool replaced (the tenant moved, or its credentials changed) is retired as removed; a
-      // new one may push the least recently used out.
-      const reason: EvictionReason = entry === undefined ? 'lru' : 'removed'
-      entry = this.#open(tenant, fingerprint)
-      this.#withReason(reason, () => { this.#pools.set(tenant.id, entry as PoolEntry) })
+      // new one may push another out.
+      if (entry !== undefined) this.evict(tenant.id)
+      const opened = this.#open(tenant, fingerprint)
+      this.#withReason('lru', () => { this.#pools.set(tenant.id, opened) })
+      entry = opened
     }
     entry.leases++
     this.#leases++
@@ -133,7 +132,8 @@ export class PoolCache {
 
   /** Retire a tenant's pool (dropped, suspended, credentials changed); in-flight work finishes. */
   evict (tenantId: string): void {
-    this.#withReason('removed', () => { this.#pools.delete(tenantId) })
+    const entry = this.#pools.delete(tenantId)
+    if (entry !== undefined) this.#withReason('removed', () => { this.#retire(entry) })
   }
 
   has (tenantId: string): boolean {
@@ -199,7 +199,8 @@ export class PoolCache {
   /** Retires every pool and waits until all of them are destroyed. */
   async close (): Promise<void> {
     this.#closed = true
-    this.#withReason('closing', () => { this.#pools.clear() })
+    const entries = this.#pools.clear()
+    this.#withReason('closing', () => { for (const entry of entries) this.#retire(entry) })
     while (this.#destroying.size > 0 || this.#retiringPools.size > 0) {
       if (this.#destroying.size > 0) await Promise.allSettled([...this.#destroying])
       else await new Promise((resolve) => setTimeout(resolve, 10))
@@ -232,11 +233,12 @@ export class PoolCache {
       // A request waits for one of the tenant's connections up to twice the time opening another
       // takes: an extra backend costs the server too, and under a tight budget another tenant's pool.
       graceMs: () => Math.min(GROW_GRACE_MAX_MS, Math.max(this.#options.growGraceFloorMs ?? GROW_GRACE_FLOOR_MS, 2 * this.#typicalOpenMs)),
-      grew: () => { this.#grown++ }
+      grew: () => { this.#grown++ },
+      room: () => !this.#budgets.waiting(tenant.server.id)
     })
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
-    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, leases: 0, retired: false }
+    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, leases: 0, retired: false, lastUsed: 0 }
   }
 
   /** Runs `fn` (which may dispose entries) with the eviction reason the dispose hook reports. */
@@ -253,25 +255,28 @@ export class PoolCache {
   /**
    * Under connection pressure on a server, gives one of its connections back to its budget,
    * cheapest first: an idle connection of a retired pool (it will serve no new request); else the
-   * least recently used pool that no request holds, retired whole (so hot tenants keep theirs);
-   * else an idle connection of the least recently used pool still in use, which would otherwise
-   * stay open until its idle timeout while the waiter times out. Pools of other servers are not
-   * touched: their slots are not this server's.
+   * least asked-for pool that no request holds (least recently used among equals), retired whole
+   * (so hot tenants keep theirs); else an idle connection of the least asked-for pool still in
+   * use, which would otherwise stay open until its idle timeout while the waiter times out. Pools
+   * of other servers are not touched: their slots are not this server's.
    */
   #reclaimIdle (serverId: string): void {
     for (const entry of this.#retiringPools) {
       if (entry.serverId === serverId && closeIdle(entry)) return
     }
-    for (const tenantId of this.#pools.rkeys()) {
-      const entry = this.#pools.peek(tenantId)
-      if (entry !== undefined && entry.serverId === serverId && entry.leases === 0 && (tarnPool(entry)?.numFree() ?? 0) > 0) {
-        this.#withReason('idle', () => { this.#pools.delete(tenantId) })
-        return
-      }
+    // A scan, not an order kept: this runs only under pressure.
+    const idle = this.#pools.values()
+      .filter((entry) => entry.serverId === serverId && (tarnPool(entry)?.numFree() ?? 0) > 0)
+      .map((entry) => ({ entry, asked: this.#pools.frequency(entry.tenantId) }))
+      .sort((a, b) => a.asked - b.asked || a.entry.lastUsed - b.entry.lastUsed)
+      .map(({ entry }) => entry)
+    const unheld = idle.find((entry) => entry.leases === 0)
+    if (unheld !== undefined) {
+      this.#pools.delete(unheld.tenantId)
+      this.#withReason('idle', () => { this.#retire(unheld) })
+      return
     }
-    for (const entry of this.#pools.rvalues()) {
-      if (entry !== undefined && entry.serverId === serverId && closeIdle(entry)) return
-    }
+    for (const entry of idle) if (closeIdle(entry)) return
   }
 
   #retire (entry: PoolEntry): void {

@@ -19,6 +19,8 @@ export interface PoolEntry {
   readonly db: Knex
   leases: number
   retired: boolean
+  /** When a request last took it (PoolSlots' clock). */
+  lastUsed: number
 }
 
 export interface TarnPool {
