@@ -19,6 +19,7 @@ const EnvSchema = Type.Object({
   TENANT_POOLS_MAX: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
   CONNECTION_BUDGET: Type.Optional(Type.Integer({ minimum: 1 })),
   CONNECTION_QUEUE_MAX: Type.Integer({ minimum: 0, default: 1000 }),
+  TENANT_CONNECT_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 4 }),
   TENANT_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   TENANT_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
   HOST_CACHE_TTL_MS: Type.Integer({ minimum: 0, default: 5000 }),
@@ -59,6 +60,8 @@ export interface Config {
   tenantPoolsMax: number
   connectionBudget: number
   connectionQueueMax: number
+  /** Tenant connections being opened at once on one server; more wait their turn, holding no budget slot. */
+  tenantConnectConcurrency: number
   tenantIdleTimeoutMs: number
   tenantAcquireTimeoutMs: number
   hostCacheTtlMs: number
@@ -83,7 +86,7 @@ export interface Config {
  */
 export type CoreConfig = Pick<Config,
   'databaseUrl' | 'managedServer' | 'catalogDatabaseUrl' | 'catalogDatabase' | 'adminHost' | 'secretKey' | 'secretKeyPrevious' |
-  'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
+  'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantConnectConcurrency' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
   'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares' | 'moveHoldMs'>
 
 /** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard, a fleet migration's concurrency. */
@@ -138,6 +141,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     tenantPoolsMax: env.TENANT_POOLS_MAX,
     connectionBudget: env.CONNECTION_BUDGET ?? env.TENANT_POOL_MAX * env.TENANT_POOLS_MAX,
     connectionQueueMax: env.CONNECTION_QUEUE_MAX,
+    tenantConnectConcurrency: env.TENANT_CONNECT_CONCURRENCY,
     tenantIdleTimeoutMs: env.TENANT_IDLE_TIMEOUT_MS,
     tenantAcquireTimeoutMs: env.TENANT_ACQUIRE_TIMEOUT_MS,
     hostCacheTtlMs: env.HOST_CACHE_TTL_MS,

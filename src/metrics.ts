@@ -60,7 +60,7 @@ export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes):
   }))
   registry.registerMetric(new Gauge({
     name: 'silo_server_connection_budget',
-    help: "Each server's connection budget: capacity, connections open against it, openers queued for a slot (servers this instance opened a pool for)",
+    help: "Each server's connection budget: capacity, connections open against it (opening: being opened now), openers queued for a slot (servers this instance opened a pool for)",
     labelNames: ['server', 'kind'],
     registers: [],
     collect () {
@@ -69,6 +69,7 @@ export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes):
         this.set({ server: budget.server, kind: 'capacity' }, budget.capacity)
         this.set({ server: budget.server, kind: 'open' }, budget.open)
         this.set({ server: budget.server, kind: 'queued' }, budget.waiting)
+        this.set({ server: budget.server, kind: 'opening' }, budget.opening)
       }
     }
   }))

@@ -163,6 +163,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       events,
       connectionBudget: config.connectionBudget,
       connectionQueueMax: config.connectionQueueMax,
+      tenantConnectConcurrency: config.tenantConnectConcurrency,
       tenantPoolMax: config.tenantPoolMax,
       tenantPoolsMax: config.tenantPoolsMax,
       tenantIdleTimeoutMs: config.tenantIdleTimeoutMs,

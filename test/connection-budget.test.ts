@@ -90,6 +90,31 @@ t.test('while another tenant waits for a slot, a pool whose connection is busy d
   t.ok(silo.pools.stats().budget.open <= 2)
 })
 
+t.test('at most TENANT_CONNECT_CONCURRENCY connections are opened at once on a server, and the others wait their turn holding no budget slot', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_CONNECT_CONCURRENCY: 2, CONNECTION_BUDGET: 40 })
+  const slugs = Array.from({ length: 12 }, (_, i) => `opener-${i}`)
+  for (const slug of slugs) await createTenant(silo, slug)
+  let peakOpening = 0
+  let peakSlotsWithoutConnection = 0
+  const sampling = { on: true }
+  const sampler = (async () => {
+    while (sampling.on) {
+      const stats = silo.pools.stats()
+      peakOpening = Math.max(peakOpening, stats.servers[0]?.opening ?? 0)
+      peakSlotsWithoutConnection = Math.max(peakSlotsWithoutConnection, stats.budget.open - stats.connections.used - stats.connections.free)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })()
+  const responses = await Promise.all(slugs.map(async (slug) => await app.inject({ url: '/articles', headers: { host: `${slug}.test` } })))
+  sampling.on = false
+  await sampler
+  t.same(responses.map((res) => res.statusCode), slugs.map(() => 200), 'every first request was served')
+  t.ok(peakOpening <= 2, `never more than 2 opens at once (peak ${peakOpening})`)
+  t.ok(peakOpening >= 1, 'the sampler saw opens under way')
+  t.ok(peakSlotsWithoutConnection <= 2, `budget slots held by no connection yet: at most the 2 being opened (peak ${peakSlotsWithoutConnection})`)
+  t.equal(silo.pools.stats().budget.open, 12, 'and each tenant holds its one connection now')
+})
+
 t.test('with room in the budget, bursts of quick queries on one tenant are served by the connection it has', async (t) => {
   const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 5 }, undefined, patient)
   await createTenant(silo, 'steady')

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import type { LimitFunction } from 'p-limit'
 import PgClient from 'knex/lib/dialects/postgres/index.js'
 import type { ConnectionBudget } from './connection-budget.js'
 import { connectionLost } from './database-errors.js'
@@ -11,6 +12,8 @@ export interface ConnectionObserver {
 
 export interface BudgetedClientOptions {
   budget: ConnectionBudget
+  /** The server's connections being opened at once: an open waits its turn here before it takes a budget slot. */
+  gate: LimitFunction
   /** Longest wait for a budget slot before TENANT_BUSY. */
   waitMs: number
   observer: ConnectionObserver
@@ -29,29 +32,32 @@ interface TarnPool {
 }
 
 /**
- * Knex's PostgreSQL client, made to count every connection against the instance's budget: a
+ * Knex's PostgreSQL client, made to count every connection against the instance's budget: an
+ * open first waits its turn among the server's opens (`gate`, holding no slot), then a
  * slot is taken before the connection is opened (waiting, and asking for room, when the budget
  * is full) and given back when the pool closes it, whatever the reason. This wraps the exact
  * two calls the pool makes (create and destroy), so no connection can bypass the count.
  */
 export function budgetedPgClient (options: BudgetedClientOptions): typeof Knex.Client {
-  const { budget, waitMs, observer } = options
+  const { budget, gate, waitMs, observer } = options
   // One class for every pool of a cache: a class per pool would cost each cached tenant memory.
   return class BudgetedPgClient extends PgClient implements BudgetedClient {
     tenant = ''
 
     override async acquireRawConnection (): Promise<unknown> {
-      await this.#takeSlot()
-      const started = performance.now()
-      try {
-        const connection = await super.acquireRawConnection()
-        observer.opened(this.tenant, performance.now() - started)
-        return connection
-      } catch (error) {
-        budget.give()
-        observer.failed(this.tenant, error as Error)
-        throw error
-      }
+      return await gate(async () => {
+        await this.#takeSlot()
+        const started = performance.now()
+        try {
+          const connection = await super.acquireRawConnection()
+          observer.opened(this.tenant, performance.now() - started)
+          return connection
+        } catch (error) {
+          budget.give()
+          observer.failed(this.tenant, error as Error)
+          throw error
+        }
+      })
     }
 
     /**

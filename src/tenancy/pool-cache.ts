@@ -5,7 +5,7 @@ import { knexConfig } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
 import type { BudgetedClient } from './budgeted-pg-client.js'
 import type { BudgetStats } from './connection-budget.js'
-import { ServerBudgets } from './server-budgets.js'
+import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
 import { makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
 import { closeIdle, fingerprintOf, Lease, tarnPool, type PoolEntry, type PoolLease } from './pool-entry.js'
@@ -30,6 +30,8 @@ export interface PoolCacheOptions {
   connectionBudget: number
   /** Openers waiting for a budget slot of one server at once; more get TENANT_BUSY straight away. */
   connectionQueueMax: number
+  /** Connections being opened on one server at once (see ServerBudgets); 4 unless given. */
+  tenantConnectConcurrency?: number
   /** An idle connection is closed after this long. */
   tenantIdleTimeoutMs: number
   /** Longest wait for a connection (pool slot or budget slot) before TENANT_BUSY. */
@@ -55,8 +57,8 @@ export interface PoolCacheStats {
   connections: { used: number, free: number, pendingAcquires: number, pendingCreates: number }
   /** The servers' budgets summed. */
   budget: BudgetStats
-  /** Each server's budget (servers this instance has opened a pool for). */
-  servers: Array<{ server: string } & BudgetStats>
+  /** Each server's budget, and its connections being opened now (servers this instance has opened a pool for). */
+  servers: ServerBudgetStats[]
 }
 
 /**
@@ -90,6 +92,7 @@ export class PoolCache {
     this.#budgets = new ServerBudgets({
       defaultCapacity: options.connectionBudget,
       queueMax: options.connectionQueueMax,
+      connectConcurrency: options.tenantConnectConcurrency ?? 4,
       waitMs: options.tenantAcquireTimeoutMs,
       observer: {
         opened: (slug, durationMs, server) => {
