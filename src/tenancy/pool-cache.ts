@@ -1,14 +1,12 @@
 import knex from 'knex'
 import type { TenantRecord } from '../catalog/catalog-store.js'
-import { tenantConnection } from '../catalog/tenant-connection.js'
-import { knexConfig } from '../db/knex-config.js'
 import { tenantUnavailable } from '../errors.js'
 import type { BudgetedClient } from './budgeted-pg-client.js'
 import type { BudgetStats } from './connection-budget.js'
 import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
 import { makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
-import { closeIdle, fingerprintOf, Lease, tarnPool, type PoolEntry, type PoolLease } from './pool-entry.js'
+import { closeIdle, fingerprintOf, Lease, tarnPool, tenantPoolConfig, type PoolEntry, type PoolLease } from './pool-entry.js'
 
 export type { PoolLease } from './pool-entry.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
@@ -212,23 +210,7 @@ export class PoolCache {
 
   #open (tenant: TenantRecord, fingerprint: string): PoolEntry {
     const slug = tenant.slug
-    const config = knexConfig({
-      client: this.#budgets.of(tenant.server).client,
-      connection: tenantConnection(tenant, `silo:${slug}`),
-      pool: {
-        min: 0,
-        max: this.#options.tenantPoolMax,
-        idleTimeoutMillis: this.#options.tenantIdleTimeoutMs,
-        // Tarn looks for idle connections once a second by default, so a shorter idle timeout
-        // would hold connections (and budget slots) up to a second longer than configured.
-        reapIntervalMillis: Math.min(1000, Math.max(10, Math.floor(this.#options.tenantIdleTimeoutMs / 2))),
-        acquireTimeoutMillis: this.#options.tenantAcquireTimeoutMs
-      },
-      // PostgreSQL's version, so knex does not probe it on every new connection.
-      ...(tenant.server.version === null ? {} : { serverVersion: tenant.server.version }),
-      // Failures reach the request as errors and are logged there; knex's own console output is noise.
-      quiet: true
-    })
+    const config = tenantPoolConfig(tenant, this.#budgets.of(tenant.server).client, this.#options)
     const db = knex(config)
     ;(db.client as BudgetedClient).tenant = slug
     makeElastic((db.client as { pool: Parameters<typeof makeElastic>[0] }).pool, {

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex'
+import { knexConfig } from '../db/knex-config.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
 import { closeIdleConnection } from './elastic-pool.js'
@@ -73,4 +74,29 @@ export function fingerprintOf (tenant: TenantRecord): string {
     fingerprints.set(tenant, fingerprint)
   }
   return fingerprint
+}
+
+/** A tenant pool's knex settings: `client` the server's budgeted client class, the limits the cache's. */
+export function tenantPoolConfig (
+  tenant: TenantRecord,
+  client: typeof Knex.Client,
+  limits: { tenantPoolMax: number, tenantIdleTimeoutMs: number, tenantAcquireTimeoutMs: number }
+): Knex.Config {
+  return knexConfig({
+    client,
+    connection: tenantConnection(tenant, `silo:${tenant.slug}`),
+    pool: {
+      min: 0,
+      max: limits.tenantPoolMax,
+      idleTimeoutMillis: limits.tenantIdleTimeoutMs,
+      // Tarn looks for idle connections once a second by default, so a shorter idle timeout
+      // would hold connections (and budget slots) up to a second longer than configured.
+      reapIntervalMillis: Math.min(1000, Math.max(10, Math.floor(limits.tenantIdleTimeoutMs / 2))),
+      acquireTimeoutMillis: limits.tenantAcquireTimeoutMs
+    },
+    // PostgreSQL's version, so knex does not probe it on every new connection.
+    ...(tenant.server.version === null ? {} : { serverVersion: tenant.server.version }),
+    // Failures reach the request as errors and are logged there; knex's own console output is noise.
+    quiet: true
+  })
 }
