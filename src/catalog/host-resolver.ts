@@ -2,6 +2,10 @@ import { LRUCache } from 'lru-cache'
 import { unreadableCredential, type CatalogStore, type TenantRecord } from './catalog-store.js'
 import { catalogUnavailable, tenantUnavailable, type SiloError } from '../errors.js'
 
+/** A known host's answer is served past its TTL while the feed keeps it exact (HELD), not otherwise (FRESH); constants, as this is every request's path. */
+const HELD = { allowStale: true } as const
+const FRESH = {} as const
+
 export interface HostResolverOptions {
   /** How long a host → tenant answer is trusted before the catalog is asked again. */
   ttlMs: number
@@ -91,14 +95,14 @@ export class HostResolver {
       this.#stats.negativeHits++
       return null
     }
-    const tenant = this.#known.get(host, { allowStale: this.#domains !== null })
+    const tenant = this.#known.get(host, this.#domains !== null ? HELD : FRESH)
     if (tenant !== undefined) this.#stats.hits++
     return tenant
   }
 
   /** The cached tenant of a known host, without counting a hit; undefined when not cached (or invalidated). */
   peek (host: string): TenantRecord | undefined {
-    return this.#known.get(host, { allowStale: this.#domains !== null })
+    return this.#known.get(host, this.#domains !== null ? HELD : FRESH)
   }
 
   /**
