@@ -3,7 +3,8 @@
 import t from 'tap'
 import { runProcess } from './helpers/cli.js'
 import { root } from './helpers/compiled.js'
-import { dropTestDatabases, testConfig } from './helpers/silo.js'
+import { dropSiloDatabases } from '../src/testing/cleanup.js'
+import { databaseUrl, dropTestDatabases, testConfig } from './helpers/silo.js'
 
 t.test("the tests' clean-up refuses the shipped defaults, the server's own databases and any name a test did not make", async (t) => {
   const { catalogDatabase, tenantDbPrefix } = testConfig()
@@ -19,6 +20,8 @@ t.test("the tests' clean-up refuses the shipped defaults, the server's own datab
   ]
   for (const [catalog, prefix, what] of refused) {
     await t.rejects(dropTestDatabases({ catalogDatabase: catalog, tenantDbPrefix: prefix }), /not names made for a test/, `refuses ${what}`)
+    // The drop under it (the bench's, the OpenAPI script's, with-database's) refuses them as well.
+    await t.rejects(dropSiloDatabases(databaseUrl(), { catalogDatabase: catalog, tenantDbPrefix: prefix }), /not names made for a throwaway run/, `the shared drop refuses ${what}`)
   }
   await dropTestDatabases({ catalogDatabase, tenantDbPrefix })
   t.pass("and takes a test's own names")
