@@ -3,6 +3,7 @@ import t from 'tap'
 import { LRUCache } from 'lru-cache'
 import { FrequencySketch } from '../src/tenancy/frequency-sketch.js'
 import { PoolSlots } from '../src/tenancy/pool-slots.js'
+import { zipf, zipfWeights } from '../src/testing/zipf.js'
 
 interface Entry { key: string, lastUsed: number }
 
@@ -30,27 +31,10 @@ function seeded (seed: number): () => number {
   }
 }
 
-/** Ranks 0..n-1 drawn under Zipf(s), and the request share of the `c` most frequent (1 − m*). */
-function zipf (n: number, s: number, random: () => number): { draw: () => number, topShare: (c: number) => number } {
-  const weights = Array.from({ length: n }, (_, rank) => 1 / (rank + 1) ** s)
-  const total = weights.reduce((a, b) => a + b, 0)
-  const cumulative: number[] = []
-  let sum = 0
-  for (const weight of weights) cumulative.push(sum += weight / total)
-  return {
-    draw: () => {
-      const u = random()
-      let lo = 0
-      let hi = n - 1
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1
-        if ((cumulative[mid] ?? 1) < u) lo = mid + 1
-        else hi = mid
-      }
-      return lo
-    },
-    topShare: (c) => weights.slice(0, c).reduce((a, b) => a + b, 0) / total
-  }
+/** The request share of the `c` most frequent ranks under Zipf(s) over n (1 − m*). */
+function topShare (n: number, s: number, c: number): number {
+  const weights = zipfWeights(n, s)
+  return weights.slice(0, c).reduce((a, b) => a + b, 0) / weights.reduce((a, b) => a + b, 0)
 }
 
 t.test('the sketch counts each key, never fewer than asked, up to 15, and halves its counts as requests pass', async (t) => {
@@ -141,8 +125,7 @@ t.test('get counts and reorders, peek does not; delete and clear hand back what 
 })
 
 t.test('under Zipf(1.1) over 1,000 tenants with 50 slots, misses come near the least any policy can reach, well under a plain LRU', async (t) => {
-  const random = seeded(42)
-  const pattern = zipf(1000, 1.1, random)
+  const draw = zipf(1000, 1.1, seeded(42))
   const { request } = slots(50)
   const lru = new LRUCache<number, true>({ max: 50 })
   // A warm-up of 20,000 requests, then 100,000 counted.
@@ -150,7 +133,7 @@ t.test('under Zipf(1.1) over 1,000 tenants with 50 slots, misses come near the l
   let lruMisses = 0
   const counted = 100_000
   for (let i = 0; i < 20_000 + counted; i++) {
-    const rank = pattern.draw()
+    const rank = draw()
     const hit = request(`t${rank}`)
     const lruHit = lru.get(rank) !== undefined
     if (!lruHit) lru.set(rank, true)
@@ -159,7 +142,7 @@ t.test('under Zipf(1.1) over 1,000 tenants with 50 slots, misses come near the l
       if (!lruHit) lruMisses++
     }
   }
-  const floor = 1 - pattern.topShare(50)
+  const floor = 1 - topShare(1000, 1.1, 50)
   const ratio = misses / counted
   const lruRatio = lruMisses / counted
   t.ok(lruRatio > floor + 0.08, `the plain LRU misses ${lruRatio.toFixed(3)}, the floor m* is ${floor.toFixed(3)}`)
