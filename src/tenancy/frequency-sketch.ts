@@ -1,6 +1,6 @@
 /**
  * How often each key was asked for lately, in constant memory: a count-min sketch (TinyLFU's, as
- * in Caffeine): four rows of byte counters, four per slot of the cache, a key's frequency the
+ * in Caffeine): four rows of byte counters, four per slot of the cache (256 at least), a key's frequency the
  * smallest of its four, each capped at 15. After `40 × capacity` increments every counter is
  * halved, so the counts follow the recent past rather than all time. Caffeine halves after 10 ×;
  * with 50 slots under Zipf(1.1) over 1,000 keys that window is too short to tell the 50th most
@@ -20,7 +20,9 @@ export class FrequencySketch {
 
   /** `capacity`: the number of keys whose frequencies matter (the cache's size). */
   constructor (capacity: number) {
-    let width = 16
+    // At least 256 a row: a few slots would otherwise make rows so narrow that keys asked for once
+    // share counters with keys asked for often.
+    let width = 256
     while (width < 4 * capacity) width *= 2
     this.#width = width
     this.#mask = width - 1
@@ -30,31 +32,35 @@ export class FrequencySketch {
 
   /** Counts one request for `key`. */
   increment (key: string): void {
-    const [h1, h2] = hashes(key)
-    const min = this.#frequency(h1, h2)
+    const at = this.#cells(key)
+    const min = this.#min(at)
     if (min >= CAP) return
     // Conservative update: only the counters at the minimum grow, so a collision inflates less.
-    for (let row = 0; row < ROWS; row++) {
-      const at = this.#index(row, h1, h2)
-      if (this.#table[at] === min) this.#table[at] = min + 1
-    }
+    for (const cell of at) if (this.#table[cell] === min) this.#table[cell] = min + 1
     if (++this.#additions >= this.#sampleSize) this.#age()
   }
 
   /** The recent requests for `key`, as counted (never fewer than were made since the last halving). */
   frequency (key: string): number {
-    const [h1, h2] = hashes(key)
-    return this.#frequency(h1, h2)
+    return this.#min(this.#cells(key))
   }
 
-  #frequency (h1: number, h2: number): number {
+  #min (at: readonly number[]): number {
     let min = CAP
-    for (let row = 0; row < ROWS; row++) min = Math.min(min, this.#table[this.#index(row, h1, h2)] ?? 0)
+    for (const cell of at) min = Math.min(min, this.#table[cell] ?? 0)
     return min
   }
 
-  #index (row: number, h1: number, h2: number): number {
-    return row * this.#width + ((h1 + row * h2) & this.#mask)
+  /**
+   * The key's counter in each row, each from a hash of its own: with one hash per row, two keys
+   * share all four counters 1 in width⁴ times; with h1 + row × h2 (double hashing) it was 1 in
+   * width², and a key asked for once sometimes took a frequent one's place.
+   */
+  #cells (key: string): number[] {
+    const h = fnv1a(key)
+    const cells: number[] = []
+    for (let row = 0; row < ROWS; row++) cells.push(row * this.#width + (fmix32(h ^ (SEEDS[row] ?? 0)) & this.#mask))
+    return cells
   }
 
   #age (): void {
@@ -63,15 +69,22 @@ export class FrequencySketch {
   }
 }
 
-/** Two 32-bit hashes of the key (FNV-1a, and a remix of it): the rows' indexes are h1 + row × h2. */
-function hashes (key: string): [number, number] {
+/** Per-row seeds (odd constants from splitmix/murmur). */
+const SEEDS = [0x9e3779b9, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f]
+
+/** FNV-1a over the key's UTF-16 code units. */
+function fnv1a (key: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
   }
-  let h2 = Math.imul(h ^ (h >>> 16), 0x45d9f3b)
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 0x45d9f3b)
-  // Odd, so that the four rows' indexes differ for any width.
-  return [h >>> 0, ((h2 ^ (h2 >>> 16)) | 1) >>> 0]
+  return h
+}
+
+/** murmur3's finalizer: every input bit reaches every output bit. */
+function fmix32 (x: number): number {
+  let h = Math.imul(x ^ (x >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
 }
