@@ -94,6 +94,8 @@ export interface ProvisioningFigures {
   count: number
   medianMs: number
   p95Ms: number
+  /** The timed creates by where their database came from (`tenant:created`'s source). */
+  sources: Map<string, number>
 }
 
 /** Creates tenants through the admin API of `silo`, listening on a port of its own until `close`. */
@@ -140,20 +142,24 @@ export async function provisionTenants (
   const existing = new Set((await silo.catalog.listTenants()).map((tenant) => tenant.slug))
   const creator = await tenantCreator(silo)
   const durations: number[] = []
+  const sources = new Map<string, number>()
+  const count = ({ source }: { source: string }): void => { sources.set(source, (sources.get(source) ?? 0) + 1) }
   try {
     const todo = Array.from({ length: options.count }, (_, i) => slug(i)).filter((name) => !existing.has(name))
+    silo.events.on('tenant:created', count)
     for (const name of todo.slice(0, options.timed)) {
       const t0 = performance.now()
       await creator.create(name)
       durations.push(performance.now() - t0)
     }
+    silo.events.off('tenant:created', count)
     await createAll(creator, todo.slice(options.timed), options.concurrency ?? 4, (done) => {
       if (done % 200 === 0) options.log?.(`  provisioned ${done + durations.length}/${todo.length}`)
     })
   } finally {
     await creator.close()
   }
-  return { count: durations.length, medianMs: median(durations), p95Ms: percentile(durations, 95) }
+  return { count: durations.length, medianMs: median(durations), p95Ms: percentile(durations, 95), sources }
 }
 
 /** Drops everything the bench's catalog `env` made on the server of `databaseUrl` (DATABASE_URL's unless said). */

@@ -27,6 +27,7 @@ const EnvSchema = Type.Object({
   TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),
   TENANT_TEMPLATE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   TENANT_SPARES: Type.Integer({ minimum: 0, maximum: 100, default: 2 }),
+  TENANT_SPARES_MAX: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
   SCHEMA_GUARD: Type.Union([Type.Literal('strict'), Type.Literal('off')], { default: 'strict' }),
   MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   MOVE_HOLD_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 3000 }),
@@ -71,6 +72,8 @@ export interface Config {
   tenantTemplate: boolean
   /** Tenant databases a server keeps cloned ahead of demand (0: none; needs the template). */
   tenantSpares: number
+  /** The most spares a server keeps while creates outrun TENANT_SPARES (never fewer than it). */
+  tenantSparesMax: number
   /** Refuse (503) tenants whose schema is behind the code's newest migration. */
   schemaGuard: boolean
   migrateConcurrency: number
@@ -87,7 +90,7 @@ export interface Config {
 export type CoreConfig = Pick<Config,
   'databaseUrl' | 'managedServer' | 'catalogDatabaseUrl' | 'catalogDatabase' | 'adminHost' | 'secretKey' | 'secretKeyPrevious' |
   'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantConnectConcurrency' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
-  'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares' | 'moveHoldMs'>
+  'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares' | 'tenantSparesMax' | 'moveHoldMs'>
 
 /** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard, a fleet migration's concurrency. */
 export type HttpConfig = Pick<Config, 'adminHost' | 'adminToken' | 'port' | 'logLevel' | 'schemaGuard' | 'migrateConcurrency'>
@@ -119,6 +122,14 @@ function compileEnvValidator (): { ajv: Ajv, validate: ValidateFunction<Env> } {
   return { ajv, validate: ajv.compile<Env>({ ...EnvSchema, additionalProperties: false }) }
 }
 
+/** Spares kept under a burst of creates: TENANT_SPARES_MAX, by default 16 (or TENANT_SPARES when that is more); never fewer than TENANT_SPARES. */
+function sparesMax (env: Env): number {
+  const max = env.TENANT_SPARES_MAX ?? Math.max(DEFAULT_SPARES_MAX, env.TENANT_SPARES)
+  if (max < env.TENANT_SPARES) throw new SiloError('CONFIG_INVALID', `Invalid configuration: TENANT_SPARES_MAX (${max}) is below TENANT_SPARES (${env.TENANT_SPARES})`)
+  return max
+}
+const DEFAULT_SPARES_MAX = 16
+
 /** Reads and validates the configuration; `overrides` win over the environment. */
 export function loadConfig (overrides: Record<string, string | number | undefined> = {}, options: LoadConfigOptions = {}): Config {
   if (options.dotenv ?? true) dotenv.config({ quiet: true })
@@ -149,6 +160,7 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     tenantDbPrefix: env.TENANT_DB_PREFIX,
     tenantTemplate: env.TENANT_TEMPLATE === 'on',
     tenantSpares: env.TENANT_SPARES,
+    tenantSparesMax: sparesMax(env),
     schemaGuard: env.SCHEMA_GUARD === 'strict',
     migrateConcurrency: env.MIGRATE_CONCURRENCY,
     moveHoldMs: env.MOVE_HOLD_MS,

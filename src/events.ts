@@ -14,7 +14,8 @@ export type RequestOutcome = typeof REQUEST_OUTCOMES[number]
  * throw from one.
  */
 export interface SiloEventMap {
-  'tenant:created': [{ slug: string, durationMs: number }]
+  /** `source`: where its database came from (a spare claimed, a clone of the template, or an empty database migrated). */
+  'tenant:created': [{ slug: string, durationMs: number, source: 'spare' | 'template' | 'migrations' }]
   'tenant:migrated': [{ slug: string, before: string | null, after: string | null, durationMs: number }]
   'tenant:suspended': [{ slug: string }]
   'tenant:resumed': [{ slug: string }]

@@ -21,7 +21,7 @@ import { withTenantDatabase } from './lifecycle/tenant-context.js'
 import { harden, planHardening } from './lifecycle/server-hardening.js'
 import { ServerFleet } from './lifecycle/server-fleet.js'
 import { ServerRegistry } from './lifecycle/server-registry.js'
-import type { SpareDatabases } from './lifecycle/spare-databases.js'
+import { SPARES_MADE_AT_ONCE, type SpareDatabases } from './lifecycle/spare-databases.js'
 import { TenantMigrator } from './lifecycle/tenant-migrator.js'
 import { TenantMover } from './lifecycle/tenant-mover.js'
 import { FreezeHolds } from './tenancy/freeze-holds.js'
@@ -109,7 +109,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
   }
   const server = connectionFromUrl(config.databaseUrl)
   // Enough for every locked operation at once (each holds one admin connection at a time) and the spares' background work.
-  const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: CATALOG_LOCK_POOL_MAX + 1 } }))
+  const adminDb: Knex = knex(knexConfig({ connection: { ...server, connectionTimeoutMillis: 5000 }, pool: { min: 0, max: CATALOG_LOCK_POOL_MAX + SPARES_MADE_AT_ONCE } }))
   let catalogPools: CatalogPools | undefined
   let listener: CatalogListener | undefined
   let servers: ServerFleet | undefined
@@ -140,6 +140,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       prefix: config.tenantDbPrefix,
       template: config.tenantTemplate,
       spares: (options.spares ?? true) ? config.tenantSpares : 0,
+      sparesMax: config.tenantSparesMax,
       events
     })
     const { ownership, template, spares } = await servers.start()

@@ -36,6 +36,7 @@ t.test('an empty environment takes every default', async (t) => {
     tenantDbPrefix: 'silo_',
     tenantTemplate: true,
     tenantSpares: 2,
+    tenantSparesMax: 16,
     schemaGuard: true,
     migrateConcurrency: 4,
     logLevel: 'info'
@@ -72,6 +73,13 @@ t.test('overrides win over the environment, which is read unless told not to', a
   t.equal(load({}).tenantSpares, 2, 'env: false reads none of it')
 })
 
+t.test('TENANT_SPARES_MAX: 16 by default, TENANT_SPARES when that is more, or as set', async (t) => {
+  t.equal(load({}).tenantSparesMax, 16)
+  t.equal(load({ TENANT_SPARES: '40' }).tenantSparesMax, 40, 'never below TENANT_SPARES')
+  t.equal(load({ TENANT_SPARES_MAX: '2' }).tenantSparesMax, 2, 'equal to TENANT_SPARES: a fixed stock')
+  t.equal(load({ TENANT_SPARES: '0', TENANT_SPARES_MAX: '0' }).tenantSparesMax, 0)
+})
+
 t.test('a value of the wrong type or outside its range is refused with CONFIG_INVALID, naming the variable', async (t) => {
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: 'abc' }, /PORT/],
@@ -83,7 +91,9 @@ t.test('a value of the wrong type or outside its range is refused with CONFIG_IN
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ CATALOG_DATABASE: 'Bad-Name' }, /CATALOG_DATABASE/],
     [{ TENANT_DB_PREFIX: '1x_' }, /TENANT_DB_PREFIX/],
-    [{ TENANT_SPARES: '101' }, /TENANT_SPARES/]
+    [{ TENANT_SPARES: '101' }, /TENANT_SPARES/],
+    [{ TENANT_SPARES_MAX: '-1' }, /TENANT_SPARES_MAX/],
+    [{ TENANT_SPARES: '4', TENANT_SPARES_MAX: '3' }, /TENANT_SPARES_MAX \(3\) is below TENANT_SPARES \(4\)/]
   ]
   for (const [values, named] of cases) t.match(refusal(values), named, JSON.stringify(values))
   const both = refusal({ PORT: 'abc', MIGRATE_CONCURRENCY: '0' })

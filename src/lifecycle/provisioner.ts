@@ -100,6 +100,7 @@ export class Provisioner {
       })
       const { admin, ownership } = server
       let summary: TenantSummary
+      let source: 'spare' | 'template' | 'migrations' = 'spare'
       try {
         await this.#step('role', slug)
         let version = await this.#claimSpare(server, tenant)
@@ -109,6 +110,7 @@ export class Provisioner {
           await this.#step('database', slug)
           const cloned = await this.#cloneFromTemplate(server, tenant)
           if (!cloned) await admin.ensureDatabase(tenant.database.name, tenant.database.user, { mark })
+          source = cloned ? 'template' : 'migrations'
           await this.#step('migrate', slug)
           version = cloned ? await server.template?.ready() ?? null : (await migrator.migrate(tenant)).after
         }
@@ -129,7 +131,7 @@ export class Provisioner {
         throw new SiloError('PROVISIONING_FAILED', `Provisioning ${slug} failed; nothing was left behind`, { cause: error })
       }
       for (const host of domains) this.#deps.resolver?.invalidateHost(host)
-      this.#deps.events?.emit('tenant:created', { slug, durationMs: performance.now() - started })
+      this.#deps.events?.emit('tenant:created', { slug, durationMs: performance.now() - started, source })
       return summary
     })
   }

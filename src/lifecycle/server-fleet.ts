@@ -8,11 +8,11 @@ import { SiloError, serverNotFound } from '../errors.js'
 import type { SiloEvents } from '../events.js'
 import { Ownership } from './ownership.js'
 import { placementOrder, refusal } from './placement.js'
-import { SpareDatabases } from './spare-databases.js'
+import { SPARES_MADE_AT_ONCE, SpareDatabases } from './spare-databases.js'
 import { TenantTemplate } from './tenant-template.js'
 
-/** Connections of a server's admin pool: locked operations at once, and one for its spares' background work. */
-export const SERVER_ADMIN_POOL_MAX = 5
+/** Connections of a server's admin pool: locked operations at once (4), and its spares' background work. */
+export const SERVER_ADMIN_POOL_MAX = 4 + SPARES_MADE_AT_ONCE
 /** A server that has not answered by then is unreachable (placement skips it; a pinned operation fails). */
 const CONNECT_TIMEOUT_MS = 5000
 
@@ -41,6 +41,8 @@ export interface ServerFleetOptions {
   template: boolean
   /** Spare databases each server keeps (0: none). */
   spares: number
+  /** The most a server keeps while creates outrun `spares`. */
+  sparesMax?: number
   events: SiloEvents
 }
 
@@ -229,7 +231,7 @@ export class ServerFleet {
       ? new TenantTemplate({ admin, catalog, ownership, server: connection, prefix, serverVersion, ...(record.name === DEFAULT_SERVER ? {} : { serverName: record.name }) })
       : undefined
     const spares = template !== undefined && this.#options.spares > 0
-      ? new SpareDatabases({ admin, catalog, ownership, template, prefix, target: this.#options.spares, events })
+      ? new SpareDatabases({ admin, catalog, ownership, template, prefix, target: this.#options.spares, maxTarget: Math.max(this.#options.spares, this.#options.sparesMax ?? 0), events })
       : undefined
     const parts: ServerParts = { id: record.id, name: record.name, connection, admin, serverVersion, ownership, template, spares }
     this.#all.push(parts)
