@@ -1,10 +1,13 @@
+import { join } from 'node:path'
 import t from 'tap'
 import pg from 'pg'
 import { CATALOG_LOCK_POOL_MAX } from '../src/catalog/catalog-setup.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'
 import type { Silo } from '../src/silo.js'
 import { countWaitingBackends } from '../src/testing/backends.js'
-import { databaseUrl, testApp, type Teardown } from './helpers/silo.js'
+import { runProcess } from './helpers/cli.js'
+import { childEnv, root } from './helpers/compiled.js'
+import { databaseUrl, testApp, testEnv, type Teardown } from './helpers/silo.js'
 import { eventually, sleep } from './helpers/wait.js'
 
 const token = 'admin-token-for-tests-0123456789'
@@ -64,4 +67,14 @@ t.test('a create that claims a spare answers while the spare made after it waits
   await hold.release()
   await silo.spares?.settled()
   t.equal((await app.inject({ url: '/tenant', headers: { host: 'claimer.test' } })).statusCode, 200, 'the tenant serves')
+})
+
+t.test('once no operation holds a lock session, promise hooks are off again: the request path does not pay for what a create needed', async (t) => {
+  // Node 20 turns promise hooks on for AsyncLocalStorage (the locks' session), for every promise of the process.
+  const { silo } = await testApp(t, { ADMIN_TOKEN: token })
+  const env = { ...testEnv({ ADMIN_TOKEN: token, CATALOG_DATABASE: silo.config.catalogDatabase, TENANT_DB_PREFIX: silo.config.tenantDbPrefix }), PROBE_SLUG: 'hooks' }
+  const probe = await runProcess(process.execPath, [join(root, 'dist/test/helpers/hooks-probe.js')], { cwd: root, env: childEnv(env) })
+  t.equal(probe.code, 0, probe.stderr)
+  t.same(JSON.parse(probe.stdout), { before: false, during: true, created: 201, after: false },
+    'off before, on while an operation holds its session (its inner locks find it), off again after the create')
 })

@@ -30,6 +30,8 @@ interface LockSession {
 export class AdvisoryLocks {
   readonly #pool: Knex
   readonly #session = new AsyncLocalStorage<LockSession>()
+  /** Operations holding a session now; at 0 the AsyncLocalStorage is disabled (see `run`). */
+  #active = 0
 
   constructor (pool: Knex) {
     this.#pool = pool
@@ -42,6 +44,7 @@ export class AdvisoryLocks {
     const connection = await this.#pool.client.acquireConnection() as unknown
     const session: LockSession = { connection, open: true, inner: 0, wake: undefined }
     let clean = false
+    this.#active++
     try {
       return await this.#session.run(session, async () => {
         if (!await this.#lock(session, key, mode)) return undefined
@@ -57,6 +60,13 @@ export class AdvisoryLocks {
         clean = true
       } finally {
         if (!clean) (connection as { __knex__disposed?: unknown }).__knex__disposed = new Error('advisory locks could not be released')
+        // Node 20's AsyncLocalStorage turns on promise hooks with its first run, for every
+        // promise of the process from then on: on a serving instance, the request path paid
+        // for them after the first create (a promise-heavy loop ran at half speed). With no
+        // operation locked, nothing needs the store: disabling it turns the hooks off (the next
+        // run turns them on again), and a continuation of a finished operation finds either no
+        // session or its closed one, which it treats alike.
+        if (--this.#active === 0) this.#session.disable()
         await this.#pool.client.releaseConnection(connection)
       }
     }
