@@ -6,9 +6,10 @@ import { assertAdminToken } from './admin-auth.js'
 import { adminMigrationRoutes, type AdminMigrationDeps } from './migrations.js'
 import { adminMoveRoutes, type AdminMoveDeps } from './moves.js'
 import { adminServerRoutes, type AdminServerDeps } from './servers.js'
+import { adminStatsRoutes, type AdminStatsDeps } from './stats.js'
 import { adminTenantRoutes, type AdminTenantDeps } from './tenants.js'
 
-export interface AdminScopeOptions extends AdminTenantDeps, AdminServerDeps, AdminMoveDeps, AdminMigrationDeps {
+export interface AdminScopeOptions extends AdminTenantDeps, AdminServerDeps, AdminMoveDeps, AdminMigrationDeps, AdminStatsDeps {
   /** ADMIN_HOST: the only host these routes answer on. */
   adminHost: string
   /** ADMIN_TOKEN; unset refuses every call that needs it. */
@@ -31,7 +32,7 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
  * require the admin bearer token.
  */
 export async function adminScope (app: FastifyInstance, options: AdminScopeOptions): Promise<void> {
-  const { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry, mover, migrator, events, fleetMigrations, migrateConcurrency } = options
+  const { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry, mover, migrator, events, fleetMigrations, migrateConcurrency, pools, resolver, outcomes } = options
   const host = new RegExp(`^${escapeRegExp(adminHost)}\\.?(:\\d{1,5})?$`, 'i')
   app.addHook('onRoute', (route) => {
     route.constraints = { ...route.constraints, host }
@@ -47,6 +48,7 @@ export async function adminScope (app: FastifyInstance, options: AdminScopeOptio
   await app.register(adminServerRoutes, { serverRegistry })
   await app.register(adminMoveRoutes, { mover, catalog })
   await app.register(adminMigrationRoutes, { catalog, migrator, events, fleetMigrations, migrateConcurrency })
+  await app.register(adminStatsRoutes, { pools, resolver, migrator, catalog, outcomes })
   app.get('/metrics', {
     schema: {
       tags: ['admin'],
