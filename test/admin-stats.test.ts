@@ -3,7 +3,8 @@ import { createTenant, testApp } from './helpers/silo.js'
 
 /*
  * What the console reads besides the tenant and server routes: the instance's live figures as
- * JSON (GET /stats) and one tenant's pool (GET /tenants/:slug/pool).
+ * JSON (GET /stats), one tenant's pool (GET /tenants/:slug/pool), and the console's own files
+ * on the admin host.
  */
 
 const token = 'admin-token-for-stats-0123456789'
@@ -46,4 +47,33 @@ t.test('GET /tenants/:slug/pool says whether this instance holds the tenant\'s p
   t.equal(missing.statusCode, 404)
   t.equal(missing.json().code, 'TENANT_NOT_FOUND')
   t.equal((await app.inject({ url: '/tenants/st-two/pool', headers: { host: 'admin.localhost' } })).statusCode, 401, 'no token: 401')
+})
+
+t.test('the console\'s files are served on the admin host without a token, with a strict CSP, and nowhere else', async (t) => {
+  const page = await app.inject({ url: '/console', headers: { host: 'admin.localhost' } })
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.body, /<script type="module" src="\/console\/console\.js"><\/script>/, 'the page loads its script from a file')
+  t.notMatch(page.body.replace(/<script[^>]*src=[^>]*><\/script>/g, ''), /<script/, 'no inline script')
+  const csp = String(page.headers['content-security-policy'])
+  t.match(csp, /script-src 'self'/)
+  t.match(csp, /default-src 'none'/)
+  t.notMatch(csp, /unsafe-inline|unsafe-eval/, 'nothing inline, nothing evaluated')
+  t.equal((await app.inject({ url: '/console/', headers: { host: 'admin.localhost' } })).statusCode, 200, 'with a trailing slash too')
+  for (const [file, type] of [['console.js', /^text\/javascript/], ['console.css', /^text\/css/]] as const) {
+    const res = await app.inject({ url: `/console/${file}`, headers: { host: 'admin.localhost' } })
+    t.equal(res.statusCode, 200, file)
+    t.match(res.headers['content-type'], type)
+  }
+  for (const path of ['/console/index.ts', '/console/../package.json', '/console/api-types.ts', '/console/console.js.map']) {
+    t.equal((await app.inject({ url: path, headers: { host: 'admin.localhost' } })).statusCode, 404, `${path}: no such file served`)
+  }
+  for (const path of ['/console', '/console/console.js']) {
+    const res = await app.inject({ url: path, headers: { host: 'st-one.test' } })
+    t.equal(res.statusCode, 404, `${path} on a tenant host: 404`)
+    t.notMatch(res.body, /<html/)
+  }
+  const document = (await app.inject({ url: '/docs/json', headers: { host: 'admin.localhost' } })).json() as { paths: Record<string, unknown> }
+  t.notOk(Object.keys(document.paths).some((path) => path.startsWith('/console')), 'the console is not in the OpenAPI document')
+  t.ok('/stats' in document.paths && '/tenants/{slug}/pool' in document.paths, 'its API calls are')
 })

@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { Registry } from 'prom-client'
 import { ErrorBody } from '../../schemas/error.js'
 import { assertAdminToken } from './admin-auth.js'
+import { consoleRoutes } from './console.js'
 import { adminMigrationRoutes, type AdminMigrationDeps } from './migrations.js'
 import { adminMoveRoutes, type AdminMoveDeps } from './moves.js'
 import { adminServerRoutes, type AdminServerDeps } from './servers.js'
@@ -19,7 +20,7 @@ export interface AdminScopeOptions extends AdminTenantDeps, AdminServerDeps, Adm
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Admin routes that need no token (the API docs). */
+    /** Admin routes that need no token (the API docs, the console's files). */
     public?: boolean
   }
 }
@@ -28,8 +29,8 @@ const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/
 
 /**
  * Everything served on ADMIN_HOST. Routes registered in this scope exist on that host only
- * (with or without a port, any case) and never resolve a tenant; all of them but the docs
- * require the admin bearer token.
+ * (with or without a port, any case) and never resolve a tenant; all of them but the docs and
+ * the console's files require the admin bearer token.
  */
 export async function adminScope (app: FastifyInstance, options: AdminScopeOptions): Promise<void> {
   const { adminHost, adminToken, metrics, provisioner, attacher, catalog, serverRegistry, mover, migrator, events, fleetMigrations, migrateConcurrency, pools, resolver, outcomes } = options
@@ -59,4 +60,5 @@ export async function adminScope (app: FastifyInstance, options: AdminScopeOptio
     }
   }, async (_request, reply) => await reply.type(metrics.contentType).send(await metrics.metrics()))
   await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(consoleRoutes)
 }
