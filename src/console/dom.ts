@@ -50,12 +50,12 @@ export async function act (button: HTMLButtonElement, status: ReturnType<typeof 
   }
 }
 
-/** A table with a caption and header row; `rows` of cells. */
-export function table (caption: string, headers: string[], rows: Child[][]): HTMLTableElement {
-  return h('table', {},
+/** A table with a caption and header row; `rows` of cells. It scrolls sideways in its box on a narrow window, the page does not. */
+export function table (caption: string, headers: string[], rows: Child[][]): HTMLElement {
+  return h('div', { class: 'table-box' }, h('table', {},
     h('caption', {}, caption),
     h('thead', {}, h('tr', {}, ...headers.map((text) => h('th', { scope: 'col' }, text)))),
-    h('tbody', {}, ...rows.map((cells) => h('tr', {}, ...cells.map((cell) => h('td', {}, cell))))))
+    h('tbody', {}, ...rows.map((cells) => h('tr', {}, ...cells.map((cell) => h('td', {}, cell)))))))
 }
 
 /** A date as `YYYY-MM-DD HH:MM` UTC, in a <time>. */
