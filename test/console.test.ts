@@ -45,6 +45,30 @@ t.test('an operator logs in with the token, creates a tenant and finds it in the
   t.notOk(page.url().includes(token), 'the token is not in the page URL')
 })
 
+t.test('the table goes a page at a time, forward and back', async (t) => {
+  for (let n = 1; n <= 7; n++) await createTenant(silo, `cs-page-${n}`)
+  const page = await openConsole(t, setup)
+  await logIn(page, token)
+  const rows = page.locator('tbody tr')
+  await rows.nth(10).waitFor()
+  await page.getByLabel('Per page').selectOption('10')
+  // Eleven tenants: the page of ten is drawn when the eleventh row goes.
+  await rows.nth(10).waitFor({ state: 'detached' })
+  const first = page.getByRole('table', { name: 'Tenants, page 1' })
+  const slugs = async (): Promise<string[]> => await page.locator('tbody tr td:first-child').allInnerTexts()
+  const onFirst = await slugs()
+  t.equal(onFirst.length, 10, 'ten rows')
+  t.same(onFirst, [...onFirst].sort(), 'in slug order')
+  await page.getByRole('button', { name: 'Next page' }).click()
+  await page.getByRole('table', { name: 'Tenants, page 2' }).waitFor()
+  const onSecond = await slugs()
+  t.ok(onSecond.length >= 1 && onSecond.every((slug) => slug > (onFirst.at(-1) ?? '')), `the rest after the first page (${onSecond.join(', ')})`)
+  t.ok(await page.getByRole('button', { name: 'Next page' }).isDisabled(), 'no page after the last')
+  await page.getByRole('button', { name: 'Previous page' }).click()
+  await first.waitFor()
+  t.same(await slugs(), onFirst, 'back to the first page')
+})
+
 t.test('suspend and resume from the table change the tenant\'s status', async (t) => {
   const page = await openConsole(t, setup)
   await logIn(page, token)

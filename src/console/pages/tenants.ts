@@ -6,7 +6,7 @@ import { schemaCell } from './schema-version.js'
 type Tenant = paths['/tenants']['get']['responses']['200']['content']['application/json']['items'][number]
 type Stats = paths['/stats']['get']['responses']['200']['content']['application/json']
 
-const PAGE_SIZE = 20
+const PAGE_SIZES = [10, 20, 50, 100]
 const STATUSES = ['', 'active', 'suspended', 'provisioning', 'failed', 'dropping'] as const
 
 /** Tenants: a search, one page of the table at a time, the actions of each row, and a form to create one. */
@@ -14,6 +14,7 @@ export const tenantsPage: Page = async (view) => {
   const status = statusLine()
   const search = h('input', { type: 'search', name: 'search', maxlength: '200' })
   const statusFilter = h('select', { name: 'status' }, ...STATUSES.map((value) => h('option', { value }, value === '' ? 'any' : value)))
+  const perPage = h('select', { name: 'limit' }, ...PAGE_SIZES.map((size) => h('option', { value: size, selected: size === 20 }, size)))
   const results = h('div', { class: 'results' })
   const previous = h('button', { type: 'button' }, 'Previous page')
   const next = h('button', { type: 'button' }, 'Next page')
@@ -23,7 +24,7 @@ export const tenantsPage: Page = async (view) => {
   const [servers, stats] = await Promise.all([ok(api.GET('/servers')), ok(api.GET('/stats'))])
 
   const load = async (): Promise<void> => {
-    const query = { limit: PAGE_SIZE, cursor: cursors.at(-1), search: search.value.trim() || undefined, status: statusFilter.value === '' ? undefined : statusFilter.value as Tenant['status'] }
+    const query = { limit: Number(perPage.value), cursor: cursors.at(-1), search: search.value.trim() || undefined, status: statusFilter.value === '' ? undefined : statusFilter.value as Tenant['status'] }
     const page = await ok(api.GET('/tenants', { params: { query } }))
     nextCursor = page.nextCursor
     previous.disabled = cursors.length === 1
@@ -73,12 +74,13 @@ export const tenantsPage: Page = async (view) => {
     cursors.push(nextCursor)
     void reload()
   })
-  const filters = h('form', { class: 'inline', role: 'search' }, field('Search', search, 'slug, name or domain'), field('Status', statusFilter), h('button', { type: 'submit' }, 'Search'))
+  const filters = h('form', { class: 'inline', role: 'search' }, field('Search', search, 'slug, name or domain'), field('Status', statusFilter), field('Per page', perPage), h('button', { type: 'submit' }, 'Search'))
   filters.addEventListener('submit', (event) => {
     event.preventDefault()
     cursors.splice(1)
     void reload()
   })
+  perPage.addEventListener('change', () => { cursors.splice(1); void reload() })
 
   view.replaceChildren(
     h('h1', {}, 'Tenants'),
