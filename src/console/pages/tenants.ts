@@ -21,7 +21,7 @@ export const tenantsPage: Page = async (view) => {
   // The cursors of the pages before this one: the first page has none.
   const cursors: Array<string | undefined> = [undefined]
   let nextCursor: string | null = null
-  const [servers, stats] = await Promise.all([ok(api.GET('/servers')), ok(api.GET('/stats'))])
+  const stats = await ok(api.GET('/stats'))
 
   const load = async (): Promise<void> => {
     const query = { limit: Number(perPage.value), cursor: cursors.at(-1), search: search.value.trim() || undefined, status: statusFilter.value === '' ? undefined : statusFilter.value as Tenant['status'] }
@@ -88,19 +88,21 @@ export const tenantsPage: Page = async (view) => {
     status.element,
     results,
     h('div', { class: 'pager' }, previous, next),
-    createForm(servers.items.map((server) => server.name), status, async () => { cursors.splice(1); await load() })
+    createForm(status, async () => { cursors.splice(1); await load() })
   )
   await load()
   return undefined
 }
 
 /** Create a tenant: slug, name, domains, seed, server (placement when none is named). */
-function createForm (serverNames: string[], status: ReturnType<typeof statusLine>, created: () => Promise<void>): HTMLElement {
+function createForm (status: ReturnType<typeof statusLine>, created: () => Promise<void>): HTMLElement {
   const slug = h('input', { name: 'slug', required: true, pattern: '[a-z][a-z0-9\\-]{1,39}', autocomplete: 'off' })
   const name = h('input', { name: 'name', autocomplete: 'off' })
   const domains = h('input', { name: 'domains', required: true, autocomplete: 'off' })
   const seed = h('input', { type: 'checkbox', name: 'seed' })
-  const server = h('select', { name: 'server' }, h('option', { value: '' }, 'placement chooses'), ...serverNames.map((value) => h('option', { value }, value)))
+  const server = h('select', { name: 'server' }, h('option', { value: '' }, 'placement chooses'))
+  // GET /servers probes every server: the table does not wait for it, and without it placement still chooses.
+  ok(api.GET('/servers')).then(({ items }) => { server.append(...items.map(({ name: value }) => h('option', { value }, value))) }, () => {})
   const submit = h('button', { type: 'submit' }, 'Create tenant')
   const form = h('form', { class: 'card', 'aria-labelledby': 'create-title' },
     h('h2', { id: 'create-title' }, 'Create a tenant'),
