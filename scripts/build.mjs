@@ -68,6 +68,9 @@ export function staleReason (which = 'app') {
   if (newer !== undefined) return `${newer} changed since the last build`
   const orphan = orphanOutput()
   if (orphan !== undefined) return `${orphan} has no source any more`
+  // A build from before the console, or one whose output was deleted: the admin host would serve no console.
+  const missing = ['console.js', ...CONSOLE_STATIC].find((file) => !existsSync(join(dist, 'console', file)))
+  if (missing !== undefined) return `dist/console/${missing} is missing`
   return null
 }
 
