@@ -88,6 +88,8 @@ t.test('at phone width, from the keyboard alone: log in, move between pages, not
   await page.keyboard.press('Enter')
   await page.getByRole('button', { name: 'Migrate every tenant' }).waitFor()
   t.equal(new URL(page.url()).hash, '#/fleet', 'the link followed from the keyboard')
+  await page.locator('h1:focus').waitFor()
+  t.equal(await page.locator('h1:focus').innerText(), 'Fleet', 'focus moves to the new page\'s heading')
   t.same(await unlabelledControls(page), [], 'every control has a label')
   t.ok(await width() <= PHONE.width, 'the fleet page fits too')
 })

@@ -64,7 +64,8 @@ function showShell (): void {
   void route()
 }
 
-async function route (): Promise<void> {
+/** Draws the page of the address; after a navigation (`moveFocus`), focus goes to its heading, so a screen reader says where it is and the keyboard starts there. */
+async function route (moveFocus = false): Promise<void> {
   const view = document.getElementById('view')
   if (view === null || readToken() === null) return
   leavePage()
@@ -72,7 +73,7 @@ async function route (): Promise<void> {
   const found = ROUTES.map(([pattern, section, page]) => ({ match: pattern.exec(location.hash), section, page })).find(({ match }) => match !== null)
   if (found === undefined) {
     history.replaceState(null, '', '#/tenants')
-    return await route()
+    return await route(moveFocus)
   }
   for (const link of document.querySelectorAll('nav a')) {
     if (link.textContent === found.section) link.setAttribute('aria-current', 'page')
@@ -83,8 +84,16 @@ async function route (): Promise<void> {
   const params = (found.match?.slice(1) ?? []).filter((param): param is string => param !== undefined)
   try {
     const stop = await found.page(view, params)
-    if (navigation === navigations) stopPage = stop
-    else stop?.()
+    if (navigation !== navigations) {
+      stop?.()
+      return
+    }
+    stopPage = stop
+    const heading = view.querySelector('h1')
+    if (moveFocus && heading !== null) {
+      heading.tabIndex = -1
+      heading.focus()
+    }
   } catch (error) {
     if (navigation !== navigations || (error instanceof ApiError && error.status === 401)) return
     view.replaceChildren(h('h1', {}, found.section), h('p', { role: 'alert', class: 'error' }, describe(error)))
@@ -92,6 +101,6 @@ async function route (): Promise<void> {
 }
 
 onUnauthorized((error) => { showPrompt(describe(error)) })
-window.addEventListener('hashchange', () => { void route() })
+window.addEventListener('hashchange', () => { void route(true) })
 if (readToken() === null) showPrompt()
 else showShell()
