@@ -69,6 +69,14 @@ t.test('the table goes a page at a time, forward and back', async (t) => {
   t.same(await slugs(), onFirst, 'back to the first page')
 })
 
+t.test('what the API answers is shown as text, never as markup', async (t) => {
+  await silo.provisioner.create({ slug: 'cs-markup', name: '<img src=x id=injected>', domains: ['cs-markup.test'], seed: false })
+  const page = await openConsole(t, setup)
+  await logIn(page, token)
+  await page.getByRole('cell', { name: '<img src=x id=injected>', exact: true }).waitFor()
+  t.equal(await page.locator('#injected').count(), 0, 'no element made from the name')
+})
+
 t.test('suspend and resume from the table change the tenant\'s status', async (t) => {
   const page = await openConsole(t, setup)
   await logIn(page, token)
