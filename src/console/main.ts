@@ -80,23 +80,25 @@ async function route (moveFocus = false): Promise<void> {
     else link.removeAttribute('aria-current')
   }
   document.title = `${found.section} · Silo console`
-  view.replaceChildren(h('p', { class: 'loading' }, 'Loading…'))
+  // A box of its own for each navigation: a page still loading when the next one starts draws into a box no longer shown.
+  const box = h('div', { class: 'page' }, h('p', { class: 'loading' }, 'Loading…'))
+  view.replaceChildren(box)
   const params = (found.match?.slice(1) ?? []).filter((param): param is string => param !== undefined)
   try {
-    const stop = await found.page(view, params)
+    const stop = await found.page(box, params)
     if (navigation !== navigations) {
       stop?.()
       return
     }
     stopPage = stop
-    const heading = view.querySelector('h1')
+    const heading = box.querySelector('h1')
     if (moveFocus && heading !== null) {
       heading.tabIndex = -1
       heading.focus()
     }
   } catch (error) {
     if (navigation !== navigations || (error instanceof ApiError && error.status === 401)) return
-    view.replaceChildren(h('h1', {}, found.section), h('p', { role: 'alert', class: 'error' }, describe(error)))
+    box.replaceChildren(h('h1', {}, found.section), h('p', { role: 'alert', class: 'error' }, describe(error)))
   }
 }
 
