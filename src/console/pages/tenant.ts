@@ -4,6 +4,7 @@ import { act, every, field, h, statusLine, table, when, type Page } from '../dom
 import { schemaCell } from './schema-version.js'
 
 type Tenant = paths['/tenants/{slug}']['get']['responses']['200']['content']['application/json']
+type Move = paths['/tenants/{slug}/moves']['get']['responses']['200']['content']['application/json']['items'][number]
 
 /**
  * One tenant: what the catalog holds of it, its domains, its last migration runs and its pool on
@@ -12,10 +13,11 @@ type Tenant = paths['/tenants/{slug}']['get']['responses']['200']['content']['ap
 export const tenantPage: Page = async (view, [slug = '']) => {
   const status = statusLine()
   const path = { slug }
-  const [tenant, stats, runs] = await Promise.all([
+  const [tenant, stats, runs, moves] = await Promise.all([
     ok(api.GET('/tenants/{slug}', { params: { path } })),
     ok(api.GET('/stats')),
-    ok(api.GET('/tenants/{slug}/migrations', { params: { path } }))
+    ok(api.GET('/tenants/{slug}/migrations', { params: { path } })),
+    ok(api.GET('/tenants/{slug}/moves', { params: { path } }))
   ])
   const redraw = async (): Promise<void> => { await tenantPage(view, [slug]).then((stop) => { stopLive(); stopLive = stop ?? (() => {}) }) }
 
@@ -57,6 +59,7 @@ export const tenantPage: Page = async (view, [slug = '']) => {
       h('section', { 'aria-labelledby': 'about' }, h('h2', { id: 'about' }, 'Tenant'), about(tenant, stats.newestSchemaVersion)),
       h('section', { 'aria-labelledby': 'live' }, h('h2', { id: 'live' }, 'Live'), live)),
     h('section', { 'aria-labelledby': 'domains' }, h('h2', { id: 'domains' }, 'Domains'), domains(tenant, status, redraw)),
+    h('section', { 'aria-labelledby': 'history' }, h('h2', { id: 'history' }, 'History'), history(tenant, moves.items)),
     h('section', { 'aria-labelledby': 'runs' }, h('h2', { id: 'runs' }, 'Last migration runs'),
       runs.items.length === 0
         ? h('p', {}, 'None recorded.')
@@ -75,6 +78,20 @@ function about (tenant: Tenant, newest: string | null): HTMLElement {
     h('dt', {}, 'Server'), h('dd', {}, tenant.server ?? '—'),
     h('dt', {}, 'Database'), h('dd', {}, tenant.database, tenant.attached ? ' (attached)' : ''),
     h('dt', {}, 'Schema'), h('dd', {}, schemaCell(tenant.schemaVersion, newest)))
+}
+
+/**
+ * What the catalog knows of the tenant's past: its creation, its moves between servers, and when
+ * its record last changed (its status then is its status now: no history of statuses is kept).
+ */
+function history (tenant: Tenant, moves: Move[]): HTMLElement {
+  const events: Array<[string, string]> = [
+    [tenant.createdAt, 'Created'],
+    ...moves.map((move): [string, string] => [move.startedAt, `Move from ${move.from} to ${move.to}: ${move.phase}${move.error === null ? '' : ` (${move.error})`}`])
+  ]
+  if (tenant.updatedAt !== tenant.createdAt) events.push([tenant.updatedAt, `Record last changed; status now ${tenant.status}`])
+  events.sort(([a], [b]) => b.localeCompare(a))
+  return table('What happened to it, newest first', ['When', 'What'], events.map(([at, what]) => [when(at), what]))
 }
 
 function domains (tenant: Tenant, status: ReturnType<typeof statusLine>, redraw: () => Promise<void>): HTMLElement {
