@@ -19,10 +19,11 @@ export const tenantPage: Page = async (view, [slug = '']) => {
     ok(api.GET('/tenants/{slug}/migrations', { params: { path } })),
     ok(api.GET('/tenants/{slug}/moves', { params: { path } }))
   ])
-  const redraw = async (): Promise<void> => { await tenantPage(view, [slug]).then((stop) => { stopLive(); stopLive = stop ?? (() => {}) }) }
+  // After a change the page is drawn again from the API; each drawing's live figures stop by themselves once their element has left the page.
+  const redraw = async (): Promise<void> => { await tenantPage(view, [slug]) }
 
   const live = h('dl', { class: 'figures', 'aria-live': 'off' })
-  let stopLive = every(2000, live, async () => {
+  const stopLive = every(2000, live, async () => {
     const pool = await ok(api.GET('/tenants/{slug}/pool', { params: { path } }))
     live.replaceChildren(
       h('dt', {}, 'Pool on this instance'), h('dd', { 'data-figure': 'pool' }, pool.cached ? 'cached' : 'not cached'),
