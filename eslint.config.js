@@ -3,7 +3,8 @@ import neostandard from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['dist/**', 'node_modules/**', '.data/**', '.tap/**', '.scratch/**']
+    // api-types.ts is openapi-typescript's output, checked against the document instead (scripts/console-types.ts).
+    ignores: ['dist/**', 'node_modules/**', '.data/**', '.tap/**', '.scratch/**', 'test-output/**', 'src/console/api-types.ts']
   }),
   {
     rules: {

@@ -7,6 +7,8 @@
  *                                        as `npm test` runs them: compiled once, not by a loader in
  *                                        each test process
  *
+ * Every build also bundles the operator console (src/console, browser code) into dist/console.
+ *
  * Plain JavaScript, so it runs before anything is compiled. esbuild transpiles each file on its
  * own (the sources are written for it: isolatedModules, verbatimModuleSyntax), in a fraction of
  * a second where `tsc` took 8 s from scratch; types are checked by `npm run typecheck` (which CI
@@ -15,7 +17,7 @@
  * successful build) let a command that finds nothing changed skip the build altogether.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -30,6 +32,12 @@ const BUILDS = {
 }
 /** Files whose change changes the output of either build. */
 const SOURCE_FILES = ['knexfile.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json']
+/**
+ * The operator console: browser code, bundled on its own (bundleConsole) and never transpiled
+ * for Node; its page and style are copied as they are.
+ */
+const CONSOLE_DIR = 'src/console'
+const CONSOLE_STATIC = ['index.html', 'console.css']
 /** Every directory whose compiled files must have a source: a compiled test of a deleted test would still run. */
 const ALL_DIRS = BUILDS.tests.dirs
 
@@ -50,11 +58,19 @@ export function staleReason (which = 'app') {
   const { dirs, stamp: stampPath } = BUILDS[which]
   const stamp = statSync(stampPath, { throwIfNoEntry: false })
   if (stamp === undefined) return which === 'tests' ? 'dist/ holds no compiled tests' : 'dist/ has not been built'
-  const sources = [...dirs.flatMap((dir) => walk(dir, '.ts')), ...SOURCE_FILES.filter((file) => existsSync(join(root, file)))]
+  const sources = [
+    ...dirs.flatMap((dir) => walk(dir, '.ts')),
+    ...CONSOLE_STATIC.map((file) => join(CONSOLE_DIR, file)).filter((file) => existsSync(join(root, file))),
+    join(CONSOLE_DIR, 'tsconfig.json'),
+    ...SOURCE_FILES.filter((file) => existsSync(join(root, file)))
+  ]
   const newer = sources.find((file) => statSync(join(root, file)).mtimeMs > stamp.mtimeMs)
   if (newer !== undefined) return `${newer} changed since the last build`
   const orphan = orphanOutput()
   if (orphan !== undefined) return `${orphan} has no source any more`
+  // A build from before the console, or one whose output was deleted: the admin host would serve no console.
+  const missing = ['console.js', ...CONSOLE_STATIC].find((file) => !existsSync(join(dist, 'console', file)))
+  if (missing !== undefined) return `dist/console/${missing} is missing`
   return null
 }
 
@@ -95,6 +111,28 @@ function bundleCli () {
   })
 }
 
+/**
+ * Bundles the console (src/console/main.ts and what it imports: openapi-fetch, the API types)
+ * into one script for the browser, beside its page and style, in dist/console: the service serves
+ * them as they are (src/routes/admin/console.ts), with no build at run time.
+ */
+function bundleConsole () {
+  const esbuild = createRequire(import.meta.url)('esbuild')
+  const out = join(dist, 'console')
+  esbuild.buildSync({
+    entryPoints: [join(root, CONSOLE_DIR, 'main.ts')],
+    outfile: join(out, 'console.js'),
+    tsconfig: join(root, CONSOLE_DIR, 'tsconfig.json'),
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: 'es2022',
+    minify: true,
+    logLevel: 'warning'
+  })
+  for (const file of CONSOLE_STATIC) copyFileSync(join(root, CONSOLE_DIR, file), join(out, file))
+}
+
 /** A compiled file whose source is gone (moved or deleted), if any. */
 function orphanOutput () {
   return ALL_DIRS.flatMap((dir) => walk(join('dist', dir), '.js'))
@@ -106,11 +144,16 @@ function orphanOutput () {
  * stderr and throw.
  */
 export function build (which = 'app', { typecheck = false } = {}) {
-  if (typecheck) execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
+  if (typecheck) {
+    for (const project of ['tsconfig.build.json', join(CONSOLE_DIR, 'tsconfig.json')]) {
+      execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', project], { cwd: root, stdio: 'inherit' })
+    }
+  }
   // A compiled file whose source is gone (moved or deleted) would still run: start over.
   if (orphanOutput() !== undefined) rmSync(dist, { recursive: true, force: true })
   transpile(which)
   bundleCli()
+  bundleConsole()
   const now = `${new Date().toISOString()}\n`
   // The tests' build compiles everything the app's does: it leaves the app current too.
   for (const done of which === 'tests' ? ['app', 'tests'] : ['app']) writeFileSync(BUILDS[done].stamp, now)
@@ -123,7 +166,7 @@ export function build (which = 'app', { typecheck = false } = {}) {
  */
 function transpile (which) {
   const esbuild = createRequire(import.meta.url)('esbuild')
-  const sources = [...BUILDS[which].dirs.flatMap((dir) => walk(dir, '.ts')).filter((file) => !file.endsWith('.d.ts')), 'knexfile.ts']
+  const sources = [...BUILDS[which].dirs.flatMap((dir) => walk(dir, '.ts')).filter((file) => !file.endsWith('.d.ts') && !file.startsWith(CONSOLE_DIR + '/')), 'knexfile.ts']
   esbuild.buildSync({
     entryPoints: sources.map((file) => join(root, file)),
     outbase: root,

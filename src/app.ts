@@ -118,6 +118,6 @@ export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<F
   registerRequestLogging(app)
   await app.register(healthRoutes, { catalog: silo.catalog })
   await app.register(tenantApi, { adminHost: config.adminHost, exampleHost: exampleTenantHost(config.port) })
-  await app.register(adminScope, { adminHost: config.adminHost, adminToken: config.adminToken, provisioner: silo.provisioner, attacher: silo.attacher, catalog: silo.catalog, serverRegistry: silo.serverRegistry, mover: silo.mover, migrator: silo.migrator, events: silo.events, fleetMigrations: silo.fleetMigrations, migrateConcurrency: config.migrateConcurrency, metrics: metrics.registry })
+  await app.register(adminScope, { adminHost: config.adminHost, adminToken: config.adminToken, provisioner: silo.provisioner, attacher: silo.attacher, catalog: silo.catalog, serverRegistry: silo.serverRegistry, mover: silo.mover, migrator: silo.migrator, events: silo.events, fleetMigrations: silo.fleetMigrations, migrateConcurrency: config.migrateConcurrency, metrics: metrics.registry, pools: silo.pools, resolver: silo.resolver, outcomes })
   return app
 }

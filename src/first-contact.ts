@@ -2,13 +2,13 @@ import type { FastifyRequest } from 'fastify'
 import { hostInvalid, SiloError, tenantNotFound } from './errors.js'
 import { isIpLiteral, portOf } from './tenancy/host.js'
 
-/** Paths that exist on the admin host only: `/docs`, `/docs/...`, `/tenants...`, `/metrics`. */
-const ADMIN_PATH = /^\/(?:docs|tenants|metrics)(?:[/?]|$)/
+/** Paths that exist on the admin host only: `/docs`, `/docs/...`, `/tenants...`, `/metrics`, `/console...`. */
+const ADMIN_PATH = /^\/(?:docs|tenants|metrics|console)(?:[/?]|$)/
 
-/** 'd', 't' and 'm': a path starting otherwise is no admin path, without running the expression. */
+/** 'd', 't', 'm' and 'c': a path starting otherwise is no admin path, without running the expression. */
 const isAdminPath = (url: string): boolean => {
   const second = url.charCodeAt(1)
-  return (second === 0x64 || second === 0x74 || second === 0x6d) && ADMIN_PATH.test(url)
+  return (second === 0x64 || second === 0x74 || second === 0x6d || second === 0x63) && ADMIN_PATH.test(url)
 }
 
 /**
@@ -34,7 +34,7 @@ export function firstContactErrors (adminHost: string): {
     tenantNotFound: (host, request) => {
       if (!isAdminPath(request.url)) return tenantNotFound(host)
       return new SiloError('TENANT_NOT_FOUND', `No tenant is served at ${host}. ` +
-        `The admin API (/tenants, /metrics) and the API docs (/docs) are served on the admin host ${adminHost}: ${docsUrl(request.headers.host ?? '')}`)
+        `The admin API (/tenants, /metrics), the API docs (/docs) and the console (/console) are served on the admin host ${adminHost}: ${docsUrl(request.headers.host ?? '')}`)
     }
   }
 }

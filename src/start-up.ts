@@ -10,7 +10,7 @@ export function docsUrl (adminHost: string, port: number): string {
 }
 
 /**
- * What embedded dev mode prints once listening: where the docs are, the admin token (generated
+ * What embedded dev mode prints once listening: where the docs and the console are, the admin token (generated
  * for this data directory; printed in dev mode only) and the demo tenants' URLs. `*.localhost`
  * names resolve to 127.0.0.1 in browsers and curl, so each line can be opened as it is.
  */
@@ -21,6 +21,7 @@ export function devBanner (config: Pick<Config, 'adminHost' | 'adminToken' | 'da
     `Silo is running (embedded PostgreSQL, data in ${config.dataDir}).`,
     '',
     `  API docs       ${docsUrl(config.adminHost, port)}`,
+    `  Console        http://${config.adminHost}:${port}/console   (type the admin token below)`,
     `  Admin token    ${config.adminToken ?? '(none)'}   (dev mode only; send it as Authorization: Bearer <token>)`,
     `  Demo tenants   ${tenants.join('\n                 ')}`,
     '',

@@ -28,7 +28,7 @@ t.test('an IP address as Host is 400 HOST_INVALID saying Silo routes by host nam
 })
 
 t.test('a host that is no tenant asking for an admin path is 404 TENANT_NOT_FOUND saying those live on the admin host', async (t) => {
-  for (const url of ['/docs', '/docs/', '/docs/json', '/docs/static/index.html', '/tenants', '/tenants/acme', '/tenants?x=1', '/metrics']) {
+  for (const url of ['/docs', '/docs/', '/docs/json', '/docs/static/index.html', '/tenants', '/tenants/acme', '/tenants?x=1', '/metrics', '/console', '/console/console.js']) {
     const res = await get(url, 'localhost:3000')
     t.equal(res.statusCode, 404, url)
     const body = res.json() as { code: string, message: string }
@@ -40,7 +40,7 @@ t.test('a host that is no tenant asking for an admin path is 404 TENANT_NOT_FOUN
 })
 
 t.test('other refusals keep their plain messages: only admin paths get the hint', async (t) => {
-  for (const url of ['/articles', '/tenant', '/documents', '/docsx', '/tenantsx', '/metrics2', '/', '/nope']) {
+  for (const url of ['/articles', '/tenant', '/documents', '/docsx', '/tenantsx', '/metrics2', '/consoles', '/', '/nope']) {
     t.same((await get(url, 'localhost:3000')).json(), { statusCode: 404, code: 'TENANT_NOT_FOUND', error: 'Not Found', message: 'No tenant is served at localhost' }, url)
   }
   t.same((await get('/articles', 'acme.localhost')).statusCode, 200, 'a tenant is served as before')

@@ -35,9 +35,9 @@ t.test('outside dev mode the server logs one line with the admin host and the do
   t.notOk(server.output().includes('Silo is running'), 'no dev banner')
 })
 
-t.test('in dev mode the banner names the docs URL, the admin token and the demo tenant URLs', async (t) => {
+t.test('in dev mode the banner names the docs and console URLs, the admin token and the demo tenant URLs', async (t) => {
   const banner = devBanner({ adminHost: 'admin.localhost', adminToken: token, dataDir: '.data' }, 3000)
-  for (const expected of ['http://admin.localhost:3000/docs', token, 'http://acme.localhost:3000/articles', 'http://globex.localhost:3000/articles']) {
+  for (const expected of ['http://admin.localhost:3000/docs', 'http://admin.localhost:3000/console', token, 'http://acme.localhost:3000/articles', 'http://globex.localhost:3000/articles']) {
     t.ok(banner.includes(expected), expected)
   }
 })

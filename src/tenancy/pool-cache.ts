@@ -146,6 +146,14 @@ export class PoolCache {
     return [...this.#pools.keys()]
   }
 
+  /** One tenant's cached pool, read without counting as a use (the admin console's live figures); null when none is cached. */
+  tenantStats (tenantId: string): { leases: number, used: number, free: number, pending: number } | null {
+    const entry = this.#pools.peek(tenantId)
+    if (entry === undefined) return null
+    const pool = tarnPool(entry)
+    return { leases: entry.leases, used: pool?.numUsed() ?? 0, free: pool?.numFree() ?? 0, pending: pool?.numPendingAcquires() ?? 0 }
+  }
+
   stats (): PoolCacheStats {
     const connections = { used: 0, free: 0, pendingAcquires: 0, pendingCreates: 0 }
     for (const entry of [...this.#pools.values(), ...this.#retiringPools]) {
