@@ -8,14 +8,16 @@ export type EvictionReason = typeof EVICTION_REASONS[number]
 export const REQUEST_OUTCOMES = ['served', 'host_invalid', 'not_found', 'suspended', 'unavailable', 'catalog_unavailable'] as const
 export type RequestOutcome = typeof REQUEST_OUTCOMES[number]
 
+/** Where a created tenant's database came from: a spare claimed, a clone of the template, or an empty database migrated. */
+export type DatabaseSource = 'spare' | 'template' | 'migrations'
+
 /**
  * Lifecycle events of the tenancy core, for an embedding application (audit, cache warm-up,
  * billing) and for Silo's own metrics. Listeners run synchronously: keep them cheap, and never
  * throw from one.
  */
 export interface SiloEventMap {
-  /** `source`: where its database came from (a spare claimed, a clone of the template, or an empty database migrated). */
-  'tenant:created': [{ slug: string, durationMs: number, source: 'spare' | 'template' | 'migrations' }]
+  'tenant:created': [{ slug: string, durationMs: number, source: DatabaseSource }]
   'tenant:migrated': [{ slug: string, before: string | null, after: string | null, durationMs: number }]
   'tenant:suspended': [{ slug: string }]
   'tenant:resumed': [{ slug: string }]

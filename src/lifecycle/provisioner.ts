@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { CatalogConflict, SETTABLE_STATUSES, type CatalogStore, type SettableStatus, type TenantRecord, type TenantStatus, type TenantSummary } from '../catalog/catalog-store.js'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import { SiloError, tenantLocked, tenantStateConflict, validationFailed } from '../errors.js'
-import type { SiloEvents } from '../events.js'
+import type { DatabaseSource, SiloEvents } from '../events.js'
 import type { PoolCache } from '../tenancy/pool-cache.js'
 import type { ServerFleet, ServerParts } from './server-fleet.js'
 import { dropAttachedDatabase } from './tenant-attacher.js'
@@ -100,7 +100,7 @@ export class Provisioner {
       })
       const { admin, ownership } = server
       let summary: TenantSummary
-      let source: 'spare' | 'template' | 'migrations' = 'spare'
+      let source: DatabaseSource = 'spare'
       try {
         await this.#step('role', slug)
         let version = await this.#claimSpare(server, tenant)
