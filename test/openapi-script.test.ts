@@ -5,13 +5,13 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
 import { runProcess } from './helpers/cli.js'
 import { root } from './helpers/compiled.js'
 import { startEmbeddedServer } from './helpers/embedded.js'
+import { serverObjects } from './helpers/servers.js'
 import { TEST_SECRET_KEY } from './helpers/silo.js'
 
 const server = await startEmbeddedServer()
@@ -20,18 +20,6 @@ t.teardown(async () => {
   await server.destroy()
   await rm(out, { recursive: true, force: true })
 })
-
-const objects = async (): Promise<{ databases: string[], roles: string[] }> => {
-  const client = new pg.Client({ connectionString: server.url })
-  await client.connect()
-  try {
-    const databases = (await client.query<{ name: string }>('select datname as name from pg_database order by 1')).rows.map((row) => row.name)
-    const roles = (await client.query<{ name: string }>("select rolname as name from pg_roles where rolname !~ '^pg_' order by 1")).rows.map((row) => row.name)
-    return { databases, roles }
-  } finally {
-    await client.end()
-  }
-}
 
 t.test('the OpenAPI script drops its own catalog and nothing else: the shipped defaults, a second catalog on the prefix, postgres, template0, template1', async (t) => {
   for (const catalog of [undefined, 'silo_other']) {
@@ -45,7 +33,7 @@ t.test('the OpenAPI script drops its own catalog and nothing else: the shipped d
       await silo.close()
     }
   }
-  const before = await objects()
+  const before = await serverObjects(server.url)
   t.ok(['silo_catalog', 'silo_other', 'silo_alpha', 'silo_bravo', 'postgres', 'template0', 'template1'].every((name) => before.databases.includes(name)), 'both catalogs, their tenants and the server\'s own databases are there')
   t.ok(before.databases.some((name) => name.startsWith('silo__spare_')), 'and spares on the shared prefix')
 
@@ -54,5 +42,5 @@ t.test('the OpenAPI script drops its own catalog and nothing else: the shipped d
   t.equal(run.code, 0, `the script succeeded ${run.stderr}`)
   const document = JSON.parse(await readFile(file, 'utf8')) as { openapi?: string }
   t.match(document.openapi, /^3\./, 'and wrote the document')
-  t.same(await objects(), before, 'every database and role is as it was')
+  t.same(await serverObjects(server.url), before, 'every database and role is as it was')
 })

@@ -11,6 +11,7 @@ import { listSpares, spareNamePrefix } from '../src/lifecycle/spare-databases.js
 import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { startEmbeddedServer } from './helpers/embedded.js'
+import { serverObjects } from './helpers/servers.js'
 import { TEST_SECRET_KEY } from './helpers/silo.js'
 
 const home = await startEmbeddedServer()
@@ -34,17 +35,6 @@ opened.push(a)
 const b = await openSilo(configB)
 opened.push(b)
 
-const objectsOn = async (url: string): Promise<{ databases: string[], roles: string[] }> => {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    const databases = (await client.query<{ name: string }>('select datname as name from pg_database order by 1')).rows.map((row) => row.name)
-    const roles = (await client.query<{ name: string }>("select rolname as name from pg_roles where rolname !~ '^pg_' order by 1")).rows.map((row) => row.name)
-    return { databases, roles }
-  } finally {
-    await client.end()
-  }
-}
 const onOther = async (sql: string): Promise<void> => {
   const client = new pg.Client({ connectionString: other.url })
   await client.connect()
@@ -68,7 +58,7 @@ t.test('set-up: both catalogs place a tenant and keep a template and a spare on 
   await Promise.all([sparesOf(a), sparesOf(b), a.spares?.settled(), b.spares?.settled()])
   // Somebody else's database with the prefix, and no mark.
   await onOther('create database silo_stranger')
-  const { databases } = await objectsOn(other.url)
+  const { databases } = await serverObjects(other.url)
   t.ok(databases.includes(templateDatabaseName('silo_', a.ownership.identity)), "A's template is there")
   t.ok(databases.includes(templateDatabaseName('silo_', b.ownership.identity)), "B's template is there")
   t.equal(databases.filter((name) => name.startsWith(spareNamePrefix('silo_'))).length, 2, 'a spare of each')
@@ -86,14 +76,14 @@ t.test("doctor --fix --yes over both servers drops nothing that is not its own, 
   t.match(await a.attacher.attach({ slug: 'legacy', url: legacyUrl.toString(), domains: ['legacy.test'] }), { attached: true, server: 'other' })
   await onOther('create database silo_orphan_of_a')
   await onOther(`comment on database silo_orphan_of_a is '${a.ownership.mark('tenant')}'`)
-  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const before = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   const deps = { catalog: a.catalog, servers: a.servers, provisioner: a.provisioner, prefix: 'silo_' }
   const report = await diagnose(deps)
   t.same(report.orphanDatabases, ['silo_orphan_of_a@other'], 'its own orphan on the other server is the only one')
   t.same(report.orphanRoles, [])
   const fixed = await repair(deps, planRepair(report), { confirmed: true })
   t.same(fixed.dropped, { databases: ['silo_orphan_of_a@other'], roles: [], tenants: [] })
-  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const after = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   t.same(after.home, before.home, 'nothing on the home server changed: both catalogs, postgres, template0, template1')
   t.same(after.other.databases, before.other.databases.filter((name) => name !== 'silo_orphan_of_a'), 'on the other server only that orphan went')
   t.same(after.other.roles, before.other.roles)
@@ -115,7 +105,7 @@ t.test("attach and drop --drop-database never touch the other catalog's objects,
       await client.end()
     }
   }
-  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const before = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   const urlAs = (server: string, role: string, password: string, database: string): string => {
     const url = new URL(server)
     url.username = role
@@ -151,7 +141,7 @@ t.test("attach and drop --drop-database never touch the other catalog's objects,
   await onHome('revoke connect on database silo_other from silo_plain')
   await onHome('revoke connect on database silo_catalog from silo_plain')
   await onHome('drop role silo_plain')
-  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const after = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   t.same(after, before, 'every database and role on both servers is as it was: both catalogs, B\'s tenant, postgres, template0, template1')
   t.equal(await b.withTenant('bravo', async (db) => Number((await db.raw<{ rows: Array<{ one: number }> }>('select 1 as one')).rows[0]?.one)), 1, "B's tenant still serves")
 })
@@ -162,7 +152,7 @@ t.test("a move never touches the other catalog's database of the tenant's name, 
   await b.provisioner.create({ slug: 'twin', domains: ['twin-b.test'], server: 'other' })
   await a.provisioner.create({ slug: 'twin', domains: ['twin-a.test'], server: 'default' })
   await Promise.all([sparesOf(a), sparesOf(b), a.spares?.settled(), b.spares?.settled()])
-  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const before = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   t.ok(before.other.databases.includes('silo_twin') && before.home.databases.includes('silo_twin'), 'silo_twin on both servers, one of each catalog')
   await t.rejects(a.mover.move('twin', { to: 'other' }), { code: 'MOVE_REFUSED', message: /holds a database or role named silo_twin/ }, "a move onto B's silo_twin is refused")
   // What a mover killed before its copy was made leaves: a move record nobody works on.
@@ -173,7 +163,7 @@ t.test("a move never touches the other catalog's database of the tenant's name, 
   t.match(report.interruptedMoves, [{ slug: 'twin', to: 'other' }])
   const repaired = await repair(deps, planRepair(report), { confirmed: true })
   t.same(repaired.moves, ['twin'], "A's doctor repairs its interrupted move")
-  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const after = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   t.same(after, before, "and every database and role on both servers is as it was: B's silo_twin, A's own, postgres, template0, template1")
   for (const server of [after.home, after.other]) t.ok(['postgres', 'template0', 'template1'].every((name) => server.databases.includes(name)))
   t.match((await a.catalog.moves.ofTenant('twin'))[0], { phase: 'failed' })
@@ -183,7 +173,7 @@ t.test("a move never touches the other catalog's database of the tenant's name, 
 })
 
 t.test("removing the other server drops this catalog's template and spare there, and nothing else", async (t) => {
-  const before = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const before = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   // The attached tenant's database goes on request (never its role), so the server holds no tenant of A's.
   await a.provisioner.drop('legacy', { dropDatabase: true })
   before.other.databases = before.other.databases.filter((name) => name !== 'silo_legacy')
@@ -191,7 +181,7 @@ t.test("removing the other server drops this catalog's template and spare there,
   const ours = [templateDatabaseName('silo_', a.ownership.identity), ...(await listSpares(parts.admin, parts.ownership, 'silo_')).map((spare) => spare.name)].sort()
   t.equal(ours.length, 2, "A's template and its spare")
   t.same(await a.serverRegistry.remove('other'), { cleaned: true })
-  const after = { home: await objectsOn(home.url), other: await objectsOn(other.url) }
+  const after = { home: await serverObjects(home.url), other: await serverObjects(other.url) }
   t.same(after.home, before.home, 'nothing on the home server changed')
   t.same(before.other.databases.filter((name) => !after.other.databases.includes(name)).sort(), ours, "A's template and spare went, nothing more")
   t.same(before.other.roles.filter((name) => !after.other.roles.includes(name)).sort(), ours, 'and their roles')
@@ -203,6 +193,6 @@ t.test("removing the other server drops this catalog's template and spare there,
   t.equal(await b.withTenant('bravo', async (db) => Number((await db.raw<{ rows: Array<{ one: number }> }>('select 1 as one')).rows[0]?.one)), 1, "and B's tenant still serves")
   await b.provisioner.drop('bravo')
   t.same(await b.serverRegistry.remove('other'), { cleaned: true })
-  const last = await objectsOn(other.url)
+  const last = await serverObjects(other.url)
   t.same(last.databases, ['postgres', 'silo_stranger', 'template0', 'template1'], 'once both catalogs removed it, what is left is the server\'s own and the stranger\'s')
 })

@@ -33,3 +33,16 @@ export async function roleUrl (adminUrl: string, role: string, password: string,
 
 /** The port a tenant's own connection reaches (`inet_server_port()`), to tell which server serves it. */
 export const SERVER_PORT_SQL = 'select inet_server_port() as port'
+
+/** Every database and every role (PostgreSQL's own pg_* roles aside) on the server of `adminUrl`, sorted: what a drop must leave. */
+export async function serverObjects (adminUrl: string): Promise<{ databases: string[], roles: string[] }> {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    const databases = (await client.query<{ name: string }>('select datname as name from pg_database order by 1')).rows.map((row) => row.name)
+    const roles = (await client.query<{ name: string }>("select rolname as name from pg_roles where rolname !~ '^pg_' order by 1")).rows.map((row) => row.name)
+    return { databases, roles }
+  } finally {
+    await client.end()
+  }
+}
