@@ -1,6 +1,9 @@
 import t from 'tap'
+import { loadConfig } from '../src/config.js'
 import { listSpares, SHRINK_AFTER_MS, SpareDatabases } from '../src/lifecycle/spare-databases.js'
-import { testApp, testSilo } from './helpers/silo.js'
+import { openSilo } from '../src/silo.js'
+import { secondServer, serverObjects } from './helpers/servers.js'
+import { testApp, testSilo, TEST_SECRET_KEY } from './helpers/silo.js'
 
 // How many spares a server keeps follows the creates: TENANT_SPARES at rest, up to
 // TENANT_SPARES_MAX while creates outrun it, and a create that finds none ready waits for the one
@@ -70,4 +73,39 @@ t.test('the target doubles each time a claim finds the stock empty, stops at the
   await stock.settled()
   t.equal(await count(), 3, 'spares beyond the target stay until claimed; none is made for the claim')
   t.same(failures.map((error) => error.message), [])
+})
+
+t.test('spares dropped behind the template, with the shipped defaults: nothing else goes, not the catalog, not a second catalog\'s spares on the same prefix, not the server\'s own databases', async (t) => {
+  // A server of its own: the shipped names (catalog silo_catalog, prefix silo_, so the catalog's
+  // name starts with the prefix) and a second catalog on the same prefix.
+  const server = await secondServer(t)
+  const configFor = (catalog?: string) => loadConfig({
+    DATABASE_URL: server.url, SECRET_KEY: TEST_SECRET_KEY, LOG_LEVEL: 'silent', TENANT_SPARES: 2, ...(catalog === undefined ? {} : { CATALOG_DATABASE: catalog })
+  }, { env: false, dotenv: false })
+  const first = await openSilo(configFor())
+  const b = await openSilo(configFor('silo_catalog_b'))
+  t.teardown(async () => { await first.close(); await b.close() })
+  t.same([first.config.catalogDatabase, first.config.tenantDbPrefix, b.config.tenantDbPrefix], ['silo_catalog', 'silo_', 'silo_'], 'the shipped defaults')
+  await Promise.all([first.spares?.settled(), b.spares?.settled()])
+
+  // Every spare of A is behind its template now, as the next start of A finds them: its first
+  // claim drops them all and makes new ones.
+  const stale = await listSpares(first.admin, first.ownership, 'silo_')
+  t.equal(stale.length, 2)
+  for (const spare of stale) await first.admin.setDatabaseComment(spare.name, first.ownership.mark('spare', '20000101000000_older'))
+  await first.close()
+  const a = await openSilo(configFor())
+  t.teardown(async () => { await a.close() })
+  const sparesB = (await listSpares(b.admin, b.ownership, 'silo_')).map((spare) => spare.name)
+  t.equal(sparesB.length, 2, "B's spares, under the same prefix")
+  const before = await serverObjects(server.url)
+
+  await a.provisioner.create({ slug: 'acme', domains: ['acme.test'] })
+  await Promise.all([a.spares?.settled(), b.spares?.settled()])
+  const after = await serverObjects(server.url)
+  const staleNames = stale.map((spare) => spare.name)
+  t.same(staleNames.filter((name) => after.databases.includes(name) || after.roles.includes(name)), [], "A's stale spares and their roles are gone")
+  t.same(before.databases.filter((name) => !staleNames.includes(name) && !after.databases.includes(name)), [], 'every other database is still there')
+  t.same(before.roles.filter((name) => !staleNames.includes(name) && !after.roles.includes(name)), [], 'every other role too')
+  for (const name of ['postgres', 'template0', 'template1', 'silo_catalog', 'silo_catalog_b', ...sparesB]) t.ok(after.databases.includes(name), `${name} is there`)
 })
