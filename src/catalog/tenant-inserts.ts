@@ -1,6 +1,7 @@
 import type { Knex } from 'knex'
 import type { PgConnection } from '../db/knex-config.js'
 import { isUniqueViolation } from '../db/sqlstate.js'
+import { SiloError } from '../errors.js'
 import type { CredentialCipher } from './credential-cipher.js'
 import type { TenantRow } from './tenant-records.js'
 
@@ -49,6 +50,13 @@ export const SERVER_OF_TENANT = ['servers.name as server_name', 'servers.admin_u
 export class CatalogConflict extends Error {
   constructor (readonly what: 'slug' | 'domain' | 'database', readonly value: string) {
     super(`${what} already taken: ${value}`)
+  }
+
+  /** The contract's refusal: DOMAIN_TAKEN, SLUG_TAKEN, or for a database name `database` (default SLUG_TAKEN: a create's database is named for its slug). */
+  refusal (database = (): SiloError => new SiloError('SLUG_TAKEN', `Database ${this.value} is taken`)): SiloError {
+    if (this.what === 'domain') return new SiloError('DOMAIN_TAKEN', `Domain ${this.value} is taken`)
+    if (this.what === 'slug') return new SiloError('SLUG_TAKEN', `Slug ${this.value} is taken`)
+    return database()
   }
 }
 

@@ -66,38 +66,15 @@ export class Provisioner {
    */
   async create (input: CreateTenantInput): Promise<TenantSummary> {
     const slug = assertSlug(input.slug)
-    const domains = [...new Set(input.domains.map((domain) => this.#claimable(domain)))]
+    const domains = [...new Set(input.domains.map((domain) => claimableDomain(domain, this.#deps.reservedHosts)))]
     if (domains.length === 0) throw validationFailed('A tenant needs at least one domain')
     const name = assertTenantName(input.name, slug)
     const databaseName = tenantDatabaseName(this.#deps.prefix, slug)
-    const { catalog, servers, migrator } = this.#deps
+    const { catalog, migrator } = this.#deps
     const started = performance.now()
 
     return await this.#locked(slug, async () => {
-      const existing = await catalog.tenantBySlug(slug)
-      if (existing !== null) {
-        if (existing.status !== 'provisioning' && existing.status !== 'failed') {
-          throw new SiloError('SLUG_TAKEN', `Slug ${slug} is taken`)
-        }
-        await this.#removeEverything(existing)
-      }
-      // Placement and the catalog entry under one lock: two creates at once count each other.
-      const { server, tenant } = await catalog.withLock('placement', 'exclusive', async () => {
-        const server = await servers.place(input.server)
-        // Never adopt a database or role this catalog did not make (another catalog's tenant).
-        if (await server.admin.databaseOrRoleExists(databaseName)) {
-          throw new SiloError('SLUG_TAKEN', `A database or role named ${databaseName} already exists on server ${server.name} outside this catalog`)
-        }
-        await this.#step('catalog', slug)
-        try {
-          const tenant = await catalog.insertTenant({
-            slug, name, serverId: server.id, databaseName, databaseUser: databaseName, password: randomBytes(24).toString('base64url'), domains
-          })
-          return { server, tenant }
-        } catch (error) {
-          throw conflictError(error)
-        }
-      })
+      const { server, tenant } = await this.#register({ slug, name, databaseName, domains, server: input.server })
       const { admin, ownership } = server
       let summary: TenantSummary
       let source: DatabaseSource = 'spare'
@@ -186,13 +163,13 @@ export class Provisioner {
 
   async addDomain (slug: string, domain: string): Promise<TenantSummary> {
     assertSlug(slug)
-    const host = this.#claimable(domain)
+    const host = claimableDomain(domain, this.#deps.reservedHosts)
     const tenant = await this.#deps.catalog.tenantBySlug(slug)
     if (tenant === null) throw tenantNotFoundBySlug(slug)
     try {
       await this.#deps.catalog.addDomain(tenant.id, host)
     } catch (error) {
-      throw conflictError(error)
+      throw error instanceof CatalogConflict ? error.refusal() : error
     }
     this.#deps.resolver?.invalidateHost(host)
     this.#deps.resolver?.invalidateTenant(tenant.id)
@@ -213,8 +190,37 @@ export class Provisioner {
     this.#deps.resolver?.invalidateTenant(removed)
   }
 
-  #claimable (domain: string): string {
-    return claimableDomain(domain, this.#deps.reservedHosts)
+  /**
+   * Placement and the catalog entry (provisioning) under the placement lock: two creates at once
+   * count each other. Only when something is in the way (the name on the server, the slug or a
+   * domain in the catalog) is a leftover of the slug looked for (provisioning or failed: a crash);
+   * it is removed and the entry made again. Anything else in the way is refused.
+   */
+  async #register (entry: { slug: string, name: string, databaseName: string, domains: string[], server?: string }): Promise<{ server: ServerParts, tenant: TenantRecord }> {
+    const { catalog, servers } = this.#deps
+    const { slug, databaseName } = entry
+    for (let attempt = 0; ; attempt++) {
+      const placed = await catalog.withLock<{ server: ServerParts, tenant: TenantRecord } | { refused: unknown }>('placement', 'exclusive', async () => {
+        // Never adopt a database or role this catalog did not make (another catalog's tenant).
+        const { parts: server, answer: taken } = await servers.place(entry.server, async (parts) => await parts.admin.databaseOrRoleExists(databaseName))
+        if (taken) return { refused: new SiloError('SLUG_TAKEN', `A database or role named ${databaseName} already exists on server ${server.name} outside this catalog`) }
+        await this.#step('catalog', slug)
+        try {
+          const tenant = await catalog.insertTenant({
+            slug, name: entry.name, serverId: server.id, databaseName, databaseUser: databaseName, password: randomBytes(24).toString('base64url'), domains: entry.domains
+          })
+          return { server, tenant }
+        } catch (error) {
+          if (error instanceof CatalogConflict) return { refused: error.refusal() }
+          throw error
+        }
+      })
+      if ('tenant' in placed) return placed
+      const existing = await catalog.tenantBySlug(slug)
+      if (existing === null || attempt > 0) throw placed.refused
+      if (existing.status !== 'provisioning' && existing.status !== 'failed') throw new SiloError('SLUG_TAKEN', `Slug ${slug} is taken`)
+      await this.#removeEverything(existing)
+    }
   }
 
   async #summary (slug: string): Promise<TenantSummary> {
@@ -235,9 +241,8 @@ export class Provisioner {
   }
 
   /**
-   * The tenant's database and role made from a spare in one step; their schema version, or
-   * undefined when there is no spare to claim (or the template is unusable: then the usual
-   * path falls back too).
+   * The tenant's database and role made from a spare in one step; their schema version, or undefined
+   * when there is no spare to claim (or the template is unusable: the usual path falls back too).
    */
   async #claimSpare (server: ServerParts, tenant: TenantRecord): Promise<string | null | undefined> {
     const { spares } = server
@@ -292,11 +297,4 @@ export class Provisioner {
     await this.#step('drop-catalog', tenant.slug)
     await this.#deps.catalog.deleteTenant(tenant.slug)
   }
-}
-
-function conflictError (error: unknown): unknown {
-  if (!(error instanceof CatalogConflict)) return error
-  if (error.what === 'domain') return new SiloError('DOMAIN_TAKEN', `Domain ${error.value} is taken`)
-  if (error.what === 'slug') return new SiloError('SLUG_TAKEN', `Slug ${error.value} is taken`)
-  return new SiloError('SLUG_TAKEN', `Database ${error.value} is taken`)
 }

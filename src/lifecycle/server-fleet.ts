@@ -117,21 +117,23 @@ export class ServerFleet {
    * Where a new tenant goes. Pinned (`server`): that server, if it takes tenants (active, not
    * full) and answers. Otherwise the placement order (fewest tenants per unit of weight among
    * active servers with room, ties by name), skipping servers that do not answer. Callers hold
-   * the catalog's placement lock, so counts do not change under them.
+   * the catalog's placement lock, so counts do not change under them. `check` is the caller's
+   * first question to the chosen server (is the name free?), asked as the proof that it answers
+   * (one round trip, not a ping and then the question); its answer comes back with the server.
    */
-  async place (server?: string): Promise<ServerParts> {
+  async place<T> (server: string | undefined, check: (parts: ServerParts) => Promise<T>): Promise<{ parts: ServerParts, answer: T }> {
     const servers = await this.#options.catalog.servers.list()
     if (server !== undefined) {
       const pinned = servers.find((candidate) => candidate.name === server)
       if (pinned === undefined) throw serverNotFound(server)
       const why = refusal(pinned)
       if (why !== undefined) throw new SiloError('SERVER_NOT_ACCEPTING', `Server ${server} takes no new tenants: ${why}`)
-      return await this.answering(pinned)
+      return await this.#asking(pinned, check)
     }
     const unreachable: string[] = []
     for (const candidate of placementOrder(servers)) {
       try {
-        return await this.answering(candidate)
+        return await this.#asking(candidate, check)
       } catch (error) {
         if (!(error instanceof SiloError) || error.code !== 'SERVER_UNAVAILABLE') throw error
         unreachable.push(candidate.name)
@@ -240,10 +242,14 @@ export class ServerFleet {
 
   /** `record`'s parts, once its server answers a query now (one opened before may have gone down since); SERVER_UNAVAILABLE otherwise. */
   async answering (record: ServerRecord): Promise<ServerParts> {
+    return (await this.#asking(record, async (parts) => await parts.admin.knex.raw('select 1'))).parts
+  }
+
+  /** `record`'s server opened and asked `check`: any failure of either is SERVER_UNAVAILABLE. */
+  async #asking<T> (record: ServerRecord, check: (parts: ServerParts) => Promise<T>): Promise<{ parts: ServerParts, answer: T }> {
     const parts = await this.open(record)
     try {
-      await parts.admin.knex.raw('select 1')
-      return parts
+      return { parts, answer: await check(parts) }
     } catch (error) {
       throw unavailable(parts.name, error)
     }

@@ -96,7 +96,7 @@ export class TenantAttacher {
           domains
         })
       } catch (error) {
-        throw conflictError(error, where)
+        throw error instanceof CatalogConflict ? error.refusal(attachedAlready(where)) : error
       }
       try {
         const version = migrate ? await this.#migrate(tenant, where) : null
@@ -130,7 +130,7 @@ export class TenantAttacher {
       try {
         await catalog.updateAttachedConnection(slug, next)
       } catch (error) {
-        throw conflictError(error, where)
+        throw error instanceof CatalogConflict ? error.refusal(attachedAlready(where)) : error
       }
       if (tenant.schemaManaged) {
         try {
@@ -277,9 +277,5 @@ export async function dropAttachedDatabase (tenant: TenantRecord, servers: Serve
   await admin.dropDatabaseUnchecked(name)
 }
 
-function conflictError (error: unknown, where: string): unknown {
-  if (!(error instanceof CatalogConflict)) return error
-  if (error.what === 'domain') return new SiloError('DOMAIN_TAKEN', `Domain ${error.value} is taken`)
-  if (error.what === 'slug') return new SiloError('SLUG_TAKEN', `Slug ${error.value} is taken`)
-  return new SiloError('DATABASE_TAKEN', `The database ${where} is attached already, as another tenant`)
-}
+/** A database attached already (its catalog entry's unique connection): the refusal of a second attach. */
+const attachedAlready = (where: string) => (): SiloError => new SiloError('DATABASE_TAKEN', `The database ${where} is attached already, as another tenant`)
