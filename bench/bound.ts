@@ -63,6 +63,13 @@ export interface BoundFigures {
   requests: number
   /** Connections Silo opened per second of its rounds: above rStart, the start samples caught the machine slower than the rounds did. */
   openedPerS: number
+  /**
+   * CPU of Silo's process (this one: the load generator runs in its own) over its rounds, per
+   * request it took, µs; and as a share of one core. Silo, the server's backends and the load
+   * generator share the machine's cores: what Silo spends per miss is CPU the backend starts lack.
+   */
+  cpuPerRequestUs: number
+  cpuShare: number
   /** The machine's 1-minute load average when the probe was made and when the figures were taken. */
   loadAverage: [number, number]
 }
@@ -104,6 +111,7 @@ export async function boundProbe (
   let opened = 0
   let requests = 0
   let countedS = 0
+  let cpuUs = 0
   const onOpened = (): void => { opened++ }
   const onRequest = ({ outcome }: { outcome: string }): void => { if (outcome === 'served') requests++ }
   const sample = async (): Promise<void> => {
@@ -114,6 +122,7 @@ export async function boundProbe (
     count: async (round) => {
       silo.events.on('connection:opened', onOpened)
       silo.events.on('request:tenant', onRequest)
+      const cpuBefore = process.cpuUsage()
       try {
         const result = await round()
         // Requests still under way when the load stopped may yet open a connection.
@@ -122,6 +131,8 @@ export async function boundProbe (
       } finally {
         silo.events.off('connection:opened', onOpened)
         silo.events.off('request:tenant', onRequest)
+        const cpu = process.cpuUsage(cpuBefore)
+        cpuUs += cpu.user + cpu.system
         // The load's own duration: the round also starts the load generator's process.
         countedS += options.durationS
       }
@@ -153,6 +164,8 @@ export async function boundProbe (
         opened,
         requests,
         openedPerS: opened / Math.max(1e-9, countedS),
+        cpuPerRequestUs: cpuUs / Math.max(1, requests),
+        cpuShare: cpuUs / 1e6 / Math.max(1e-9, countedS),
         loadAverage: [loadAtStart, loadavg()[0] ?? NaN]
       }
     }
@@ -173,6 +186,7 @@ export function judgeBound (
     detail: `bound ${Math.round(f.bound)} ok/s = 1 / (1/R_single + m*/R_start): R_single ${Math.round(f.rSingle)} ok/s, ` +
       `R_start ${Math.round(f.rStart)}/s (connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
       `m* ${f.mStar.toFixed(3)} (C = ${f.cached}); Silo's miss ratio ${f.missRatio.toFixed(3)} (${f.opened} connections opened for ${f.requests} requests, ${Math.round(f.openedPerS)} a second); ` +
+      `Silo's process ${Math.round(f.cpuPerRequestUs)} µs of CPU a request, ${(100 * f.cpuShare).toFixed(0)}% of a core; ` +
       `load average ${f.loadAverage.map((load) => load.toFixed(1)).join(' at the start, ')} at the end`
   }
 }
