@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { CATALOG_LOCK_POOL_MAX, CATALOG_POOL_MAX } from '../src/catalog/catalog-setup.js'

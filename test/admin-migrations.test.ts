@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'

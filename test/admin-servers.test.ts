@@ -2,7 +2,7 @@
 // POST /tenants' `server`. Two real servers: DATABASE_URL's (registered as `default`) and an
 // embedded one of this file's own. An admin URL (it holds a password) goes in once and never
 // comes out: not in an answer, not in a log line.
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { createLogger } from '../src/logger.js'

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
 const token = 'admin-token-for-tests-0123456789'

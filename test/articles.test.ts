@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
 const { silo, app } = await testApp(t)

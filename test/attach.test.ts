@@ -3,7 +3,7 @@
 // registers, whose logins need their passwords. Attach, refusals (nothing recorded, no password
 // in any message), schema conflicts, --no-migrate, detach and --drop-database, doctor, the
 // admin API and the CLI.
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { diagnose, planRepair, repair, type DoctorDeps } from '../src/lifecycle/doctor.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'

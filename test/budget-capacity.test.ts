@@ -1,6 +1,6 @@
 // A server's connection budget: its capacity changed while connections are open and openers wait
 // (a server's budget set anew), and its split among the live instances. Pure modules, no database.
-import t from 'tap'
+import t from './helpers/tap.js'
 import { fairShare } from '../src/catalog/instance-registry.js'
 import { ConnectionBudget } from '../src/tenancy/connection-budget.js'
 

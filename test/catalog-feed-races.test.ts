@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { CatalogListener } from '../src/catalog/catalog-listener.js'
 import { HostResolver } from '../src/catalog/host-resolver.js'

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { openSilo } from '../src/silo.js'
 import { anotherInstance, createTenant, testApp } from './helpers/silo.js'
 import { eventually } from './helpers/wait.js'

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { CATALOG_LOCK_POOL_MAX } from '../src/catalog/catalog-setup.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
 import { runCli, type CliResult } from './helpers/cli.js'

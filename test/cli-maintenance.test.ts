@@ -1,7 +1,7 @@
 import { writeFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
 import { templateDatabaseName } from '../src/lifecycle/tenant-template.js'

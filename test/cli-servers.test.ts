@@ -1,7 +1,8 @@
 // `tenants servers ...` and `create --server`: the CLI over the server registry, spawned as a
 // process, against two real servers: DATABASE_URL's (`default`) and an embedded one of this file's
 // own. Every output of the file is kept, and none may carry a password.
-import t, { type Test } from 'tap'
+import t from './helpers/tap.js'
+import type { Test } from 'tap'
 import pg from 'pg'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'

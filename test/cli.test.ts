@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { loadConfig } from '../src/config.js'
 import { connectionFromUrl } from '../src/db/knex-config.js'

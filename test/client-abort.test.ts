@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import type net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'

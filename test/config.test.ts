@@ -1,6 +1,6 @@
 // The environment contract (README, Configuration): defaults, types, what is refused, and how.
 // A pure module: no database, no process.
-import t from 'tap'
+import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 
 const load = (values: Record<string, string | number | undefined>) => loadConfig(values, { env: false, dotenv: false })

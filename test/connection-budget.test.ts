@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { connectionFromUrl } from '../src/db/knex-config.js'

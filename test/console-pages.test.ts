@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
 import { consoleSetup, logIn, openConsole, PHONE, screenshot, unlabelledControls } from './helpers/console.js'
 import { httpGet } from './helpers/server.js'

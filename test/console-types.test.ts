@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { runProcess } from './helpers/cli.js'
 import { root } from './helpers/compiled.js'
 import { testApp } from './helpers/silo.js'

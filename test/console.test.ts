@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { consoleSetup, logIn, openConsole, screenshot, storedToken, storeToken, unlabelledControls } from './helpers/console.js'
 import { createTenant } from './helpers/silo.js'
 

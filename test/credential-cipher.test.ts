@@ -1,6 +1,7 @@
 // Pure unit tests: needs no database and no network.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from 'node:crypto'
-import t, { type Test } from 'tap'
+import t from './helpers/tap.js'
+import type { Test } from 'tap'
 import { CredentialCipher, CredentialUndecryptable } from '../src/catalog/credential-cipher.js'
 
 const secret = (label: string): string => `${label}-${randomBytes(16).toString('hex')}`

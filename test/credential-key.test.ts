@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify'
 import knex from 'knex'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { buildApp } from '../src/app.js'
 import { adoptCatalogKey } from '../src/catalog/catalog-key.js'
 import { CredentialCipher, CredentialUndecryptable } from '../src/catalog/credential-cipher.js'

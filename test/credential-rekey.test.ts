@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { FastifyInstance } from 'fastify'
 import { openSilo, type Silo } from '../src/silo.js'
 import type { SiloEventMap } from '../src/events.js'

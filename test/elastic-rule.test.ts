@@ -1,5 +1,5 @@
 // Pure unit tests: needs no database and no network (a fake tarn pool, a fake clock).
-import t from 'tap'
+import t from './helpers/tap.js'
 import { closeIdleConnection, makeElastic } from '../src/tenancy/elastic-pool.js'
 
 /**

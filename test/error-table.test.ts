@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
+import t from './helpers/tap.js'
 import * as sqlstate from '../src/db/sqlstate.js'
 import * as errors from '../src/errors.js'
 import { ERRORS, ERROR_CODES, SiloError, type ErrorCode } from '../src/errors.js'

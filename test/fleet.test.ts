@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
 import { createTenant, testApp } from './helpers/silo.js'
 

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import fc from 'fast-check'
 import { runCli, type CliResult } from './helpers/cli.js'
 import { TEST_SECRET_KEY, createTenant, databaseUrl, testApp } from './helpers/silo.js'

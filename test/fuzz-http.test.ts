@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import fc from 'fast-check'
 import type { AddressInfo } from 'node:net'
 import type { Knex } from 'knex'

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { openSilo } from '../src/silo.js'
 import { runCli } from './helpers/cli.js'
 import { startEmbeddedServer } from './helpers/embedded.js'

@@ -1,6 +1,6 @@
 // Pure unit tests: needs no database and no network.
 import fc from 'fast-check'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { absoluteTarget, hasDuplicateHost, hostFromHeader, isIpLiteral, normalizeDomain, portOf } from '../src/tenancy/host.js'
 
 const label63 = 'a'.repeat(63)

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import net from 'node:net'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { root } from './helpers/paths.js'
 import { rawRequest, type RawResponse } from './helpers/raw-http.js'
 import { createTenant, testApp } from './helpers/silo.js'

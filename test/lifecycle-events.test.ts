@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { SiloEventMap } from '../src/events.js'
 import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
 import { spawnServer } from './helpers/server.js'

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
-import t, { type Test } from 'tap'
+import t from './helpers/tap.js'
+import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { createLogger } from '../src/logger.js'
 import { openSilo } from '../src/silo.js'

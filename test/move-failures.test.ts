@@ -2,7 +2,7 @@
 // tenant served from its source, a retry succeeds; after the switch, the move stands), and a long
 // transaction on the source (test/move-kills.test.ts kills movers). Two real servers:
 // DATABASE_URL's (`default`) and an embedded one of this file's own (`second`).
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { TenantMover, type MoveStep } from '../src/lifecycle/tenant-mover.js'
 import { diagnose, isHealthy, planRepair, repair } from '../src/lifecycle/doctor.js'

@@ -2,7 +2,7 @@
 // what it leaves, how the tenant is served meanwhile (a freeze lapses by itself; requests wait,
 // then 503 with Retry-After), and what doctor does. Two real servers: DATABASE_URL's (`default`)
 // and an embedded one of this file's own (`second`).
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { MoveStep } from '../src/lifecycle/tenant-mover.js'
 import { diagnose, isHealthy, planRepair, repair } from '../src/lifecycle/doctor.js'
 import { spawn } from 'node:child_process'

@@ -1,7 +1,7 @@
 // Moving a tenant between servers while it serves: two real servers (DATABASE_URL's, registered
 // as `default`, and an embedded one of this file's own), two instances serving the tenant, and a
 // write load on it throughout the move.
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import type { Silo } from '../src/silo.js'

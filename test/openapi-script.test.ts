@@ -5,7 +5,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
 import { runProcess } from './helpers/cli.js'

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { testApp } from './helpers/silo.js'
 
 /*

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { buildApp } from '../src/app.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { Provisioner } from '../src/lifecycle/provisioner.js'

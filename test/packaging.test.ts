@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { runProcess } from './helpers/cli.js'
 import { assertBuilt, childEnv, root } from './helpers/compiled.js'
 

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { decodeCursor, encodeCursor, pageStart } from '../src/routes/tenant/pagination.js'
 import { SiloError } from '../src/errors.js'
 

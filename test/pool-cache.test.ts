@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { connect } from 'node:net'
 import type { Knex } from 'knex'
 import { countTenantBackends, countWaitingBackends, POOL_SESSIONS } from '../src/testing/backends.js'

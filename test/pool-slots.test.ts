@@ -1,5 +1,5 @@
 // Pure unit tests: needs no database and no network (which tenants keep a pool, and the frequency sketch behind it).
-import t from 'tap'
+import t from './helpers/tap.js'
 import { LRUCache } from 'lru-cache'
 import { FrequencySketch } from '../src/tenancy/frequency-sketch.js'
 import { PoolSlots } from '../src/tenancy/pool-slots.js'

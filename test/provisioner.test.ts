@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { Provisioner, type ProvisioningStep } from '../src/lifecycle/provisioner.js'
 import type { Silo } from '../src/silo.js'
 import { tenantFootprint, testApp } from './helpers/silo.js'

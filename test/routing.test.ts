@@ -1,5 +1,5 @@
 import { connect } from 'node:net'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { createTenant, testApp } from './helpers/silo.js'
 
 const { silo, app } = await testApp(t)

@@ -1,7 +1,7 @@
 // Pure unit tests: needs no database and no network.
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { createRequire } from 'node:module'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { assertVerifier, scramVerifier } from '../src/db/scram.js'
 
 interface Verifier { iterations: number, salt: Buffer, storedKey: Buffer, serverKey: Buffer }

@@ -1,5 +1,5 @@
 import http from 'node:http'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 import { devBanner } from '../src/start-up.js'
 import { runCli } from './helpers/cli.js'

@@ -3,7 +3,7 @@
 // prefix), beside a second catalog with the same prefix on the same servers, and PostgreSQL's own
 // databases. Two embedded servers of this file's own: `home` (DATABASE_URL, both catalogs) and
 // `other` (registered by both), so the shipped names touch nobody's real deployment.
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { loadConfig } from '../src/config.js'
 import { diagnose, planRepair, repair } from '../src/lifecycle/doctor.js'

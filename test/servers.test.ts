@@ -1,7 +1,7 @@
 // Several PostgreSQL servers: the registry, placement, serving and migrating tenants on each,
 // a server's outage, doctor over every server, and removal. Two real servers: DATABASE_URL's
 // (registered as `default`) and an embedded one of this file's own.
-import t from 'tap'
+import t from './helpers/tap.js'
 import pg from 'pg'
 import { diagnose, planRepair, repair, type DoctorDeps } from '../src/lifecycle/doctor.js'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'

@@ -1,6 +1,6 @@
 import knex from 'knex'
 import pg from 'pg'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { knexConfig } from '../src/db/knex-config.js'
 import { openSilo, type Silo } from '../src/silo.js'
 import { listSpares, spareNamePrefix } from '../src/lifecycle/spare-databases.js'

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 import { listSpares, SHRINK_AFTER_MS, SpareDatabases } from '../src/lifecycle/spare-databases.js'
 import { openSilo } from '../src/silo.js'

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import t from 'tap'
+import t from './helpers/tap.js'
 import { root } from './helpers/paths.js'
 
 interface Facts { cycles: string[][], upward: string[], unlayered: string[], folders: Array<{ folder: string, share: number }> }

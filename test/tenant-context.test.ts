@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import { sealV1, storeCredential } from './helpers/credential-keys.js'
 import { createTenant, testSilo } from './helpers/silo.js'
 

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { TenantStatus } from '../src/catalog/catalog-store.js'
 import { encodeTenantCursor } from '../src/catalog/tenant-page.js'
 import { encodeCursor } from '../src/routes/tenant/pagination.js'

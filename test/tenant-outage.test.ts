@@ -1,4 +1,4 @@
-import t from 'tap'
+import t from './helpers/tap.js'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { countTenantBackends, POOL_SESSIONS } from '../src/testing/backends.js'
 import { createTenant, testApp } from './helpers/silo.js'

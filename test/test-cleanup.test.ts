@@ -1,6 +1,6 @@
 // The tests' own support: the clean-up drops by prefix, unchecked, so it must refuse every name a
 // test did not make; and the processes tests spawn run as a user's would, without tap's hook.
-import t from 'tap'
+import t from './helpers/tap.js'
 import { runProcess } from './helpers/cli.js'
 import { root } from './helpers/compiled.js'
 import { dropSiloDatabases } from '../src/testing/cleanup.js'

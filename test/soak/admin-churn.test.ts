@@ -14,7 +14,7 @@
  *   Full size (SOAK_SCALE=10): 3,000 operations, a few minutes:
  *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/admin-churn.test.js (after npm run build:test)
  */
-import t from 'tap'
+import t from '../helpers/tap.js'
 import { testApp } from '../helpers/silo.js'
 import { createTenants, listen, soakScale, withTenantDatabase, type HttpResponse } from '../helpers/soak.js'
 import { eventually } from '../helpers/wait.js'

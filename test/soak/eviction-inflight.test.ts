@@ -10,7 +10,7 @@
  *   Full size (SOAK_SCALE=10): 40 waves, a minute or two:
  *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/eviction-inflight.test.js (after npm run build:test)
  */
-import t from 'tap'
+import t from '../helpers/tap.js'
 import type { FastifyInstance } from 'fastify'
 import { testApp } from '../helpers/silo.js'
 import { POOL_SESSIONS, tenantBackendsByDatabase } from '../../src/testing/backends.js'

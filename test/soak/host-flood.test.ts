@@ -16,7 +16,7 @@
  *     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres SOAK_SCALE=10 npx tap --timeout=1800 dist/test/soak/host-flood.test.js (after npm run build:test)
  */
 import { randomBytes } from 'node:crypto'
-import t from 'tap'
+import t from '../helpers/tap.js'
 import type { FastifyInstance } from 'fastify'
 import type { Silo } from '../../src/silo.js'
 import { anotherInstance, createTenant, testApp } from '../helpers/silo.js'

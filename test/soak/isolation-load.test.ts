@@ -18,7 +18,7 @@
  * a checkpoint (about a second each on a busy server). 12 tenants for 5 pools still means that
  * most tenant switches evict a pool.
  */
-import t from 'tap'
+import t from '../helpers/tap.js'
 import type { AddressInfo } from 'node:net'
 import { abandonRequest, requestText } from '../helpers/raw-http.js'
 import { testApp } from '../helpers/silo.js'
