@@ -7,7 +7,7 @@
 import { buildIfStale } from './build.mjs'
 
 try {
-  buildIfStale()
+  await buildIfStale()
 } catch {
   // tsc has printed its errors.
   process.exit(1)
