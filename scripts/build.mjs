@@ -215,11 +215,11 @@ async function bundleTests () {
         setup (build) {
           // Packages stay imports of node_modules (their own files, as the app loads them), but TypeBox: its ES build is 200 modules.
           build.onResolve({ filter: /^[^./]/ }, (args) => /^@sinclair\/typebox(\/|$)/.test(args.path) ? undefined : { path: args.path, external: true })
+          // Every source is read here once (esbuild would read again one left to it).
           build.onLoad({ filter: /\.ts$/ }, (args) => {
-            const source = readFileSync(args.path, 'utf8')
-            if (!source.includes('import.meta.url')) return undefined
             const compiled = join(dist, relative(root, args.path)).replace(/\.ts$/, '.js')
-            return { contents: source.replaceAll('import.meta.url', `new URL(${JSON.stringify(relative(bundleDir, compiled).split(sep).join('/'))}, import.meta.url).href`), loader: 'ts' }
+            const url = `new URL(${JSON.stringify(relative(bundleDir, compiled).split(sep).join('/'))}, import.meta.url).href`
+            return { contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', url), loader: 'ts' }
           })
         }
       }],
