@@ -1,7 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import swagger from '@fastify/swagger'
-import { Ajv } from 'ajv'
 import type { HttpConfig } from './config.js'
 import type { Silo } from './silo.js'
 import { clientErrorHandler, expectationFailed, frameworkErrors, registerErrorHandling, replyWithError } from './error-handler.js'
@@ -10,6 +9,7 @@ import { firstContactErrors } from './first-contact.js'
 import { createLogger } from './logger.js'
 import { requestLogger } from './deferred-logger.js'
 import { createMetrics } from './metrics.js'
+import { buildRouteSerializer, routeValidatorCompiler } from './schema-compilers.js'
 import { registerRequestLogging, TenantAwareLogController } from './request-logging.js'
 import { adminScope } from './routes/admin/admin-scope.js'
 import { absoluteTarget, hasDuplicateHost } from './tenancy/host.js'
@@ -23,18 +23,6 @@ export interface BuildAppOptions {
   config: HttpConfig
   /** Defaults to Silo's logger at the configured level. */
   logger?: FastifyBaseLogger
-}
-
-/**
- * Bodies are validated strictly (no type coercion, unknown keys rejected); query strings and
- * path parameters arrive as text, so they are coerced to the schema's types.
- */
-function validatorCompilers (): { body: Ajv, other: Ajv } {
-  const base = { allErrors: false, useDefaults: true, strict: false }
-  return {
-    body: new Ajv({ ...base, coerceTypes: false, removeAdditional: false }),
-    other: new Ajv({ ...base, coerceTypes: 'array', removeAdditional: true })
-  }
 }
 
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
@@ -54,6 +42,8 @@ export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<F
     // request writes a line (see deferred-logger.ts).
     childLoggerFactory: requestLogger,
     forceCloseConnections: 'idle',
+    // Response serializers compiled once per schema in this process (schema-compilers.ts).
+    schemaController: { compilersFactory: { buildSerializer: buildRouteSerializer } },
     // A domain may be 253 characters, and DELETE /tenants/:slug/domains/:domain must reach it.
     routerOptions: { maxParamLength: 512 },
     // Router and parser errors (bad percent-encoding, a parameter too long, a request Node cannot
@@ -78,8 +68,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<F
   // Only JSON bodies: anything else is 415 UNSUPPORTED_MEDIA_TYPE, not a string that fails validation.
   app.removeContentTypeParser('text/plain')
 
-  const ajv = validatorCompilers()
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.other).compile(schema))
+  app.setValidatorCompiler(routeValidatorCompiler())
   registerErrorHandling(app)
   let closing = false
   app.addHook('preClose', async () => { closing = true })

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scryptSync } from 'node:crypto'
 
 /** The keys a process holds: SECRET_KEY, and during a rotation the key it replaces. */
 export interface CredentialKeys {
@@ -41,9 +41,24 @@ function keyIdOf (key: Buffer): string {
   return createHmac('sha256', key).update('silo/key-id').digest().subarray(0, 9).toString('base64url')
 }
 
+/**
+ * Keys derived in this process, by a hash of their secret: scrypt costs some 80 ms of CPU, and a
+ * process that opens Silo more than once (a test file; an application that closes and opens it
+ * again) derived the same key each time. A few at most: a process holds SECRET_KEY and, during a
+ * rotation, SECRET_KEY_PREVIOUS.
+ */
+const derivedKeys = new Map<string, Buffer>()
+const DERIVED_KEYS_KEPT = 4
+
 function derive (secret: string, source: DerivedKey['source']): DerivedKey {
-  // The salt of the first format: v1 ciphertexts and v2 ones under the same SECRET_KEY share the key.
-  const key = scryptSync(secret, 'silo/credentials/v1', 32)
+  const memo = createHash('sha256').update(secret).digest('base64')
+  let key = derivedKeys.get(memo)
+  if (key === undefined) {
+    // The salt of the first format: v1 ciphertexts and v2 ones under the same SECRET_KEY share the key.
+    key = scryptSync(secret, 'silo/credentials/v1', 32)
+    if (derivedKeys.size >= DERIVED_KEYS_KEPT) derivedKeys.delete(derivedKeys.keys().next().value as string)
+    derivedKeys.set(memo, key)
+  }
   return { id: keyIdOf(key), key, source }
 }
 
@@ -52,7 +67,7 @@ const GCM_IV_BYTES = 12
 
 /**
  * Encrypts tenant credentials at rest in the catalog with AES-256-GCM. Each key is derived
- * from its secret with scrypt (once per process), so a passphrase is as good as raw bytes.
+ * from its secret with scrypt (once per process, see derivedKeys), so a passphrase is as good as raw bytes.
  *
  * Format `v2:<key id>:<iv>:<tag>:<ciphertext>` (base64url parts): the key id says which key
  * sealed it, so a rotation knows what to re-encrypt and a failure says which key is missing.
