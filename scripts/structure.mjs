@@ -24,7 +24,7 @@ export const LAYERS = [
   ['request path', ['tenancy/']],
   ['lifecycle', ['lifecycle/']],
   ['core', ['silo.ts', 'demo-tenants.ts', 'dev-mode.ts', 'start-up.ts', 'testing/']],
-  ['http', ['schemas/', 'routes/', 'app.ts', 'error-handler.ts', 'request-logging.ts', 'deferred-logger.ts', 'metrics.ts', 'first-contact.ts']],
+  ['http', ['schemas/', 'routes/', 'app.ts', 'error-handler.ts', 'request-logging.ts', 'deferred-logger.ts', 'metrics.ts', 'first-contact.ts', 'schema-compilers.ts']],
   ['cli', ['cli/']],
   ['entry', ['server.ts']],
   // Browser code, bundled on its own: it talks to the service over HTTP only and nothing imports it.
