@@ -18,7 +18,7 @@ const src = join(root, 'src')
  * matched by its first listed prefix.
  */
 export const LAYERS = [
-  ['foundation', ['errors.ts', 'events.ts', 'config.ts', 'logger.ts', 'types/', 'dev-secrets.ts']],
+  ['foundation', ['errors.ts', 'events.ts', 'config.ts', 'env-schema.ts', 'env-validator.ts', 'logger.ts', 'types/', 'dev-secrets.ts']],
   ['db', ['db/']],
   ['catalog', ['catalog/']],
   ['request path', ['tenancy/']],

@@ -1,42 +1,9 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import { createRequire } from 'node:module'
 import dotenv from 'dotenv'
-import { Type, type Static } from '@sinclair/typebox'
+import type { ErrorObject } from 'ajv'
+import { ENV_VALIDATOR_OPTIONS, type Env } from './env-schema.js'
+import { validateEnv } from './env-validator.js'
 import { SiloError } from './errors.js'
-
-/** Environment schema: the one place where Silo's settings, their types and defaults live. */
-const EnvSchema = Type.Object({
-  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
-  CATALOG_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
-  CATALOG_DATABASE: Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', default: 'silo_catalog' }),
-  DATA_DIR: Type.String({ minLength: 1, default: '.data' }),
-  HOST: Type.String({ default: '127.0.0.1' }),
-  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  ADMIN_HOST: Type.String({ minLength: 1, default: 'admin.localhost' }),
-  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
-  SECRET_KEY: Type.Optional(Type.String({ minLength: 16 })),
-  SECRET_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 16 })),
-  TENANT_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
-  TENANT_POOLS_MAX: Type.Integer({ minimum: 1, maximum: 100000, default: 100 }),
-  CONNECTION_BUDGET: Type.Optional(Type.Integer({ minimum: 1 })),
-  CONNECTION_QUEUE_MAX: Type.Integer({ minimum: 0, default: 1000 }),
-  TENANT_CONNECT_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 4 }),
-  TENANT_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
-  TENANT_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
-  HOST_CACHE_TTL_MS: Type.Integer({ minimum: 0, default: 5000 }),
-  HOST_CACHE_MAX: Type.Integer({ minimum: 1, default: 10000 }),
-  TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),
-  TENANT_TEMPLATE: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
-  TENANT_SPARES: Type.Integer({ minimum: 0, maximum: 100, default: 2 }),
-  TENANT_SPARES_MAX: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
-  SCHEMA_GUARD: Type.Union([Type.Literal('strict'), Type.Literal('off')], { default: 'strict' }),
-  MIGRATE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
-  MOVE_HOLD_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 3000 }),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
-    { default: 'info' }
-  )
-})
-type Env = Static<typeof EnvSchema>
 
 export interface Config {
   /** Admin URL of the PostgreSQL server; unset means an embedded server is started. */
@@ -110,16 +77,13 @@ const withoutEmpty = (values: Record<string, string | number | undefined>): Reco
   Object.fromEntries(Object.entries(values).filter((entry): entry is [string, string | number] => entry[1] !== undefined && entry[1] !== ''))
 
 /**
- * The environment's validator, compiled once per process on first use: Ajv applies the defaults,
- * coerces text to the schema's types, drops variables the schema does not name, and reports
- * every error at once (env-schema's settings, without its module's start-up cost: it compiled
- * JSON Schema's meta-schema as it loaded, 50-70 ms in every process and CLI command, where
- * checking Silo's own schema needs none of it).
+ * The validator's errors in Ajv's words. Ajv itself is loaded only here, on a configuration that
+ * fails: the validator is compiled ahead (env-validator.ts), and a process that starts with a
+ * valid environment (a CLI command) does not load Ajv's compiler at all.
  */
-let envValidator: { ajv: Ajv, validate: ValidateFunction<Env> } | undefined
-function compileEnvValidator (): { ajv: Ajv, validate: ValidateFunction<Env> } {
-  const ajv = new Ajv({ allErrors: true, removeAdditional: true, useDefaults: true, coerceTypes: true, allowUnionTypes: true, validateSchema: false })
-  return { ajv, validate: ajv.compile<Env>({ ...EnvSchema, additionalProperties: false }) }
+function errorsText (errors: ErrorObject[] | null | undefined): string {
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv')
+  return new Ajv(ENV_VALIDATOR_OPTIONS).errorsText(errors, { dataVar: 'env' })
 }
 
 /** Spares kept under a burst of creates: TENANT_SPARES_MAX, by default 16 (or TENANT_SPARES when that is more); never fewer than TENANT_SPARES. */
@@ -134,8 +98,7 @@ const DEFAULT_SPARES_MAX = 16
 export function loadConfig (overrides: Record<string, string | number | undefined> = {}, options: LoadConfigOptions = {}): Config {
   if (options.dotenv ?? true) dotenv.config({ quiet: true })
   const env: Record<string, unknown> = { ...((options.env ?? true) ? withoutEmpty(process.env) : {}), ...withoutEmpty(overrides) }
-  const { ajv, validate } = envValidator ??= compileEnvValidator()
-  if (!validate(env)) throw new SiloError('CONFIG_INVALID', `Invalid configuration: ${ajv.errorsText(validate.errors, { dataVar: 'env' })}`)
+  if (!validateEnv(env)) throw new SiloError('CONFIG_INVALID', `Invalid configuration: ${errorsText(validateEnv.errors)}`)
   return {
     databaseUrl: env.DATABASE_URL,
     managedServer: env.DATABASE_URL === undefined,
