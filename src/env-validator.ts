@@ -5,8 +5,8 @@ import { ENV_VALIDATOR_OPTIONS, ENV_VALIDATOR_SCHEMA, type Env } from './env-sch
  * The environment's validator (env-schema.ts: the schema and Ajv's settings).
  *
  * Run from the TypeScript sources (`npm run dev`, tsx) it is compiled here, as this module loads.
- * The build (scripts/build.mjs, precompileEnvValidator) replaces this module's compiled copy in
- * dist/ with Ajv's standalone code for the same schema and settings, made at every build, so the
+ * Every build (scripts/build.mjs, through scripts/env-validator.mjs) replaces this module's compiled
+ * copy in dist/ with Ajv's standalone code for the same schema and settings, so the
  * server, every CLI command and every test process load the validator instead of compiling it:
  * Ajv's compile took some 40 ms of CPU in each process. (env-schema's own module compiled JSON
  * Schema's meta-schema as it loaded, 50-70 ms more: Silo never used it.)
