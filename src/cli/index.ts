@@ -12,7 +12,7 @@ import { TENANT_STATUSES, type CatalogStore, type TenantFilter, type TenantStatu
 import { attachCommand } from './attach-command.js'
 import { moveCommand } from './move-command.js'
 import { archiveCommands } from './archive-commands.js'
-import { jsonArrayElements, jsonArrayEnd, pagedOutput, redactUrls, table, tenantColumns, tenantLines, tenantsTable } from './output.js'
+import { jsonArrayElements, jsonArrayEnd, oneLine, pagedOutput, redactUrls, table, tenantColumns, tenantLines, tenantsTable } from './output.js'
 
 /** One line for stderr; a failed create also says why, from its cause. */
 function describe (error: unknown): string {
@@ -90,9 +90,10 @@ async function printTenants (catalog: CatalogStore, options: TenantFilter & { js
 const program = new Command('tenants')
   .description('Provision and operate Silo tenants (one PostgreSQL database each).\nUses DATABASE_URL, or the embedded dev server of DATA_DIR.')
   .showSuggestionAfterError(false)
-  // Commander's own errors quote what was typed (`unknown option '--admin-url=postgres://...'`);
-  // set before any command is made, so every command inherits it.
-  .configureOutput({ outputError: (text, write) => { write(redactUrls(text)) } })
+  // Commander's own errors quote what was typed (`unknown option '--admin-url=postgres://...'`):
+  // without a URL's password, and on one line whatever the quote holds. Set before any command is
+  // made, so every command inherits it.
+  .configureOutput({ outputError: (text, write) => { write(`${oneLine(redactUrls(text.replace(/\n$/, '')))}\n`) } })
 
 program.command('create <slug>')
   .description('create a tenant: role, database, schema, domains (the first is primary)')

@@ -110,6 +110,17 @@ export function redactUrls (text: string): string {
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:)\S*@/gi, '$1***@')
 }
 
+/**
+ * A message as one line: control characters in it (a newline or a carriage return in what was
+ * typed, which commander quotes back in `unknown option '...'`) shown as escapes, so an error is
+ * always one line on stderr and cannot forge a second one.
+ */
+export function oneLine (text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (char) =>
+    char === '\n' ? '\\n' : char === '\r' ? '\\r' : char === '\t' ? '\\t' : `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
 export type FleetDirection = MigrationDirection
 
 const MARKS: Record<TenantMigrationResult['status'], string> = { migrated: 'ok  ', 'up-to-date': 'ok  ', skipped: 'skip', failed: 'FAIL' }
