@@ -3,6 +3,7 @@ import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantMigrations } from '../db/knex-config.js'
 import type { DirectoryMigrationSource } from '../db/migration-source.js'
 import { isUndefinedTable } from '../db/sqlstate.js'
+import { withMigrationLock } from './migration-lock.js'
 import { withTenantDatabase } from './tenant-context.js'
 
 export interface MigrationOutcome {
@@ -15,7 +16,9 @@ export interface MigrationOutcome {
 /**
  * Runs `migrations/tenant` (and `seeds/tenant`) in one tenant's database, logged in as the
  * tenant's own role so every object it creates is owned by that role. Each call uses a
- * short-lived single-connection Knex, separate from the request pools.
+ * short-lived single-connection Knex, separate from the request pools. Migrations and rollbacks
+ * of one database run one at a time, and a knex lock left by a migrator that died is cleared
+ * (withMigrationLock).
  */
 export class TenantMigrator {
   readonly #source: DirectoryMigrationSource
@@ -32,10 +35,12 @@ export class TenantMigrator {
 
   async migrate (tenant: TenantRecord): Promise<MigrationOutcome> {
     return await this.withDatabase(tenant, async (db) => {
-      const before = await currentVersion(db)
-      const [, applied] = await db.migrate.latest() as [number, string[]]
-      // Migrations apply in name order, so the newest applied is the new version.
-      return { before, after: applied.at(-1) ?? before, applied }
+      return await withMigrationLock(db, async () => {
+        const before = await currentVersion(db)
+        const [, applied] = await db.migrate.latest() as [number, string[]]
+        // Migrations apply in name order, so the newest applied is the new version.
+        return { before, after: applied.at(-1) ?? before, applied }
+      })
     })
   }
 
@@ -46,9 +51,11 @@ export class TenantMigrator {
 
   async rollback (tenant: TenantRecord): Promise<MigrationOutcome> {
     return await this.withDatabase(tenant, async (db) => {
-      const before = await currentVersion(db)
-      const [, applied] = await db.migrate.rollback() as [number, string[]]
-      return { before, after: await currentVersion(db), applied }
+      return await withMigrationLock(db, async () => {
+        const before = await currentVersion(db)
+        const [, applied] = await db.migrate.rollback() as [number, string[]]
+        return { before, after: await currentVersion(db), applied }
+      })
     })
   }
 
