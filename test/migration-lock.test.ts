@@ -103,6 +103,15 @@ await db.migrate.latest()
   await exited
   return pids[0] ?? 0
 }
+/**
+ * Waits until no session is connected to the tenant's database: a session a helper above closed
+ * can stay in pg_stat_activity for a moment while its backend exits, and a migration that finds
+ * one there keeps knex's lock, as it should for a session that could be migrating.
+ */
+const quiet = async (tenant: TenantRecord): Promise<void> => {
+  const gone = await eventually(async () => (await silo.catalog.knex.raw<{ rows: unknown[] }>('select 1 from pg_stat_activity where datname = ?', [tenant.database.name])).rows.length === 0, 10000, 20)
+  if (!gone) throw new Error(`sessions stayed on ${tenant.database.name}`)
+}
 const terminate = async (pid: number): Promise<void> => {
   await silo.catalog.knex.raw('select pg_terminate_backend(?)', [pid])
   await eventually(async () => (await silo.catalog.knex.raw<{ rows: unknown[] }>('select 1 from pg_stat_activity where pid = ?', [pid])).rows.length === 0, 10000, 20)
@@ -120,6 +129,7 @@ t.test('a migrator killed mid-migration: its lock holds while its backend still 
 
   // Its statement ends (an operator ends it here, rather than wait a minute): the next migration goes ahead.
   await terminate(orphan)
+  await quiet(tenant)
   const outcome = await newer.migrate(tenant)
   t.same(outcome.applied, [EXTRA], 'the pending migration ran')
   t.equal(await knexLock('killed'), 0, 'and the lock is clear after it')
@@ -136,6 +146,7 @@ t.test('the shipped CLI migrates a tenant whose knex lock a killed run left set'
   t.equal(await knexLock('cli-left'), 1, 'the kill left knex lock set')
   // The killed run applied nothing the shipped code does not know: it died before its migration recorded itself.
   t.equal((await applied('cli-left')).includes(EXTRA), false)
+  await quiet(tenant)
   const one = await runCli(['migrate', 'cli-left'], env)
   t.equal(one.code, 0, one.stderr)
   t.equal(await knexLock('cli-left'), 0)
