@@ -68,31 +68,29 @@ async function takeMigrationLock (db: Knex): Promise<void> {
   }
 }
 
-/** Clears knex's mark when it is set and nothing connected to the database could hold it (see withMigrationLock). */
+/**
+ * Clears knex's mark when it is set and nothing connected to the database could hold it (see
+ * withMigrationLock), in one statement: cleared only if, as it runs, every other client session of
+ * this database is a request pool's or a Silo migration queued for the lock (autovacuum workers have
+ * no user). A mark that is not set matches no row: nothing is written.
+ */
 async function freeAbandonedKnexLock (db: Knex): Promise<void> {
-  let locked: boolean
   try {
-    const { rows } = await db.raw<{ rows: Array<{ locked: boolean }> }>('select coalesce(bool_or(is_locked = 1), false) as locked from knex_migrations_lock')
-    locked = rows[0]?.locked === true
+    await db.raw(`
+      update knex_migrations_lock set is_locked = 0
+      where is_locked = 1 and not exists (
+        select 1 from pg_stat_activity a
+        where a.datname = current_database() and a.pid <> pg_backend_pid() and a.usesysid is not null
+          and coalesce(a.application_name, '') not like 'silo:%'
+          and not exists (
+            select 1 from pg_locks l
+            where l.pid = a.pid and l.locktype = 'advisory' and l.granted and l.mode = 'ShareLock'
+              and l.database = (select oid from pg_database where datname = current_database())
+              and l.classid = ? and l.objid = ? and l.objsubid = 2
+          )
+      )`, [SILO_LOCK_SPACE, QUEUED])
   } catch (error) {
     // Never migrated: knex makes the table on its first run.
-    if (isUndefinedTable(error)) return
-    throw error
+    if (!isUndefinedTable(error)) throw error
   }
-  if (!locked) return
-  // One statement: cleared only if, as it runs, every other client session of this database is a
-  // request pool's or a Silo migration queued for the lock (autovacuum workers have no user).
-  await db.raw(`
-    update knex_migrations_lock set is_locked = 0
-    where is_locked = 1 and not exists (
-      select 1 from pg_stat_activity a
-      where a.datname = current_database() and a.pid <> pg_backend_pid() and a.usesysid is not null
-        and coalesce(a.application_name, '') not like 'silo:%'
-        and not exists (
-          select 1 from pg_locks l
-          where l.pid = a.pid and l.locktype = 'advisory' and l.granted and l.mode = 'ShareLock'
-            and l.database = (select oid from pg_database where datname = current_database())
-            and l.classid = ? and l.objid = ? and l.objsubid = 2
-        )
-    )`, [SILO_LOCK_SPACE, QUEUED])
 }

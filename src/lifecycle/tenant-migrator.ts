@@ -34,13 +34,11 @@ export class TenantMigrator {
   }
 
   async migrate (tenant: TenantRecord): Promise<MigrationOutcome> {
-    return await this.withDatabase(tenant, async (db) => {
-      return await withMigrationLock(db, async () => {
-        const before = await currentVersion(db)
-        const [, applied] = await db.migrate.latest() as [number, string[]]
-        // Migrations apply in name order, so the newest applied is the new version.
-        return { before, after: applied.at(-1) ?? before, applied }
-      })
+    return await this.#migrating(tenant, async (db) => {
+      const before = await currentVersion(db)
+      const [, applied] = await db.migrate.latest() as [number, string[]]
+      // Migrations apply in name order, so the newest applied is the new version.
+      return { before, after: applied.at(-1) ?? before, applied }
     })
   }
 
@@ -50,13 +48,16 @@ export class TenantMigrator {
   }
 
   async rollback (tenant: TenantRecord): Promise<MigrationOutcome> {
-    return await this.withDatabase(tenant, async (db) => {
-      return await withMigrationLock(db, async () => {
-        const before = await currentVersion(db)
-        const [, applied] = await db.migrate.rollback() as [number, string[]]
-        return { before, after: await currentVersion(db), applied }
-      })
+    return await this.#migrating(tenant, async (db) => {
+      const before = await currentVersion(db)
+      const [, applied] = await db.migrate.rollback() as [number, string[]]
+      return { before, after: await currentVersion(db), applied }
     })
+  }
+
+  /** `fn` with the tenant's database as its only Silo migration (withMigrationLock). */
+  async #migrating<T> (tenant: TenantRecord, fn: (db: Knex) => Promise<T>): Promise<T> {
+    return await this.withDatabase(tenant, async (db) => await withMigrationLock(db, async () => await fn(db)))
   }
 
   /**
