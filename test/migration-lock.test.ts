@@ -7,6 +7,8 @@ import t from './helpers/tap.js'
 import { loadConfig } from '../src/config.js'
 import { openSilo } from '../src/silo.js'
 import { tenantConnection } from '../src/catalog/tenant-connection.js'
+import knex from 'knex'
+import { knexConfig, tenantMigrations, type PgConnection } from '../src/db/knex-config.js'
 import { tenantMigrationsDir } from '../src/db/paths.js'
 import { DirectoryMigrationSource } from '../src/db/migration-source.js'
 import { TenantMigrator } from '../src/lifecycle/tenant-migrator.js'
@@ -64,20 +66,23 @@ const knexLock = async (slug: string): Promise<number> => await silo.migrator.wi
 const applied = async (slug: string): Promise<string[]> => await silo.migrator.withDatabase(await record(slug), async (db) => {
   return await db('knex_migrations').orderBy('id').pluck('name') as string[]
 })
-/** Sessions of the tenant's database running its slow migration's sleep. */
-const sleeping = async (tenant: TenantRecord): Promise<number[]> => {
+/** Sessions of the database running its slow migration's sleep. */
+const sleeping = async (database: string): Promise<number[]> => {
   const { rows } = await silo.catalog.knex.raw<{ rows: Array<{ pid: number }> }>(
-    'select pid from pg_stat_activity where datname = ? and query like \'select pg_sleep%\' and state = \'active\'', [tenant.database.name])
+    'select pid from pg_stat_activity where datname = ? and query like \'select pg_sleep%\' and state = \'active\'', [database])
   return rows.map((row) => row.pid)
 }
 
 /**
  * A knex migrator (an older Silo, or knex run by hand) in a process of its own, on the tenant's
- * database, running the slow migration with a sleep of `sleepS`: killed with SIGKILL once it sleeps.
- * Its backend goes on with the statement it was given (PostgreSQL notices the closed socket only
- * when it next writes to it). Returns that backend's pid.
+ * database (or on `on`, a connection and the role its migration runs as), running the slow
+ * migration with a sleep of `sleepS`: killed with SIGKILL once it sleeps. Its backend goes on with
+ * the statement it was given (PostgreSQL notices the closed socket only when it next writes to
+ * it). Returns that backend's pid.
  */
-const killMidMigration = async (tenant: TenantRecord, sleepS: number): Promise<number> => {
+const killMidMigration = async (tenant: TenantRecord | { connection: PgConnection, role: string }, sleepS: number): Promise<number> => {
+  const connection = 'connection' in tenant ? tenant.connection : tenantConnection(tenant, `silo-migrate:${tenant.slug}`)
+  const setRole = 'role' in tenant ? `; set role "${tenant.role}"` : ''
   const script = join(dir, 'migrate.mjs')
   await writeFile(script, `
 import knex from ${JSON.stringify(pathToFileURL(join(root, 'node_modules/knex/knex.js')).href)}
@@ -85,20 +90,20 @@ import { DirectoryMigrationSource } from ${JSON.stringify(pathToFileURL(join(roo
 const db = knex({
   client: 'pg',
   connection: JSON.parse(process.env.TENANT_CONNECTION),
-  pool: { min: 0, max: 1, afterCreate: (c, done) => { c.query('set silo_test.sleep = ${sleepS}', (e) => done(e, c)) } },
+  pool: { min: 0, max: 1, afterCreate: (c, done) => { c.query('set silo_test.sleep = ${sleepS}${setRole}', (e) => done(e, c)) } },
   migrations: { migrationSource: new DirectoryMigrationSource(new URL(${JSON.stringify(pathToFileURL(`${migrationsDir}/`).href)})) }
 })
 await db.migrate.latest()
 `)
   const child = spawn(process.execPath, [script], {
-    env: childEnv({ TENANT_CONNECTION: JSON.stringify(tenantConnection(tenant, `silo-migrate:${tenant.slug}`)) }),
+    env: childEnv({ TENANT_CONNECTION: JSON.stringify(connection) }),
     stdio: ['ignore', 'ignore', 'pipe']
   })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const exited = new Promise((resolve) => { child.on('close', resolve) })
   let pids: number[] = []
-  if (!(await eventually(async () => (pids = await sleeping(tenant)).length === 1, 20000, 20))) throw new Error(`the migrator never got to its migration: ${stderr}`)
+  if (!(await eventually(async () => (pids = await sleeping(connection.database)).length === 1, 20000, 20))) throw new Error(`the migrator never got to its migration: ${stderr}`)
   child.kill('SIGKILL')
   await exited
   return pids[0] ?? 0
@@ -108,9 +113,10 @@ await db.migrate.latest()
  * can stay in pg_stat_activity for a moment while its backend exits, and a migration that finds
  * one there keeps knex's lock, as it should for a session that could be migrating.
  */
-const quiet = async (tenant: TenantRecord): Promise<void> => {
-  const gone = await eventually(async () => (await silo.catalog.knex.raw<{ rows: unknown[] }>('select 1 from pg_stat_activity where datname = ?', [tenant.database.name])).rows.length === 0, 10000, 20)
-  if (!gone) throw new Error(`sessions stayed on ${tenant.database.name}`)
+const quiet = async (tenant: TenantRecord | string): Promise<void> => {
+  const database = typeof tenant === 'string' ? tenant : tenant.database.name
+  const gone = await eventually(async () => (await silo.catalog.knex.raw<{ rows: unknown[] }>('select 1 from pg_stat_activity where datname = ?', [database])).rows.length === 0, 10000, 20)
+  if (!gone) throw new Error(`sessions stayed on ${database}`)
 }
 const terminate = async (pid: number): Promise<void> => {
   await silo.catalog.knex.raw('select pg_terminate_backend(?)', [pid])
@@ -157,11 +163,51 @@ t.test('two migrations of one tenant at once: the second waits for the first, bo
   const tenant = await record('twice')
   const first = newer.migrate(tenant)
   // The first is inside its slow migration, knex lock set, before the second starts.
-  await eventually(async () => (await sleeping(tenant)).length === 1, 10000, 10)
+  await eventually(async () => (await sleeping(tenant.database.name)).length === 1, 10000, 10)
   const second = newer.migrate(tenant)
   const outcomes = await Promise.allSettled([first, second])
   t.same(outcomes.map((outcome) => outcome.status), ['fulfilled', 'fulfilled'], 'neither failed on the lock')
   t.same(outcomes.map((outcome) => outcome.status === 'fulfilled' ? outcome.value.applied : outcome.reason), [[EXTRA], []], 'the first applied it, the second found nothing to do')
   t.same((await applied('twice')).filter((name) => name === EXTRA), [EXTRA], 'recorded once')
   t.equal(await knexLock('twice'), 0)
+})
+
+t.test('a template refresh killed mid-migration: the next refresh clears knex lock, and creates clone from the template again', async (t) => {
+  const { admin, connection, ownership, template } = silo.servers.default
+  if (template === undefined) throw new Error('the tests run with TENANT_TEMPLATE=on')
+  await template.ready()
+  const database = template.databaseName
+  /** knex's lock in the template, read over a connection of its own (the template refuses them between refreshes). */
+  const templateLock = async (): Promise<number> => {
+    await admin.setAllowConnections(database, true)
+    const db = knex(knexConfig({ connection: { ...connection, database }, pool: { min: 0, max: 1 } }))
+    try {
+      return Number((await db('knex_migrations_lock').first<{ is_locked: number }>('is_locked'))?.is_locked)
+    } finally {
+      await db.destroy()
+      await admin.setAllowConnections(database, false)
+    }
+  }
+
+  // A refresh (as the template's role, as Silo's runs) killed in a migration outside a transaction, its statement since ended.
+  await admin.setAllowConnections(database, true)
+  await terminate(await killMidMigration({ connection: { ...connection, database, application_name: 'silo-template' }, role: template.roleName }, 60))
+  await admin.setAllowConnections(database, false)
+  t.equal(await templateLock(), 1, 'the kill left knex lock set in the template')
+
+  // The next refresh (a newer Silo's migrations; here the template's mark made stale) clears it and completes.
+  await admin.setDatabaseComment(database, ownership.mark('template', 'stale'))
+  template.reset()
+  await quiet(database)
+  t.equal(await template.ready(), await tenantMigrations.latestName(), 'the refresh completed')
+  await quiet(database)
+  t.equal(await templateLock(), 0, 'and knex lock is clear')
+
+  const sources: string[] = []
+  const count = ({ source }: { source: string }): void => { sources.push(source) }
+  silo.events.on('tenant:created', count)
+  t.teardown(() => { silo.events.off('tenant:created', count) })
+  await quiet(database)
+  await createTenant(silo, 'after-template')
+  t.same(sources, ['template'], 'a create clones from the template again, not from migrations')
 })

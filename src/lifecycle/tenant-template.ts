@@ -4,6 +4,7 @@ import { assertIdentifier } from '../db/identifiers.js'
 import { knexConfig, tenantMigrations, type PgConnection } from '../db/knex-config.js'
 import type { CatalogIdentity } from '../db/object-marks.js'
 import type { ServerAdmin } from '../db/server-admin.js'
+import { withMigrationLock } from './migration-lock.js'
 import type { Ownership } from './ownership.js'
 
 export interface TenantTemplateDeps {
@@ -106,7 +107,8 @@ export class TenantTemplate {
       await this.#inDatabase(this.databaseName, async (db) => {
         await db.raw('GRANT USAGE, CREATE ON SCHEMA public TO ??', [this.roleName])
         await db.raw('SET ROLE ??', [this.roleName])
-        await db.migrate.latest()
+        // Like a tenant's: a refresh killed in a migration outside a transaction leaves knex's lock set.
+        await withMigrationLock(db, async () => await db.migrate.latest())
       })
       await admin.setAllowConnections(this.databaseName, false)
       await admin.setDatabaseComment(this.databaseName, marker)
