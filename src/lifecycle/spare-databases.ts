@@ -240,11 +240,10 @@ export class SpareDatabases {
     const { admin, ownership, template } = this.#deps
     try {
       await admin.ensureGroupRole(name, ownership.mark('spare'))
-      const latest = await template.clone(name, name, { waitForClose: true })
-      const version = latest ?? 'empty'
-      // The database's mark, with its version, comes last: a spare without it is unfinished, never claimed.
-      await admin.setDatabaseComment(name, ownership.mark('spare', version))
-      return { name, version }
+      // The database's mark, with its version, comes with the hand-over of its objects, in one
+      // transaction: a spare without it is unfinished, never claimed.
+      const latest = await template.clone(name, name, { waitForClose: true, mark: (version) => ownership.mark('spare', version ?? 'empty') })
+      return { name, version: latest ?? 'empty' }
     } catch (error) {
       await this.#discard(name)
       throw error
