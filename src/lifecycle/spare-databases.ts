@@ -65,8 +65,9 @@ export async function listSpares (admin: ServerAdmin, ownership: Ownership, pref
  * left on it; claiming one renames database and role to the tenant's names and gives the
  * role its login and password, in one transaction of a few milliseconds, instead of the
  * tens of milliseconds CREATE DATABASE takes. A spare's role carries this catalog's mark from
- * its creation; its database's mark, set last, records the schema version it was cloned at, so
- * an unfinished spare is never claimed. One behind the template is dropped, never handed out.
+ * its creation; its database's mark, set in the transaction that hands it the template's
+ * objects, records the schema version it was cloned at, so an unfinished spare is never
+ * claimed. One behind the template is dropped, never handed out.
  *
  * After each claim, and at start, spares are made again in the background, SPARES_MADE_AT_ONCE
  * at a time, up to the target. The target follows the creates: it starts at `target`, doubles
