@@ -65,7 +65,7 @@ t.test('a database on a server that is not registered is attached: checked, migr
   t.same(there, [{ title: 'Hello', owner: 'shop_owner' }], 'the article is in the attached database, in a table its own role owns')
 
   const viewed = await app.inject({ method: 'GET', url: '/tenants/shop', headers: { host: adminHost, ...auth } })
-  t.match(viewed.json(), { slug: 'shop', attached: true, server: null, database: 'shop' })
+  t.match(viewed.json(), { slug: 'shop', attached: true, schemaManaged: true, server: null, database: 'shop' })
   t.notOk(viewed.body.includes('shop-password-4711'))
 })
 
@@ -144,6 +144,9 @@ t.test('a database whose own tables conflict with the tenant migrations is refus
 
   const attached = await silo.attacher.attach({ slug: 'legacy', url, domains: ['legacy.test'], migrate: false })
   t.match(attached, { attached: true, schemaManaged: false, schemaVersion: null, status: 'active' })
+  // The admin API says so, so a reader (the console) does not take its null schema version for one never migrated.
+  const viewed = await app.inject({ method: 'GET', url: '/tenants/legacy', headers: { host: adminHost, ...auth } })
+  t.match(viewed.json(), { slug: 'legacy', attached: true, schemaManaged: false, schemaVersion: null })
   // The schema guard is on (SCHEMA_GUARD=strict): a managed tenant with no schema version would get 503.
   const served = await app.inject({ method: 'GET', url: '/tenant', headers: { host: 'legacy.test' } })
   t.equal(served.statusCode, 200, served.body)

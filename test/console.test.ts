@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import t from './helpers/tap.js'
 import { consoleSetup, logIn, openConsole, screenshot, storedToken, storeToken, unlabelledControls } from './helpers/console.js'
 import { createTenant } from './helpers/silo.js'
@@ -159,4 +160,25 @@ t.test('a wrong token shows the prompt again with the API\'s code and message, a
   await page.getByRole('alert').filter({ hasText: 'UNAUTHORIZED' }).waitFor()
   t.ok(await page.getByLabel('Admin token').isVisible(), 'the prompt is back')
   t.equal(await storedToken(page), null, 'the stale token is forgotten')
+})
+
+t.test('an attached database with a schema of its own reads "own schema", in the table and on its page, not "no schema"', async (t) => {
+  // A database and login role Silo did not make (no mark), named with the test's prefix so its cleanup drops them.
+  const name = `${silo.config.tenantDbPrefix}own_app`
+  const password = randomBytes(12).toString('hex')
+  await silo.admin.knex.raw(`create role ?? login password '${password}'`, [name])
+  await silo.admin.knex.raw('create database ?? owner ??', [name, name])
+  const url = `postgres://${name}:${password}@${silo.server.host}:${silo.server.port}/${name}`
+  await silo.attacher.attach({ slug: 'cs-own', url, domains: ['cs-own.test'], migrate: false })
+  t.teardown(async () => { await silo.provisioner.drop('cs-own') })
+
+  const page = await openConsole(t, setup)
+  await logIn(page, token)
+  const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'cs-own', exact: true }) })
+  await row.waitFor()
+  t.match(await row.innerText(), /own schema/, 'the row says its schema is its own')
+  t.notMatch(await row.innerText(), /no schema|behind/, 'not that it lacks one')
+  await page.getByRole('link', { name: 'cs-own', exact: true }).click()
+  await page.getByRole('heading', { level: 2, name: 'Domains' }).waitFor()
+  t.match(await page.locator('.schema').first().innerText(), /^own schema$/, 'and so does its page')
 })

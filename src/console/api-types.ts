@@ -1167,6 +1167,8 @@ export interface operations {
                             server: string | null;
                             /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                             attached: boolean;
+                            /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                            schemaManaged: boolean;
                             domains: string[];
                             primaryDomain: string | null;
                             /** Format: date-time */
@@ -1295,6 +1297,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */
@@ -1423,6 +1427,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */
@@ -1544,6 +1550,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */
@@ -1658,6 +1666,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */
@@ -1878,6 +1888,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */
@@ -2090,6 +2102,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */
@@ -2204,6 +2218,8 @@ export interface operations {
                         server: string | null;
                         /** @description a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database */
                         attached: boolean;
+                        /** @description false for an attached database with a schema of its own (migrate: false): Silo's migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing */
+                        schemaManaged: boolean;
                         domains: string[];
                         primaryDomain: string | null;
                         /** Format: date-time */

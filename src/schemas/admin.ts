@@ -40,6 +40,7 @@ export const TenantView = Type.Object({
   database: Type.String(),
   server: Type.Union([Type.String(), Type.Null()], { description: 'the registered server its database is on (GET /servers/:name); null for an attached database on no registered server' }),
   attached: Type.Boolean({ description: 'a database Silo did not create (attach): dropping the tenant only detaches it, unless told to drop the database' }),
+  schemaManaged: Type.Boolean({ description: 'false for an attached database with a schema of its own (migrate: false): Silo\'s migrations and schema guard leave it alone, so its schemaVersion (null) is neither behind nor missing' }),
   domains: Type.Array(Type.String()),
   primaryDomain: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),

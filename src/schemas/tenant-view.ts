@@ -13,6 +13,7 @@ export const tenantView = (tenant: TenantSummary): TenantView => ({
   database: tenant.databaseName,
   server: tenant.server,
   attached: tenant.attached,
+  schemaManaged: tenant.schemaManaged,
   domains: tenant.domains,
   primaryDomain: tenant.primaryDomain,
   createdAt: tenant.createdAt.toISOString(),

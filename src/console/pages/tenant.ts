@@ -78,7 +78,7 @@ function about (tenant: Tenant, newest: string | null): HTMLElement {
     h('dt', {}, 'Created'), h('dd', {}, when(tenant.createdAt)),
     h('dt', {}, 'Server'), h('dd', {}, tenant.server ?? '—'),
     h('dt', {}, 'Database'), h('dd', {}, tenant.database, tenant.attached ? ' (attached)' : ''),
-    h('dt', {}, 'Schema'), h('dd', {}, schemaCell(tenant.schemaVersion, newest)))
+    h('dt', {}, 'Schema'), h('dd', {}, schemaCell(tenant.schemaVersion, newest, tenant.schemaManaged)))
 }
 
 /**

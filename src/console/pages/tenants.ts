@@ -61,7 +61,7 @@ export const tenantsPage: Page = async (view) => {
       tenant.name,
       h('span', { class: `badge ${tenant.status}` }, tenant.status),
       tenant.server ?? '—',
-      schemaCell(tenant.schemaVersion, stats.newestSchemaVersion),
+      schemaCell(tenant.schemaVersion, stats.newestSchemaVersion, tenant.schemaManaged),
       tenant.domains.join(', '),
       when(tenant.createdAt),
       h('span', { class: 'actions' }, toggleButton, migrate)
