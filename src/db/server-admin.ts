@@ -1,6 +1,5 @@
 import type { Knex } from 'knex'
 import { SiloError } from '../errors.js'
-import { ownerOnlyAccess } from './database-access.js'
 import { assertIdentifier } from './identifiers.js'
 import { assertSafeComment, parseMark } from './object-marks.js'
 import { assertVerifier, scramVerifier } from './scram.js'
@@ -182,22 +181,12 @@ export class ServerAdmin {
 
   /**
    * Creates the database owned by `owner` (unless it exists) and lets only its owner connect;
-   * with `mark`, comments it too.
+   * with `mark`, comments it too (a spare gets its comment only once complete).
    */
-  async ensureDatabase (name: string, owner: string, options: { mark?: string } = {}): Promise<void> {
-    await this.createDatabase(name, owner)
-    const access = ownerOnlyAccess(name, owner, options.mark)
-    await this.#knex.raw(access.sql, access.bindings)
-  }
-
-  /**
-   * Creates the database owned by `owner`, a copy of `template` when given, unless it is there
-   * already (a re-run of a create finds its own; one owned by anyone else is refused). Anyone may
-   * connect to it until ownerOnlyAccess runs, as ensureDatabase does next.
-   */
-  async createDatabase (name: string, owner: string, template?: string): Promise<void> {
+  async ensureDatabase (name: string, owner: string, options: { template?: string, mark?: string } = {}): Promise<void> {
     assertIdentifier(name, 'database name')
     assertIdentifier(owner, 'role name')
+    const { template, mark } = options
     try {
       if (template === undefined) {
         await this.#knex.raw('CREATE DATABASE ?? OWNER ?? ENCODING \'UTF8\'', [name, owner])
@@ -206,10 +195,15 @@ export class ServerAdmin {
       }
     } catch (error) {
       if (!isDuplicate(error)) throw error
+      // A re-run of a create finds its own database; one owned by anyone else is not to be touched.
       if ((await this.databaseObject(name))?.owner !== owner) {
         throw new SiloError('SLUG_TAKEN', `A database named ${name} already exists on the server outside this catalog`)
       }
     }
+    // Identifier bindings are quoted by knex into the text, so the statements go in one round trip.
+    const comment = mark === undefined ? '' : `; COMMENT ON DATABASE ?? IS '${assertSafeComment(mark)}'`
+    await this.#knex.raw(`REVOKE ALL ON DATABASE ?? FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE ?? TO ??${comment}`,
+      [name, name, owner, ...(mark === undefined ? [] : [name])])
   }
 
   /**

@@ -243,7 +243,7 @@ export class SpareDatabases {
       await admin.ensureGroupRole(name, ownership.mark('spare'))
       // The database's mark, with its version, comes with the hand-over of its objects, in one
       // transaction: a spare without it is unfinished, never claimed.
-      const latest = await template.clone(name, name, { waitForClose: true, mark: (version) => ownership.mark('spare', version ?? 'empty') })
+      const latest = await template.clone(name, name, { waitForClose: true, doneMark: (version) => ownership.mark('spare', version ?? 'empty') })
       return { name, version: latest ?? 'empty' }
     } catch (error) {
       await this.#discard(name)
