@@ -5,10 +5,14 @@ import { join } from 'node:path'
 import pg from 'pg'
 import t from './helpers/tap.js'
 import { CredentialCipher } from '../src/catalog/credential-cipher.js'
+import { loadConfig } from '../src/config.js'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js'
+import { migrateFleet } from '../src/lifecycle/fleet-migrator.js'
+import { openSilo, type Silo } from '../src/silo.js'
 import { markText } from '../src/db/object-marks.js'
 import { runCli } from './helpers/cli.js'
 import { spawnServer } from './helpers/server.js'
+import { eventually } from './helpers/wait.js'
 
 // A new user's first steps, with nothing configured: `npm start` (embedded PostgreSQL, catalog
 // `silo_catalog`, tenant prefix `silo_`: the catalog's name starts with the prefix), then
@@ -149,6 +153,75 @@ t.test('with the shipped defaults, doctor finds nothing to drop, and --fix --yes
   await t.rejects(asAcme('template1'), { code: '42501' }, 'nor to template1')
 
   t.equal(await server.stop(), 0, 'SIGTERM: a clean exit')
+})
+
+t.test("clearing the knex lock a dead migrator left rewrites only the database being migrated: never the catalog, another catalog's tenant, or the server's own databases", async (t) => {
+  // src/lifecycle/migration-lock.ts clears knex_migrations_lock when no live migrator can hold it.
+  // Every database below carries that table with its lock set; a fleet migration of this catalog
+  // (the shipped names: silo_catalog, whose name starts with the prefix silo_) may clear only its
+  // own tenants' locks.
+  const { postgresPassword, secretKey } = await secrets()
+  const embedded = await startEmbeddedPostgres({ dataDir, password: postgresPassword })
+  t.teardown(async () => { await embedded.stop() })
+  const open = async (catalogDatabase?: string): Promise<Silo> => await openSilo(loadConfig({
+    DATABASE_URL: embedded.url, SECRET_KEY: secretKey, LOG_LEVEL: 'silent', TENANT_SPARES: 0, ...(catalogDatabase === undefined ? {} : { CATALOG_DATABASE: catalogDatabase })
+  }, { env: false, dotenv: false }), { listen: false, spares: false })
+  const inDatabase = async <T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> => {
+    const client = new pg.Client({ connectionString: embedded.url.replace(/\/postgres$/, `/${database}`) })
+    await client.connect()
+    try {
+      return await fn(client)
+    } finally {
+      await client.end()
+    }
+  }
+  const lockOf = async (database: string): Promise<number[]> =>
+    await inDatabase(database, async (client) => (await client.query<{ is_locked: number }>('select is_locked from knex_migrations_lock')).rows.map((row) => row.is_locked))
+  const setLock = async (database: string, locked: number): Promise<void> => {
+    await inDatabase(database, async (client) => { await client.query('update knex_migrations_lock set is_locked = $1', [locked]) })
+  }
+
+  // A second catalog on the same server with the same prefix, and a tenant of its own: silo_initech.
+  const other = await open('silo_other')
+  try {
+    await other.provisioner.create({ slug: 'initech', domains: ['initech.localhost'] })
+  } finally {
+    await other.close()
+  }
+  const silo = await open()
+  // template0 takes no connection: nothing can write there.
+  const serverOwn = ['postgres', 'template1']
+  try {
+    t.same([silo.config.catalogDatabase, silo.config.tenantDbPrefix], ['silo_catalog', 'silo_'], 'the shipped names')
+    for (const database of serverOwn) {
+      await inDatabase(database, async (client) => {
+        await client.query('create table knex_migrations_lock (index serial primary key, is_locked integer not null)')
+        await client.query('insert into knex_migrations_lock (is_locked) values (1)')
+      })
+    }
+    for (const database of ['silo_catalog', 'silo_initech', 'silo_acme', 'silo_globex']) await setLock(database, 1)
+    // The sessions that set the locks may linger a moment while their backends exit; one there would rightly keep a lock.
+    const quiet = await eventually(async () => await inDatabase('postgres', async (client) => (await client.query(
+      "select 1 from pg_stat_activity where datname in ('silo_acme', 'silo_globex') and usesysid is not null and coalesce(application_name, '') not like 'silo:%'")).rowCount === 0), 10000, 20)
+    t.ok(quiet, 'no session left on the tenants')
+
+    const slugs = (await silo.catalog.listTenants()).map((tenant) => tenant.slug).sort()
+    t.same(slugs, ['acme', 'globex'], "this catalog's tenants only")
+    const results = await migrateFleet(silo.catalog, silo.migrator, slugs, { direction: 'latest', concurrency: 2 })
+    t.same(results.map((result) => result.status).sort(), ['up-to-date', 'up-to-date'], 'both migrated, none refused on a lock')
+    t.same([await lockOf('silo_acme'), await lockOf('silo_globex')], [[0], [0]], "the tenants' own abandoned locks are cleared")
+    t.same(await lockOf('silo_catalog'), [1], "the catalog's is left as it was")
+    t.same(await lockOf('silo_initech'), [1], "so is the other catalog's tenant's, on the same prefix")
+    for (const database of serverOwn) t.same(await lockOf(database), [1], `and ${database}'s`)
+  } finally {
+    await silo.close()
+    for (const database of serverOwn) await inDatabase(database, async (client) => { await client.query('drop table if exists knex_migrations_lock') })
+    await setLock('silo_catalog', 0)
+    const again = await open('silo_other')
+    await again.provisioner.drop('initech')
+    await again.close()
+    await inDatabase('postgres', async (client) => { await client.query('drop database silo_other with (force)') })
+  }
 })
 
 t.test('a start that finds the catalog gone but its tenants still there refuses, and drops nothing', async (t) => {
