@@ -4,6 +4,7 @@ import knex, { type Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
 import { buildApp } from '../src/app.js'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
+import { tenantConnection } from '../src/catalog/tenant-connection.js'
 import type { PgConnection } from '../src/db/knex-config.js'
 import { registerErrorHandling } from '../src/error-handler.js'
 import { articleRoutes } from '../src/routes/tenant/articles/routes.js'
@@ -46,6 +47,36 @@ export async function singleDatabaseApp (connection: PgConnection, poolMax: numb
   app.addHook('onRequest', async (request) => { request.db = db })
   await app.register(articleRoutes)
   return await listen(app, async () => { await db.destroy() })
+}
+
+/**
+ * The least a database per tenant costs on the hot path: a plain Fastify + Knex app with one
+ * Knex pool of one connection per tenant database, picked by Host from a preloaded map (no
+ * catalog, no budget, no leases), so as many backends as the single-database app's pool. What it
+ * loses against that app is what ten databases' connections cost by themselves: they cannot
+ * serve each other's queries.
+ */
+export async function poolPerTenantApp (tenantsByHost: Map<string, TenantRecord>): Promise<Listening> {
+  const pools = new Map<string, Knex>([...tenantsByHost].map(([host, tenant]) => [host, knex({
+    client: 'pg',
+    connection: tenantConnection(tenant, 'silo-bench-pools'),
+    pool: { min: 0, max: 1 },
+    log: { warn () {}, error () {}, debug () {}, deprecate () {} }
+  })]))
+  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
+  registerErrorHandling(app)
+  app.decorateRequest('db', null as unknown as Knex)
+  app.addHook('onRequest', (request, reply, done) => {
+    const db = pools.get((request.headers.host ?? '').split(':')[0] ?? '')
+    if (db === undefined) {
+      void reply.code(404).send({ code: 'TENANT_NOT_FOUND' })
+      return
+    }
+    request.db = db
+    done()
+  })
+  await app.register(articleRoutes)
+  return await listen(app, async () => { await Promise.all([...pools.values()].map(async (db) => { await db.destroy() })) })
 }
 
 /**

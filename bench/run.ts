@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
 import type { Silo } from '../src/silo.js'
-import { naivePeerApp, siloApp, singleDatabaseApp, type Listening } from './apps.js'
+import { naivePeerApp, poolPerTenantApp, siloApp, singleDatabaseApp, type Listening } from './apps.js'
 import { coldStart, idleMemory } from './cold.js'
 import { alternate, type Comparison, type Side } from './compare.js'
 import { boundProbe, judgeBound, type BoundProbe, type TenantPattern } from './bound.js'
@@ -119,13 +119,7 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
   const single = await singleDatabaseApp({ ...setup.server, database: singleRole, user: singleRole, password: singlePassword }, 10)
   const singleSide = articles(single.url, { kind: 'fixed', host: 'single.bench' })
   try {
-    if (wanted('hot')) {
-      await withSilo({}, async (app, silo) => {
-        const hot = await compare(singleSide, articles(app.url, uniform(10)), { silo })
-        const p99Ratio = hot.candidate.p99Ms / hot.baseline.p99Ms
-        record({ scenario: 'hot', figure: 'ratio to single database', value: hot.ratio, target: '>= 0.95, p99 <= 1.5x', met: hot.ratio >= 0.95 && p99Ratio <= 1.5, detail: `10 tenants; Silo ${brief(hot.candidate)}; single ${brief(hot.baseline)}; p99 ${p99Ratio.toFixed(2)}x` })
-      })
-    }
+    if (wanted('hot')) await hotRow(setup, singleSide)
     if (wanted('wide')) {
       const pattern = uniform(Math.min(100, size.tenants))
       await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
@@ -148,6 +142,35 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
   } finally {
     await single.close()
   }
+}
+
+/**
+ * Silo over ten tenants against the single-database app; beside it, the same ten tenants served
+ * by one Knex pool of one connection each (poolPerTenantApp) against the single-database app in
+ * rounds of their own: how much of Silo's distance is what ten databases cost by themselves.
+ */
+async function hotRow (setup: Silo, single: Side): Promise<void> {
+  const records = await setup.catalog.tenantsBySlugs(Array.from({ length: 10 }, (_, i) => slugOf(i)))
+  const pools = await poolPerTenantApp(new Map([...records.values()].map((tenant) => [`${tenant.slug}.bench`, tenant])))
+  let bare: Comparison
+  try {
+    bare = await compare(single, articles(pools.url, uniform(10)))
+  } finally {
+    await pools.close()
+  }
+  await withSilo({}, async (app, silo) => {
+    const hot = await compare(single, articles(app.url, uniform(10)), { silo })
+    const p99Ratio = hot.candidate.p99Ms / hot.baseline.p99Ms
+    record({
+      scenario: 'hot',
+      figure: 'ratio to single database',
+      value: hot.ratio,
+      target: '>= 0.95, p99 <= 1.5x',
+      met: hot.ratio >= 0.95 && p99Ratio <= 1.5,
+      detail: `10 tenants; Silo ${brief(hot.candidate)}, peak backends ${hot.peakBackends} (pools grew ${silo.pools.stats().grown} times); single ${brief(hot.baseline)} (10 connections); p99 ${p99Ratio.toFixed(2)}x; ` +
+        `one pool of one connection per tenant, no Silo, in rounds of its own: ${bare.ratio.toFixed(3)} of the single app (${brief(bare.candidate)}; single ${brief(bare.baseline)}; p99 ${(bare.candidate.p99Ms / bare.baseline.p99Ms).toFixed(2)}x)`
+    })
+  })
 }
 
 /** Against the naive peer; the bound's R_single from rounds of the single-database app between the pairs. */
