@@ -144,32 +144,15 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
   }
 }
 
-/**
- * Silo over ten tenants against the single-database app; beside it, the same ten tenants served
- * by one Knex pool of one connection each (poolPerTenantApp) against the single-database app in
- * rounds of their own: how much of Silo's distance is what ten databases cost by themselves.
- */
+/** Silo over ten tenants against the single-database app; beside it, in rounds of their own, the same tenants on one Knex pool of one connection each (poolPerTenantApp): what ten databases cost by themselves. */
 async function hotRow (setup: Silo, single: Side): Promise<void> {
   const records = await setup.catalog.tenantsBySlugs(Array.from({ length: 10 }, (_, i) => slugOf(i)))
   const pools = await poolPerTenantApp(new Map([...records.values()].map((tenant) => [`${tenant.slug}.bench`, tenant])))
-  let bare: Comparison
-  try {
-    bare = await compare(single, articles(pools.url, uniform(10)))
-  } finally {
-    await pools.close()
-  }
+  const bare = await compare(single, articles(pools.url, uniform(10))).finally(async () => { await pools.close() })
+  const p99 = (c: Comparison): number => c.candidate.p99Ms / c.baseline.p99Ms
   await withSilo({}, async (app, silo) => {
     const hot = await compare(single, articles(app.url, uniform(10)), { silo })
-    const p99Ratio = hot.candidate.p99Ms / hot.baseline.p99Ms
-    record({
-      scenario: 'hot',
-      figure: 'ratio to single database',
-      value: hot.ratio,
-      target: '>= 0.95, p99 <= 1.5x',
-      met: hot.ratio >= 0.95 && p99Ratio <= 1.5,
-      detail: `10 tenants; Silo ${brief(hot.candidate)}, peak backends ${hot.peakBackends} (pools grew ${silo.pools.stats().grown} times); single ${brief(hot.baseline)} (10 connections); p99 ${p99Ratio.toFixed(2)}x; ` +
-        `one pool of one connection per tenant, no Silo, in rounds of its own: ${bare.ratio.toFixed(3)} of the single app (${brief(bare.candidate)}; single ${brief(bare.baseline)}; p99 ${(bare.candidate.p99Ms / bare.baseline.p99Ms).toFixed(2)}x)`
-    })
+    record({ scenario: 'hot', figure: 'ratio to single database', value: hot.ratio, target: '>= 0.95, p99 <= 1.5x', met: hot.ratio >= 0.95 && p99(hot) <= 1.5, detail: `10 tenants; Silo ${brief(hot.candidate)}, peak backends ${hot.peakBackends} (pools grew ${silo.pools.stats().grown} times); single ${brief(hot.baseline)} (10 connections); p99 ${p99(hot).toFixed(2)}x; one pool of one connection per tenant, no Silo, in rounds of its own: ${bare.ratio.toFixed(3)} of the single app (${brief(bare.candidate)}; single ${brief(bare.baseline)}; p99 ${p99(bare).toFixed(2)}x)` })
   })
 }
 
