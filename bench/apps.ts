@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type onRequestHookHandler } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import knex, { type Knex } from 'knex'
 import { LRUCache } from 'lru-cache'
@@ -24,6 +24,19 @@ async function listen (app: FastifyInstance, close: () => Promise<void> = async 
   return { app, url, close: async () => { await app.close(); await close() } }
 }
 
+/** Knex's console output muted: a bench app's connection errors are counted as failed requests. */
+const quiet = { warn () {}, error () {}, debug () {}, deprecate () {} }
+
+/** A plain Fastify app serving Silo's article routes, `request.db` set by `onRequest`: the frame of every comparison app below. */
+async function articlesApp (onRequest: onRequestHookHandler, close: () => Promise<void>): Promise<Listening> {
+  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
+  registerErrorHandling(app)
+  app.decorateRequest('db', null as unknown as Knex)
+  app.addHook('onRequest', onRequest)
+  await app.register(articleRoutes)
+  return await listen(app, close)
+}
+
 /** Silo itself, plus a constant route (`/ping`, no tenancy): the HTTP ceiling of the same process. */
 export async function siloApp (silo: Silo): Promise<Listening> {
   const app = await buildApp(silo, { config: benchHttpConfig })
@@ -40,13 +53,8 @@ export async function siloApp (silo: Silo): Promise<Listening> {
  * single-tenant application gets, the baseline Silo's ratios are measured against.
  */
 export async function singleDatabaseApp (connection: PgConnection, poolMax: number): Promise<Listening> {
-  const db = knex({ client: 'pg', connection, pool: { min: 0, max: poolMax }, log: { warn () {}, error () {}, debug () {}, deprecate () {} } })
-  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
-  registerErrorHandling(app)
-  app.decorateRequest('db', null as unknown as Knex)
-  app.addHook('onRequest', async (request) => { request.db = db })
-  await app.register(articleRoutes)
-  return await listen(app, async () => { await db.destroy() })
+  const db = knex({ client: 'pg', connection, pool: { min: 0, max: poolMax }, log: quiet })
+  return await articlesApp(async (request) => { request.db = db }, async () => { await db.destroy() })
 }
 
 /**
@@ -61,12 +69,9 @@ export async function poolPerTenantApp (tenantsByHost: Map<string, TenantRecord>
     client: 'pg',
     connection: tenantConnection(tenant, 'silo-bench-pools'),
     pool: { min: 0, max: 1 },
-    log: { warn () {}, error () {}, debug () {}, deprecate () {} }
+    log: quiet
   })]))
-  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
-  registerErrorHandling(app)
-  app.decorateRequest('db', null as unknown as Knex)
-  app.addHook('onRequest', (request, reply, done) => {
+  return await articlesApp((request, reply, done) => {
     const db = pools.get((request.headers.host ?? '').split(':')[0] ?? '')
     if (db === undefined) {
       void reply.code(404).send({ code: 'TENANT_NOT_FOUND' })
@@ -74,9 +79,7 @@ export async function poolPerTenantApp (tenantsByHost: Map<string, TenantRecord>
     }
     request.db = db
     done()
-  })
-  await app.register(articleRoutes)
-  return await listen(app, async () => { await Promise.all([...pools.values()].map(async (db) => { await db.destroy() })) })
+  }, async () => { await Promise.all([...pools.values()].map(async (db) => { await db.destroy() })) })
 }
 
 /**
@@ -86,10 +89,12 @@ export async function poolPerTenantApp (tenantsByHost: Map<string, TenantRecord>
  */
 export async function naivePeerApp (tenantsByHost: Map<string, TenantRecord>, server: PgConnection, poolsMax: number): Promise<Listening> {
   const pools = new LRUCache<string, Knex>({ max: poolsMax, dispose: (db) => { void db.destroy() } })
-  const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>()
-  registerErrorHandling(app)
-  app.decorateRequest('db', null as unknown as Knex)
-  app.addHook('onRequest', async (request, reply) => {
+  const dropAll = async (): Promise<void> => {
+    const all = [...pools.values()]
+    pools.clear()
+    await Promise.allSettled(all.map(async (db) => { await db.destroy() }))
+  }
+  const app = await articlesApp(async (request, reply) => {
     const host = (request.headers.host ?? '').split(':')[0] ?? ''
     const tenant = tenantsByHost.get(host)
     if (tenant === undefined) return await reply.code(404).send({ code: 'TENANT_NOT_FOUND' })
@@ -98,18 +103,11 @@ export async function naivePeerApp (tenantsByHost: Map<string, TenantRecord>, se
       db = knex({
         client: 'pg',
         connection: { ...server, database: tenant.database.name, user: tenant.database.user, password: tenant.database.password },
-        // Its connection errors are counted as failed requests; knex's console copy of each is noise.
-        log: { warn () {}, error () {}, debug () {}, deprecate () {} }
+        log: quiet
       })
       pools.set(host, db)
     }
     request.db = db
-  })
-  await app.register(articleRoutes)
-  const dropAll = async (): Promise<void> => {
-    const all = [...pools.values()]
-    pools.clear()
-    await Promise.allSettled(all.map(async (db) => { await db.destroy() }))
-  }
-  return { ...await listen(app, dropAll), reset: dropAll }
+  }, dropAll)
+  return { ...app, reset: dropAll }
 }
