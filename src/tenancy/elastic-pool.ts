@@ -5,6 +5,8 @@ interface TarnPool {
   numFree: () => number
   numPendingAcquires: () => number
   numPendingCreates: () => number
+  /** The connections in use (what tarn's `numUsed` counts). */
+  used: Array<{ resource: unknown }>
   on: (event: string, listener: (...args: unknown[]) => void) => void
   /** Tarn's own "serve waiters or open a connection" step; it runs on every acquire and release. */
   _tryAcquireOrCreate: () => void
@@ -48,6 +50,10 @@ export interface ElasticOptions {
   room?: () => boolean
 }
 
+/** When a connection was last taken from its pool (performance.now()); kept on the connection. */
+const heldSince = Symbol('silo.heldSince')
+type Stamped = { [heldSince]?: number }
+
 /** Requests queued per connection past which a pool grows even though each query is quick. */
 const DEEP_QUEUE = 8
 
@@ -56,59 +62,83 @@ const DEEP_QUEUE = 8
  * finds none free, up to its max; a query takes well under a millisecond and an open several
  * (tens on a small VM), so a busy moment would open connections that only add PostgreSQL
  * backends competing for the server's cores, and, under a tight budget, cost other tenants
- * their pools. Here the pool starts with a limit of one connection and raises it by one when a
- * request has waited `graceMs` without being served and either a connection has been held
- * that long (a slow query or a transaction) or the queue is deep (a tenant hot enough to need
- * more than one backend). When its connections are closed (idle timeout, eviction) the limit
+ * their pools. Here the pool starts with a limit of one connection and raises it by one when
+ * its oldest waiting request has waited `graceMs` without being served and either a connection
+ * has been held that long (a slow query or a transaction) or the queue has stayed deep for as
+ * long (a tenant hot enough to need more than one backend, not a moment's pile-up of quick
+ * queries: requests spread at random over a few tenants queue eight deep now and then, and a
+ * backend more for each such moment only adds a backend to the server's busy cores). It grows
+ * once per grace at most, and not while an open is under way or a connection is free (either
+ * serves a waiter first). When its connections are closed (idle timeout, eviction) the limit
  * follows them down.
+ *
+ * One timer per pool, armed while requests wait: a request that waits costs a timestamp, not a
+ * timer of its own (this is every queued request's path).
  */
 export function makeElastic (pool: TarnPool, options: ElasticOptions): void {
   pool.max = 1
-  const waiting = new Set<number>()
-  /** Connections in use, and since when. */
-  const held = new Map<unknown, number>()
+  /** Requests waiting for a connection, and since when: oldest first (a Map keeps insertion order). */
+  const waiting = new Map<number, number>()
+  /** Since when the queue has been deep without a break (-1: it is not). */
+  let deepSince = -1
+  let armed = false
   const fits = (): number => pool.numUsed() + pool.numFree() + pool.numPendingCreates()
-  const heldLongerThan = (ms: number): boolean => {
-    const since = performance.now() - ms
-    for (const at of held.values()) if (at <= since) return true
+  const deep = (queued: number): boolean => queued >= DEEP_QUEUE * Math.max(1, pool.numUsed())
+  const heldLongerThan = (ms: number, now: number): boolean => {
+    const since = now - ms
+    for (const { resource } of pool.used) {
+      const at = (resource as Stamped)[heldSince]
+      if (at !== undefined && at <= since) return true
+    }
     return false
   }
 
-  /**
-   * Checks, after a grace and again each grace while the request waits, whether the pool should
-   * grow for it. The connection a growth opens goes to the oldest waiter, not necessarily to the
-   * request that grew the pool: one still waiting after its growth goes on watching, and grows
-   * again once no open is under way and no connection is free (either would serve a waiter first).
-   */
-  const watch = (eventId: number, grace: number, grown: boolean): void => {
-    const timer = setTimeout(() => {
-      if (!waiting.has(eventId) || pool.max >= options.max) return
-      const served = grown && (pool.numPendingCreates() > 0 || pool.numFree() > 0)
-      if (!served && options.room?.() !== false && (heldLongerThan(grace) || pool.numPendingAcquires() >= DEEP_QUEUE * Math.max(1, pool.numUsed()))) {
-        pool.max++
-        options.grew?.()
-        pool._tryAcquireOrCreate()
-        watch(eventId, grace, true)
-      } else {
-        watch(eventId, grace, grown)
-      }
-    }, grace)
-    timer.unref()
+  const arm = (ms: number): void => {
+    armed = true
+    setTimeout(check, ms).unref()
+  }
+  /** While requests wait: grow once the oldest has waited the grace, then look again a grace later. */
+  const check = (): void => {
+    armed = false
+    if (pool.max >= options.max) return
+    let oldest: number | undefined
+    for (const since of waiting.values()) { oldest = since; break }
+    if (oldest === undefined) return
+    const now = performance.now()
+    const grace = options.graceMs()
+    if (now - oldest < grace) {
+      arm(grace - (now - oldest))
+      return
+    }
+    const opening = pool.numPendingCreates() > 0 || pool.numFree() > 0
+    const needed = heldLongerThan(grace, now) || (deepSince >= 0 && now - deepSince >= grace)
+    if (!opening && needed && options.room?.() !== false) {
+      pool.max++
+      options.grew?.()
+      pool._tryAcquireOrCreate()
+    }
+    arm(grace)
   }
 
   pool.on('acquireRequest', (eventId) => {
-    waiting.add(eventId as number)
+    // Emitted before tarn queues the request: it is one more than those queued.
     if (pool.numFree() > 0 || fits() < pool.max || pool.max >= options.max) return
-    watch(eventId as number, options.graceMs(), false)
+    const now = performance.now()
+    waiting.set(eventId as number, now)
+    if (deepSince < 0 && deep(pool.numPendingAcquires() + 1)) deepSince = now
+    if (!armed) arm(options.graceMs())
   })
   pool.on('acquireSuccess', (eventId, resource) => {
-    waiting.delete(eventId as number)
-    held.set(resource, performance.now())
+    // On the connection itself, not in a map of this pool's: nothing to undo at its release.
+    (resource as Stamped)[heldSince] = performance.now()
+    if (waiting.size > 0) waiting.delete(eventId as number)
+    if (deepSince >= 0 && !deep(pool.numPendingAcquires())) deepSince = -1
   })
-  pool.on('acquireFail', (eventId) => { waiting.delete(eventId as number) })
-  pool.on('release', (resource) => { held.delete(resource) })
-  pool.on('destroySuccess', (_eventId, resource) => {
-    held.delete(resource)
+  pool.on('acquireFail', (eventId) => {
+    waiting.delete(eventId as number)
+    if (deepSince >= 0 && !deep(pool.numPendingAcquires())) deepSince = -1
+  })
+  pool.on('destroySuccess', () => {
     pool.max = Math.max(1, Math.min(pool.max, fits()))
   })
 }
