@@ -98,13 +98,12 @@ export function budgetedPgClient (options: BudgetedClientOptions): typeof Knex.C
      * went back to the pool, where the next request would pick it up and fail too. Marking it
      * disposed makes knex's pool validation drop it instead.
      */
-    override async _query (connection: unknown, obj: unknown): Promise<unknown> {
-      try {
-        return await super._query(connection, obj)
-      } catch (error) {
+    override _query (connection: unknown, obj: unknown): Promise<unknown> {
+      // A handler on knex's promise, not an async wrapper around it: every query takes this path.
+      return (super._query(connection, obj) as Promise<unknown>).catch((error: unknown) => {
         if (connectionLost(error)) (connection as { __knex__disposed?: unknown }).__knex__disposed = error
         throw error
-      }
+      })
     }
 
     override async destroyRawConnection (connection: unknown): Promise<void> {
