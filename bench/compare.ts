@@ -24,6 +24,8 @@ export interface AlternateOptions {
   pick?: (result: LoadResult) => number
   /** Wraps each candidate round (not the warm-up): a sampler, a counter. */
   during?: (fn: () => Promise<LoadResult>) => Promise<LoadResult>
+  /** Wraps each baseline round the same way: what samples the candidate's rounds costs the machine, the baseline's pay too. */
+  duringBaseline?: (fn: () => Promise<LoadResult>) => Promise<LoadResult>
   /** After each pair of rounds (not the warm-up): a measurement that must share the rounds' conditions. */
   between?: () => Promise<void>
 }
@@ -46,8 +48,9 @@ export async function alternate (baseline: Side, candidate: Side, options: Alter
   const base: LoadResult[] = []
   const cand: LoadResult[] = []
   const during = options.during ?? (async (fn: () => Promise<LoadResult>) => await fn())
+  const duringBaseline = options.duringBaseline ?? (async (fn: () => Promise<LoadResult>) => await fn())
   for (let round = 0; round < options.rounds; round++) {
-    base.push(await run(baseline, options.durationS))
+    base.push(await duringBaseline(async () => await run(baseline, options.durationS)))
     cand.push(await during(async () => await run(candidate, options.durationS)))
     await options.between?.()
   }

@@ -85,6 +85,8 @@ async function compare (
       peakBackends = Math.max(peakBackends, sampled.peakBackends)
       return sampled.value
     },
+    // The sampler's queries run during the baseline's rounds too (their counts unused), so both sides share its cost.
+    ...(silo === undefined ? {} : { duringBaseline: async (fn) => (await withBackendSampler(silo, fn)).value }),
     ...(probe === undefined || options.sampleEachRound !== true ? {} : { between: probe.sample })
   })
   return { ...result, peakBackends }
