@@ -1,5 +1,5 @@
 /** The parts of knex's tarn pool (tarn 3) that an elastic limit reads and drives. */
-interface TarnPool {
+export interface ElasticTarnPool {
   max: number
   numUsed: () => number
   numFree: () => number
@@ -13,7 +13,7 @@ interface TarnPool {
 }
 
 /** What tarn 3 keeps of an idle connection, oldest first, and how it closes one (what its reaper does). */
-interface ReapablePool {
+export interface ReapablePool {
   destroyed?: boolean
   numPendingAcquires: () => number
   free: Array<{ resource: unknown, settle: () => void }>
@@ -75,7 +75,7 @@ const DEEP_QUEUE = 8
  * One timer per pool, armed while requests wait: a request that waits costs a timestamp, not a
  * timer of its own (this is every queued request's path).
  */
-export function makeElastic (pool: TarnPool, options: ElasticOptions): void {
+export function makeElastic (pool: ElasticTarnPool, options: ElasticOptions): void {
   pool.max = 1
   /** Requests waiting for a connection, and since when: oldest first (a Map keeps insertion order). */
   const waiting = new Map<number, number>()

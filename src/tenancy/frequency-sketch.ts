@@ -32,22 +32,35 @@ export class FrequencySketch {
 
   /** Counts one request for `key`. */
   increment (key: string): void {
-    const at = this.#cells(key)
-    const min = this.#min(at)
+    this.incrementHashed(keyHash(key))
+  }
+
+  /** The same, for a key whose hash (`keyHash`) the caller kept. */
+  incrementHashed (h: number): void {
+    const min = this.#min(h)
     if (min >= CAP) return
     // Conservative update: only the counters at the minimum grow, so a collision inflates less.
-    for (const cell of at) if (this.#table[cell] === min) this.#table[cell] = min + 1
+    for (let row = 0; row < ROWS; row++) {
+      const cell = this.#cell(h, row)
+      if (this.#table[cell] === min) this.#table[cell] = min + 1
+    }
     if (++this.#additions >= this.#sampleSize) this.#age()
   }
 
   /** The recent requests for `key`, as counted (never fewer than were made since the last halving). */
   frequency (key: string): number {
-    return this.#min(this.#cells(key))
+    return this.#min(keyHash(key))
   }
 
-  #min (at: readonly number[]): number {
+  /** The same, for a key whose hash (`keyHash`) the caller kept. */
+  frequencyHashed (h: number): number {
+    return this.#min(h)
+  }
+
+  /** The smallest of the key's four counters (`h` its hash); no array made: scans under pressure ask this of every pool. */
+  #min (h: number): number {
     let min = CAP
-    for (const cell of at) min = Math.min(min, this.#table[cell] ?? 0)
+    for (let row = 0; row < ROWS; row++) min = Math.min(min, this.#table[this.#cell(h, row)] ?? 0)
     return min
   }
 
@@ -56,11 +69,8 @@ export class FrequencySketch {
    * share all four counters 1 in width⁴ times; with h1 + row × h2 (double hashing) it was 1 in
    * width², and a key asked for once sometimes took a frequent one's place.
    */
-  #cells (key: string): number[] {
-    const h = fnv1a(key)
-    const cells: number[] = []
-    for (let row = 0; row < ROWS; row++) cells.push(row * this.#width + (fmix32(h ^ (SEEDS[row] ?? 0)) & this.#mask))
-    return cells
+  #cell (h: number, row: number): number {
+    return row * this.#width + (fmix32(h ^ (SEEDS[row] ?? 0)) & this.#mask)
   }
 
   #age (): void {
@@ -72,8 +82,8 @@ export class FrequencySketch {
 /** Per-row seeds (odd constants from splitmix/murmur). */
 const SEEDS = [0x9e3779b9, 0x85ebca6b, 0xc2b2ae35, 0x27d4eb2f]
 
-/** FNV-1a over the key's UTF-16 code units. */
-function fnv1a (key: string): number {
+/** A key's hash, from which the sketch finds its counters (FNV-1a over its UTF-16 code units). */
+export function keyHash (key: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i)

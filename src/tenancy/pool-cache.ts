@@ -4,9 +4,9 @@ import { tenantUnavailable } from '../errors.js'
 import type { BudgetedClient } from './budgeted-pg-client.js'
 import type { BudgetStats } from './connection-budget.js'
 import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
-import { makeElastic } from './elastic-pool.js'
+import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
-import { closeIdle, fingerprintOf, Lease, tarnPool, tenantPoolConfig, type PoolEntry, type PoolLease } from './pool-entry.js'
+import { fingerprintOf, Lease, tarnPoolOf, tenantPoolConfig, type PoolEntry, type PoolLease } from './pool-entry.js'
 
 export type { PoolLease } from './pool-entry.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
@@ -150,15 +150,13 @@ export class PoolCache {
   tenantStats (tenantId: string): { leases: number, used: number, free: number, pending: number } | null {
     const entry = this.#pools.peek(tenantId)
     if (entry === undefined) return null
-    const pool = tarnPool(entry)
-    return { leases: entry.leases, used: pool?.numUsed() ?? 0, free: pool?.numFree() ?? 0, pending: pool?.numPendingAcquires() ?? 0 }
+    const { pool } = entry
+    return { leases: entry.leases, used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() }
   }
 
   stats (): PoolCacheStats {
     const connections = { used: 0, free: 0, pendingAcquires: 0, pendingCreates: 0 }
-    for (const entry of [...this.#pools.values(), ...this.#retiringPools]) {
-      const pool = tarnPool(entry)
-      if (pool === undefined) continue
+    for (const { pool } of [...this.#pools.values(), ...this.#retiringPools]) {
       connections.used += pool.numUsed()
       connections.free += pool.numFree()
       connections.pendingAcquires += pool.numPendingAcquires()
@@ -221,7 +219,8 @@ export class PoolCache {
     const config = tenantPoolConfig(tenant, this.#budgets.of(tenant.server).client, this.#options)
     const db = knex(config)
     ;(db.client as BudgetedClient).tenant = slug
-    makeElastic((db.client as { pool: Parameters<typeof makeElastic>[0] }).pool, {
+    const pool = tarnPoolOf(db)
+    makeElastic(pool, {
       max: this.#options.tenantPoolMax,
       // A request waits for one of the tenant's connections up to twice the time opening another
       // takes: an extra backend costs the server too, and under a tight budget another tenant's pool.
@@ -231,7 +230,7 @@ export class PoolCache {
     })
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
-    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, leases: 0, retired: false, lastUsed: 0 }
+    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, pool, leases: 0, retired: false, lastUsed: 0 }
   }
 
   /** Runs `fn` (which may dispose entries) with the eviction reason the dispose hook reports. */
@@ -255,21 +254,39 @@ export class PoolCache {
    */
   #reclaimIdle (serverId: string): void {
     for (const entry of this.#retiringPools) {
-      if (entry.serverId === serverId && closeIdle(entry)) return
+      if (entry.serverId === serverId && closeIdleConnection(entry.pool)) return
     }
-    // A scan, not an order kept: this runs only under pressure.
-    const idle = this.#pools.values()
-      .filter((entry) => entry.serverId === serverId && (tarnPool(entry)?.numFree() ?? 0) > 0)
-      .map((entry) => ({ entry, asked: this.#pools.frequency(entry.tenantId) }))
-      .sort((a, b) => a.asked - b.asked || a.entry.lastUsed - b.entry.lastUsed)
-      .map(({ entry }) => entry)
-    const unheld = idle.find((entry) => entry.leases === 0)
+    // The least asked-for idle pool, least recently used among equals: a pool no request holds is
+    // retired; failing one, a held pool gives up an idle connection its requests do not wait for.
+    // One pass over the slots with nothing allocated: under churn this runs for most requests.
+    let unheld: PoolEntry | undefined
+    let unheldAsked = Infinity
+    let held: PoolEntry | undefined
+    let heldAsked = Infinity
+    this.#pools.forEach((entry) => {
+      const { pool } = entry
+      if (entry.serverId !== serverId || pool.numFree() === 0) return
+      if (entry.leases === 0) {
+        const asked = this.#pools.frequency(entry.tenantId)
+        if (asked < unheldAsked || (asked === unheldAsked && entry.lastUsed < (unheld?.lastUsed ?? Infinity))) {
+          unheld = entry
+          unheldAsked = asked
+        }
+      } else if (unheld === undefined && pool.destroyed !== true && pool.numPendingAcquires() === 0) {
+        const asked = this.#pools.frequency(entry.tenantId)
+        if (asked < heldAsked || (asked === heldAsked && entry.lastUsed < (held?.lastUsed ?? Infinity))) {
+          held = entry
+          heldAsked = asked
+        }
+      }
+    })
     if (unheld !== undefined) {
-      this.#pools.delete(unheld.tenantId)
-      this.#withReason('idle', () => { this.#retire(unheld) })
+      const entry = unheld
+      this.#pools.delete(entry.tenantId)
+      this.#withReason('idle', () => { this.#retire(entry) })
       return
     }
-    for (const entry of idle) if (closeIdle(entry)) return
+    if (held !== undefined) closeIdleConnection(held.pool)
   }
 
   #retire (entry: PoolEntry): void {

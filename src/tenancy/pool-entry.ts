@@ -2,7 +2,7 @@ import type { Knex } from 'knex'
 import { knexConfig } from '../db/knex-config.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
-import { closeIdleConnection } from './elastic-pool.js'
+import type { ElasticTarnPool, ReapablePool } from './elastic-pool.js'
 
 /** A tenant's pool in the cache, what holds it, and the few pool internals the cache reads. */
 
@@ -18,17 +18,20 @@ export interface PoolEntry {
   readonly slug: string
   readonly fingerprint: string
   readonly db: Knex
+  /** Knex's tarn pool of `db`, read once: knex's `client` is an accessor, and scans under pressure read every entry's pool. */
+  readonly pool: TenantTarnPool
   leases: number
   retired: boolean
   /** When a request last took it (PoolSlots' clock). */
   lastUsed: number
 }
 
-export interface TarnPool {
-  numUsed: () => number
-  numFree: () => number
-  numPendingAcquires: () => number
-  numPendingCreates: () => number
+/** What the cache reads and drives of a tenant's tarn pool. */
+export type TenantTarnPool = ElasticTarnPool & ReapablePool
+
+/** Knex's tarn pool of a tenant instance; it exists once the instance is created. */
+export function tarnPoolOf (db: Knex): TenantTarnPool {
+  return (db.client as { pool: TenantTarnPool }).pool
 }
 
 /** One request's hold on a pool: a class, not a closure per request (this is every request's path). */
@@ -49,17 +52,6 @@ export class Lease implements PoolLease {
     this.#released = true
     this.#onRelease(this.#entry)
   }
-}
-
-/** Knex keeps its tarn pool on the client; it exists once the instance is created. */
-export function tarnPool (entry: PoolEntry): TarnPool | undefined {
-  return (entry.db.client as { pool?: TarnPool }).pool
-}
-
-/** Closes one idle connection of the entry's pool; false when it has none to spare. */
-export function closeIdle (entry: PoolEntry): boolean {
-  const pool = (entry.db.client as { pool?: Parameters<typeof closeIdleConnection>[0] }).pool
-  return pool !== undefined && closeIdleConnection(pool)
 }
 
 /** Computed once per record: cached records are the same objects request after request. */

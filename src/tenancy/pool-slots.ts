@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { FrequencySketch } from './frequency-sketch.js'
+import { FrequencySketch, keyHash } from './frequency-sketch.js'
 
 /**
  * What the slots need of an entry: when it was last used, on one clock across both segments (an
@@ -28,6 +28,8 @@ export class PoolSlots<E extends Slotted> {
   readonly #windowMax: number
   readonly #mainMax: number
   readonly #sketch: FrequencySketch
+  /** The sketch's hash of each held key, kept: a scan under pressure asks the frequency of every entry. */
+  readonly #hashes = new Map<string, number>()
   readonly #evicted: (entry: E) => void
   #clock = 0
 
@@ -43,7 +45,7 @@ export class PoolSlots<E extends Slotted> {
 
   /** The key's entry, counted as a request for it (found or not) and made the most recent. */
   get (key: string): E | undefined {
-    this.#sketch.increment(key)
+    this.#sketch.incrementHashed(this.#hashes.get(key) ?? keyHash(key))
     const entry = this.#window.get(key) ?? this.#main?.get(key)
     if (entry !== undefined) entry.lastUsed = ++this.#clock
     return entry
@@ -51,7 +53,7 @@ export class PoolSlots<E extends Slotted> {
 
   /** How often the key was asked for lately (see FrequencySketch). */
   frequency (key: string): number {
-    return this.#sketch.frequency(key)
+    return this.#sketch.frequencyHashed(this.#hashes.get(key) ?? keyHash(key))
   }
 
   /** The key's entry, nothing counted or reordered. */
@@ -73,6 +75,7 @@ export class PoolSlots<E extends Slotted> {
     entry.lastUsed = ++this.#clock
     if (this.#window.size >= this.#windowMax) this.#overflow()
     this.#window.set(key, entry)
+    this.#hashes.set(key, keyHash(key))
   }
 
   /** Removes the key's entry and answers it (the caller retires it); undefined when none. */
@@ -80,6 +83,7 @@ export class PoolSlots<E extends Slotted> {
     const entry = this.peek(key)
     if (entry === undefined) return undefined
     if (!this.#window.delete(key)) this.#main?.delete(key)
+    this.#hashes.delete(key)
     return entry
   }
 
@@ -88,11 +92,18 @@ export class PoolSlots<E extends Slotted> {
     const entries = [...this.#window.values(), ...(this.#main?.values() ?? [])]
     this.#window.clear()
     this.#main?.clear()
+    this.#hashes.clear()
     return entries
   }
 
   get size (): number {
     return this.#window.size + (this.#main?.size ?? 0)
+  }
+
+  /** Calls `fn` with every entry, nothing counted or reordered and no array made (a scan on a busy path). */
+  forEach (fn: (entry: E) => void): void {
+    this.#window.forEach((entry) => { fn(entry) })
+    this.#main?.forEach((entry) => { fn(entry) })
   }
 
   values (): E[] {
@@ -114,6 +125,7 @@ export class PoolSlots<E extends Slotted> {
     this.#window.delete(key)
     const main = this.#main
     if (main === undefined) {
+      this.#hashes.delete(key)
       this.#evicted(entry)
       return
     }
@@ -123,11 +135,13 @@ export class PoolSlots<E extends Slotted> {
     }
     const victimKey = main.rkeys().next().value
     const victim = victimKey === undefined ? undefined : main.peek(victimKey)
-    if (victimKey !== undefined && victim !== undefined && this.#sketch.frequency(key) > this.#sketch.frequency(victimKey)) {
+    if (victimKey !== undefined && victim !== undefined && this.frequency(key) > this.frequency(victimKey)) {
       main.delete(victimKey)
       main.set(key, entry)
+      this.#hashes.delete(victimKey)
       this.#evicted(victim)
     } else {
+      this.#hashes.delete(key)
       this.#evicted(entry)
     }
   }
