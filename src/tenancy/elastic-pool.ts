@@ -64,8 +64,8 @@ const DEEP_QUEUE = 8
  * backends competing for the server's cores, and, under a tight budget, cost other tenants
  * their pools. Here the pool starts with a limit of one connection and raises it by one when
  * its oldest waiting request has waited `graceMs` without being served and either a connection
- * has been held that long (a slow query or a transaction) or the queue has stayed deep for as
- * long (a tenant hot enough to need more than one backend, not a moment's pile-up of quick
+ * has been held that long (a slow query or a transaction) or the queue was deep on average over
+ * that time (a tenant hot enough to need more than one backend, not a moment's pile-up of quick
  * queries: requests spread at random over a few tenants queue eight deep now and then, and a
  * backend more for each such moment only adds a backend to the server's busy cores). It grows
  * once per grace at most, and not while an open is under way or a connection is free (either
@@ -79,11 +79,17 @@ export function makeElastic (pool: ElasticTarnPool, options: ElasticOptions): vo
   pool.max = 1
   /** Requests waiting for a connection, and since when: oldest first (a Map keeps insertion order). */
   const waiting = new Map<number, number>()
-  /** Since when the queue has been deep without a break (-1: it is not). */
-  let deepSince = -1
+  /** The queue's length integrated over time (request-ms) since `windowStart`: its mean over the last grace. */
+  let area = 0
+  let windowStart = 0
+  let lastChange = 0
   let armed = false
   const fits = (): number => pool.numUsed() + pool.numFree() + pool.numPendingCreates()
-  const deep = (queued: number): boolean => queued >= DEEP_QUEUE * Math.max(1, pool.numUsed())
+  /** Called just before the queue's length changes, and at each look. */
+  const account = (now: number): void => {
+    area += waiting.size * (now - lastChange)
+    lastChange = now
+  }
   const heldLongerThan = (ms: number, now: number): boolean => {
     const since = now - ms
     for (const { resource } of pool.used) {
@@ -110,8 +116,12 @@ export function makeElastic (pool: ElasticTarnPool, options: ElasticOptions): vo
       arm(grace - (now - oldest))
       return
     }
+    account(now)
+    const queued = area / Math.max(1e-3, now - windowStart)
+    area = 0
+    windowStart = now
     const opening = pool.numPendingCreates() > 0 || pool.numFree() > 0
-    const needed = heldLongerThan(grace, now) || (deepSince >= 0 && now - deepSince >= grace)
+    const needed = heldLongerThan(grace, now) || queued >= DEEP_QUEUE * Math.max(1, pool.numUsed())
     if (!opening && needed && options.room?.() !== false) {
       pool.max++
       options.grew?.()
@@ -124,19 +134,29 @@ export function makeElastic (pool: ElasticTarnPool, options: ElasticOptions): vo
     // Emitted before tarn queues the request: it is one more than those queued.
     if (pool.numFree() > 0 || fits() < pool.max || pool.max >= options.max) return
     const now = performance.now()
+    account(now)
+    if (!armed) {
+      // The first waiter since the pool last looked: the mean is taken from now.
+      area = 0
+      windowStart = now
+      arm(options.graceMs())
+    }
     waiting.set(eventId as number, now)
-    if (deepSince < 0 && deep(pool.numPendingAcquires() + 1)) deepSince = now
-    if (!armed) arm(options.graceMs())
   })
   pool.on('acquireSuccess', (eventId, resource) => {
     // On the connection itself, not in a map of this pool's: nothing to undo at its release.
-    (resource as Stamped)[heldSince] = performance.now()
-    if (waiting.size > 0) waiting.delete(eventId as number)
-    if (deepSince >= 0 && !deep(pool.numPendingAcquires())) deepSince = -1
+    const now = performance.now()
+    ;(resource as Stamped)[heldSince] = now
+    if (waiting.size > 0 && waiting.has(eventId as number)) {
+      account(now)
+      waiting.delete(eventId as number)
+    }
   })
   pool.on('acquireFail', (eventId) => {
-    waiting.delete(eventId as number)
-    if (deepSince >= 0 && !deep(pool.numPendingAcquires())) deepSince = -1
+    if (waiting.has(eventId as number)) {
+      account(performance.now())
+      waiting.delete(eventId as number)
+    }
   })
   pool.on('destroySuccess', () => {
     pool.max = Math.max(1, Math.min(pool.max, fits()))
