@@ -107,8 +107,7 @@ export function makeElastic (pool: ElasticTarnPool, options: ElasticOptions): vo
   const check = (): void => {
     armed = false
     if (pool.max >= options.max) return
-    let oldest: number | undefined
-    for (const since of waiting.values()) { oldest = since; break }
+    const oldest: number | undefined = waiting.values().next().value
     if (oldest === undefined) return
     const now = performance.now()
     const grace = options.graceMs()

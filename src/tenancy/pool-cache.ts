@@ -6,7 +6,7 @@ import type { BudgetStats } from './connection-budget.js'
 import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
-import { fingerprintOf, Lease, tarnPoolOf, tenantPoolConfig, type PoolEntry, type PoolLease } from './pool-entry.js'
+import { fingerprintOf, Lease, roomMakers, tarnPoolOf, tenantPoolConfig, type PoolEntry, type PoolLease } from './pool-entry.js'
 
 export type { PoolLease } from './pool-entry.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
@@ -256,34 +256,10 @@ export class PoolCache {
     for (const entry of this.#retiringPools) {
       if (entry.serverId === serverId && closeIdleConnection(entry.pool)) return
     }
-    // The least asked-for idle pool, least recently used among equals: a pool no request holds is
-    // retired; failing one, a held pool gives up an idle connection its requests do not wait for.
-    // One pass over the slots with nothing allocated: under churn this runs for most requests.
-    let unheld: PoolEntry | undefined
-    let unheldAsked = Infinity
-    let held: PoolEntry | undefined
-    let heldAsked = Infinity
-    this.#pools.forEach((entry) => {
-      const { pool } = entry
-      if (entry.serverId !== serverId || pool.numFree() === 0) return
-      if (entry.leases === 0) {
-        const asked = this.#pools.frequency(entry.tenantId)
-        if (asked < unheldAsked || (asked === unheldAsked && entry.lastUsed < (unheld?.lastUsed ?? Infinity))) {
-          unheld = entry
-          unheldAsked = asked
-        }
-      } else if (unheld === undefined && pool.destroyed !== true && pool.numPendingAcquires() === 0) {
-        const asked = this.#pools.frequency(entry.tenantId)
-        if (asked < heldAsked || (asked === heldAsked && entry.lastUsed < (held?.lastUsed ?? Infinity))) {
-          held = entry
-          heldAsked = asked
-        }
-      }
-    })
+    const { unheld, held } = roomMakers(this.#pools, serverId)
     if (unheld !== undefined) {
-      const entry = unheld
-      this.#pools.delete(entry.tenantId)
-      this.#withReason('idle', () => { this.#retire(entry) })
+      this.#pools.delete(unheld.tenantId)
+      this.#withReason('idle', () => { this.#retire(unheld) })
       return
     }
     if (held !== undefined) closeIdleConnection(held.pool)

@@ -3,6 +3,7 @@ import { knexConfig } from '../db/knex-config.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
 import type { ElasticTarnPool, ReapablePool } from './elastic-pool.js'
+import type { PoolSlots } from './pool-slots.js'
 
 /** A tenant's pool in the cache, what holds it, and the few pool internals the cache reads. */
 
@@ -32,6 +33,37 @@ export type TenantTarnPool = ElasticTarnPool & ReapablePool
 /** Knex's tarn pool of a tenant instance; it exists once the instance is created. */
 export function tarnPoolOf (db: Knex): TenantTarnPool {
   return (db.client as { pool: TenantTarnPool }).pool
+}
+
+/**
+ * Where room can be made on a server, cheapest first: `unheld`, the least asked-for idle pool no
+ * request holds (least recently used among equals), to retire; `held`, failing one, the least
+ * asked-for pool in use with an idle connection its requests do not wait for, to close that
+ * connection. One pass over the slots, no array made or sorted: under churn this runs for most requests.
+ */
+export function roomMakers (slots: PoolSlots<PoolEntry>, serverId: string): { unheld?: PoolEntry, held?: PoolEntry } {
+  let unheld: PoolEntry | undefined
+  let unheldAsked = Infinity
+  let held: PoolEntry | undefined
+  let heldAsked = Infinity
+  slots.forEach((entry) => {
+    const { pool } = entry
+    if (entry.serverId !== serverId || pool.numFree() === 0) return
+    if (entry.leases === 0) {
+      const asked = slots.frequency(entry.tenantId)
+      if (asked < unheldAsked || (asked === unheldAsked && entry.lastUsed < (unheld?.lastUsed ?? Infinity))) {
+        unheld = entry
+        unheldAsked = asked
+      }
+    } else if (unheld === undefined && pool.destroyed !== true && pool.numPendingAcquires() === 0) {
+      const asked = slots.frequency(entry.tenantId)
+      if (asked < heldAsked || (asked === heldAsked && entry.lastUsed < (held?.lastUsed ?? Infinity))) {
+        held = entry
+        heldAsked = asked
+      }
+    }
+  })
+  return unheld !== undefined ? { unheld } : held !== undefined ? { held } : {}
 }
 
 /** One request's hold on a pool: a class, not a closure per request (this is every request's path). */
