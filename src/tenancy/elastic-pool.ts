@@ -130,7 +130,7 @@ export function makeElastic (pool: ElasticTarnPool, options: ElasticOptions): vo
   }
 
   pool.on('acquireRequest', (eventId) => {
-    // Emitted before tarn queues the request: it is one more than those queued.
+    // Served at once (a free connection, or room to open one), or the pool cannot grow: nothing to watch.
     if (pool.numFree() > 0 || fits() < pool.max || pool.max >= options.max) return
     const now = performance.now()
     account(now)
