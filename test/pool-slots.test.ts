@@ -1,7 +1,7 @@
 // Pure unit tests: needs no database and no network (which tenants keep a pool, and the frequency sketch behind it).
 import t from './helpers/tap.js'
 import { LRUCache } from 'lru-cache'
-import { FrequencySketch } from '../src/tenancy/frequency-sketch.js'
+import { FrequencySketch, keyHash } from '../src/tenancy/frequency-sketch.js'
 import { PoolSlots } from '../src/tenancy/pool-slots.js'
 import { zipf, zipfWeights } from '../src/testing/zipf.js'
 
@@ -44,27 +44,27 @@ t.test('the sketch counts each key, never fewer than asked, up to 15, and halves
   // 5,000 increments over 1,000 keys: under the 40,000 (40 × capacity) after which the counts are halved.
   for (let i = 0; i < 5000; i++) {
     const key = `tenant-${Math.floor(random() * 1000)}`
-    sketch.increment(key)
+    sketch.increment(keyHash(key))
     asked.set(key, (asked.get(key) ?? 0) + 1)
   }
   let under = 0
   let exact = 0
   for (const [key, n] of asked) {
-    const counted = sketch.frequency(key)
+    const counted = sketch.frequency(keyHash(key))
     if (counted < Math.min(n, 15)) under++
     if (counted === Math.min(n, 15)) exact++
   }
   t.equal(under, 0, 'no key is counted below its requests')
   t.ok(exact / asked.size > 0.9, `most keys are counted exactly (${exact} of ${asked.size})`)
-  const strangers = Array.from({ length: 1000 }, (_, i) => sketch.frequency(`stranger-${i}`))
+  const strangers = Array.from({ length: 1000 }, (_, i) => sketch.frequency(keyHash(`stranger-${i}`)))
   t.ok(strangers.filter((n) => n === 0).length > 900, 'keys never asked for count 0, but for a few collisions')
 
   const hot = new FrequencySketch(16)
-  for (let i = 0; i < 40; i++) hot.increment('hot')
-  t.equal(hot.frequency('hot'), 15, 'capped at 15')
+  for (let i = 0; i < 40; i++) hot.increment(keyHash('hot'))
+  t.equal(hot.frequency(keyHash('hot')), 15, 'capped at 15')
   // 640 counted increments (40 × 16) halve every counter once (the hot key's past 15 were not counted).
-  for (let i = 0; i < 700; i++) hot.increment(`other-${i % 100}`)
-  t.ok(hot.frequency('hot') <= 8, `the hot key's count was halved (${hot.frequency('hot')})`)
+  for (let i = 0; i < 700; i++) hot.increment(keyHash(`other-${i % 100}`))
+  t.ok(hot.frequency(keyHash('hot')) <= 8, `the hot key's count was halved (${hot.frequency(keyHash('hot'))})`)
 })
 
 t.test('with one slot the window is everything: a plain LRU', async (t) => {

@@ -5,7 +5,8 @@
  * halved, so the counts follow the recent past rather than all time. Caffeine halves after 10 ×;
  * with 50 slots under Zipf(1.1) over 1,000 keys that window is too short to tell the 50th most
  * asked-for key from the 100th (misses 0.35 against the 0.31 no policy can beat; 0.32 with 40 ×,
- * test/pool-slots.test.ts). Collisions can only make a key look more frequent, never less.
+ * test/pool-slots.test.ts). Collisions can only make a key look more frequent, never less. It
+ * takes keys by their hash (`keyHash`), which its one user, PoolSlots, keeps for each key it holds.
  */
 
 const ROWS = 4
@@ -30,13 +31,8 @@ export class FrequencySketch {
     this.#sampleSize = 40 * Math.max(capacity, 1)
   }
 
-  /** Counts one request for `key`. */
-  increment (key: string): void {
-    this.incrementHashed(keyHash(key))
-  }
-
-  /** The same, for a key whose hash (`keyHash`) the caller kept. */
-  incrementHashed (h: number): void {
+  /** Counts one request for the key whose hash (`keyHash`) is `h`: callers keep each key's hash, so a scan hashes nothing. */
+  increment (h: number): void {
     const min = this.#min(h)
     if (min >= CAP) return
     // Conservative update: only the counters at the minimum grow, so a collision inflates less.
@@ -47,13 +43,8 @@ export class FrequencySketch {
     if (++this.#additions >= this.#sampleSize) this.#age()
   }
 
-  /** The recent requests for `key`, as counted (never fewer than were made since the last halving). */
-  frequency (key: string): number {
-    return this.#min(keyHash(key))
-  }
-
-  /** The same, for a key whose hash (`keyHash`) the caller kept. */
-  frequencyHashed (h: number): number {
+  /** The recent requests for the key whose hash is `h`, as counted (never fewer than were made since the last halving). */
+  frequency (h: number): number {
     return this.#min(h)
   }
 

@@ -45,7 +45,7 @@ export class PoolSlots<E extends Slotted> {
 
   /** The key's entry, counted as a request for it (found or not) and made the most recent. */
   get (key: string): E | undefined {
-    this.#sketch.incrementHashed(this.#hashes.get(key) ?? keyHash(key))
+    this.#sketch.increment(this.#hashes.get(key) ?? keyHash(key))
     const entry = this.#window.get(key) ?? this.#main?.get(key)
     if (entry !== undefined) entry.lastUsed = ++this.#clock
     return entry
@@ -53,7 +53,7 @@ export class PoolSlots<E extends Slotted> {
 
   /** How often the key was asked for lately (see FrequencySketch). */
   frequency (key: string): number {
-    return this.#sketch.frequencyHashed(this.#hashes.get(key) ?? keyHash(key))
+    return this.#sketch.frequency(this.#hashes.get(key) ?? keyHash(key))
   }
 
   /** The key's entry, nothing counted or reordered. */
