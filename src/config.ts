@@ -32,6 +32,8 @@ export interface Config {
   tenantConnectConcurrency: number
   tenantIdleTimeoutMs: number
   tenantAcquireTimeoutMs: number
+  /** Requests one tenant's pool serves at once in this instance; more wait their turn (0: no limit). */
+  tenantRequestsMax: number
   hostCacheTtlMs: number
   hostCacheMax: number
   tenantDbPrefix: string
@@ -56,7 +58,7 @@ export interface Config {
  */
 export type CoreConfig = Pick<Config,
   'databaseUrl' | 'managedServer' | 'catalogDatabaseUrl' | 'catalogDatabase' | 'adminHost' | 'secretKey' | 'secretKeyPrevious' |
-  'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantConnectConcurrency' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' |
+  'tenantPoolMax' | 'tenantPoolsMax' | 'connectionBudget' | 'connectionQueueMax' | 'tenantConnectConcurrency' | 'tenantIdleTimeoutMs' | 'tenantAcquireTimeoutMs' | 'tenantRequestsMax' |
   'hostCacheTtlMs' | 'hostCacheMax' | 'tenantDbPrefix' | 'tenantTemplate' | 'tenantSpares' | 'tenantSparesMax' | 'moveHoldMs'>
 
 /** What the HTTP application reads (buildApp): the admin host and token, the port the docs name, logging, the schema guard, a fleet migration's concurrency. */
@@ -118,6 +120,8 @@ export function loadConfig (overrides: Record<string, string | number | undefine
     tenantConnectConcurrency: env.TENANT_CONNECT_CONCURRENCY,
     tenantIdleTimeoutMs: env.TENANT_IDLE_TIMEOUT_MS,
     tenantAcquireTimeoutMs: env.TENANT_ACQUIRE_TIMEOUT_MS,
+    // Eight a connection: as deep as a pool's own queue must get before it grows (DEEP_QUEUE, makeElastic).
+    tenantRequestsMax: env.TENANT_REQUESTS_MAX ?? 8 * env.TENANT_POOL_MAX,
     hostCacheTtlMs: env.HOST_CACHE_TTL_MS,
     hostCacheMax: env.HOST_CACHE_MAX,
     tenantDbPrefix: env.TENANT_DB_PREFIX,

@@ -19,6 +19,7 @@ export const EnvSchema = Type.Object({
   TENANT_CONNECT_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 4 }),
   TENANT_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   TENANT_ACQUIRE_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+  TENANT_REQUESTS_MAX: Type.Optional(Type.Integer({ minimum: 0 })),
   HOST_CACHE_TTL_MS: Type.Integer({ minimum: 0, default: 5000 }),
   HOST_CACHE_MAX: Type.Integer({ minimum: 1, default: 10000 }),
   TENANT_DB_PREFIX: Type.String({ pattern: '^[a-z][a-z0-9_]{0,19}$', default: 'silo_' }),

@@ -169,6 +169,7 @@ export async function openSilo (config: CoreConfig, options: OpenSiloOptions = {
       tenantPoolsMax: config.tenantPoolsMax,
       tenantIdleTimeoutMs: config.tenantIdleTimeoutMs,
       tenantAcquireTimeoutMs: config.tenantAcquireTimeoutMs,
+      tenantRequestsMax: config.tenantRequestsMax,
       ...options.pools
     })
     if (options.listen ?? true) {

@@ -37,6 +37,7 @@ t.test('an empty environment takes every default', async (t) => {
     connectionQueueMax: 1000,
     tenantIdleTimeoutMs: 30000,
     tenantAcquireTimeoutMs: 5000,
+    tenantRequestsMax: 40,
     hostCacheTtlMs: 5000,
     hostCacheMax: 10000,
     tenantDbPrefix: 'silo_',
@@ -79,6 +80,12 @@ t.test('overrides win over the environment, which is read unless told not to', a
   t.equal(load({}).tenantSpares, 2, 'env: false reads none of it')
 })
 
+t.test('TENANT_REQUESTS_MAX: eight a connection of TENANT_POOL_MAX by default, 0 for no limit, or as set', async (t) => {
+  t.equal(load({ TENANT_POOL_MAX: '3' }).tenantRequestsMax, 24)
+  t.equal(load({ TENANT_POOL_MAX: '3', TENANT_REQUESTS_MAX: '7' }).tenantRequestsMax, 7)
+  t.equal(load({ TENANT_REQUESTS_MAX: '0' }).tenantRequestsMax, 0)
+})
+
 t.test('TENANT_SPARES_MAX: 16 by default, TENANT_SPARES when that is more, or as set', async (t) => {
   t.equal(load({}).tenantSparesMax, 16)
   t.equal(load({ TENANT_SPARES: '40' }).tenantSparesMax, 40, 'never below TENANT_SPARES')
@@ -93,6 +100,8 @@ t.test('a value of the wrong type or outside its range is refused with CONFIG_IN
     [{ TENANT_POOL_MAX: '3.5' }, /TENANT_POOL_MAX/],
     [{ TENANT_POOL_MAX: '0' }, /TENANT_POOL_MAX/],
     [{ CONNECTION_BUDGET: '-1' }, /CONNECTION_BUDGET/],
+    [{ TENANT_REQUESTS_MAX: '-1' }, /TENANT_REQUESTS_MAX/],
+    [{ TENANT_REQUESTS_MAX: '2.5' }, /TENANT_REQUESTS_MAX/],
     [{ TENANT_TEMPLATE: 'maybe' }, /TENANT_TEMPLATE/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ CATALOG_DATABASE: 'Bad-Name' }, /CATALOG_DATABASE/],

@@ -54,7 +54,10 @@ export interface ElasticOptions {
 const heldSince = Symbol('silo.heldSince')
 type Stamped = { [heldSince]?: number }
 
-/** Requests queued per connection past which a pool grows even though each query is quick. */
+/**
+ * Requests queued per connection past which a pool grows even though each query is quick
+ * (TENANT_REQUESTS_MAX lets this many a connection onto a pool by default, so its queue can get that deep).
+ */
 const DEEP_QUEUE = 8
 
 /**

@@ -6,9 +6,10 @@ import type { BudgetStats } from './connection-budget.js'
 import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
-import { fingerprintOf, Lease, roomMakers, tarnPoolOf, tenantPoolConfig, type PoolEntry, type PoolLease } from './pool-entry.js'
+import { fingerprintOf, roomMakers, tarnPoolOf, tenantPoolConfig, type PoolEntry } from './pool-entry.js'
+import { Lease, type LeaseTerms, type PoolLease } from './pool-lease.js'
 
-export type { PoolLease } from './pool-entry.js'
+export type { PoolLease } from './pool-lease.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
 
 /** Bounds of a pool's grace before it grows (see makeElastic). */
@@ -32,8 +33,10 @@ export interface PoolCacheOptions {
   tenantConnectConcurrency?: number
   /** An idle connection is closed after this long. */
   tenantIdleTimeoutMs: number
-  /** Longest wait for a connection (pool slot or budget slot) before TENANT_BUSY. */
+  /** Longest wait for a request's turn on its pool, and then for a connection (pool slot or budget slot), before TENANT_BUSY. */
   tenantAcquireTimeoutMs: number
+  /** Requests one pool serves at once; more wait their turn (see Lease). 0: no limit. */
+  tenantRequestsMax: number
   /**
    * The shortest a request waits for one of its tenant's connections before the pool may grow
    * (default 5 ms; the wait is otherwise twice an open's typical time, at most 200 ms). Tests
@@ -48,6 +51,8 @@ export interface PoolCacheStats {
   pools: number
   retiring: number
   leases: number
+  /** Requests waiting for their turn on a pool (see Lease). */
+  waiting: number
   opened: number
   evicted: number
   /** Times a pool grew past the connections it had, because a request waited longer than an open takes. */
@@ -66,7 +71,8 @@ export interface PoolCacheStats {
  * `acquire` is synchronous and concurrent first requests for a tenant necessarily share one
  * pool. A pool pushed out of the slots is retired, not killed: it is destroyed once the last
  * request holding a lease on it has released it. When connections run short, idle pools
- * (no lease) are retired least recently used first, so hot tenants keep theirs.
+ * (no lease) are retired least recently used first, so hot tenants keep theirs. A pool serves
+ * `tenantRequestsMax` requests at once; the others wait their turn, and leave with their client (Lease).
  */
 export class PoolCache {
   readonly #options: PoolCacheOptions
@@ -75,7 +81,7 @@ export class PoolCache {
   readonly #destroying = new Set<Promise<void>>()
   readonly #budgets: ServerBudgets
   readonly events: SiloEvents
-  #leases = 0
+  readonly #terms: LeaseTerms
   #opened = 0
   #evicted = 0
   #closed = false
@@ -102,9 +108,19 @@ export class PoolCache {
       onPressure: (serverId) => { this.#reclaimIdle(serverId) }
     })
     this.#pools = new PoolSlots<PoolEntry>(options.tenantPoolsMax, (entry) => { this.#retire(entry) })
+    this.#terms = {
+      admitted: options.tenantRequestsMax === 0 ? Infinity : options.tenantRequestsMax,
+      waitMs: options.tenantAcquireTimeoutMs,
+      released: (leased) => {
+        const entry = leased as PoolEntry // every lease of this cache is on one of its entries
+        if (entry.leases === 0 && entry.retired) this.#destroy(entry)
+        // Openers are waiting for a slot of its server, and the request that ended may have left a connection idle.
+        else if (this.#budgets.waiting(entry.serverId)) this.#reclaimIdle(entry.serverId)
+      }
+    }
   }
 
-  /** A lease on the tenant's pool; the caller must release it when its request is done. */
+  /** A lease on the tenant's pool, admitted or waiting its turn (`whenAdmitted`); the caller releases it when its request is done or gone. */
   acquire (tenant: TenantRecord): PoolLease {
     if (this.#closed) throw tenantUnavailable('The service is shutting down')
     const fingerprint = fingerprintOf(tenant)
@@ -117,18 +133,7 @@ export class PoolCache {
       this.#withReason('lru', () => { this.#pools.set(tenant.id, opened) })
       entry = opened
     }
-    entry.leases++
-    this.#leases++
-    return new Lease(entry, this.#released)
-  }
-
-  /** A lease on `entry` was given back. */
-  readonly #released = (entry: PoolEntry): void => {
-    entry.leases--
-    this.#leases--
-    if (entry.leases === 0 && entry.retired) this.#destroy(entry)
-    // Openers are waiting for a slot of its server, and the request that ended may have left a connection idle.
-    else if (this.#budgets.waiting(entry.serverId)) this.#reclaimIdle(entry.serverId)
+    return new Lease(entry, this.#terms)
   }
 
   /** Retire a tenant's pool (dropped, suspended, credentials changed); in-flight work finishes. */
@@ -156,7 +161,11 @@ export class PoolCache {
 
   stats (): PoolCacheStats {
     const connections = { used: 0, free: 0, pendingAcquires: 0, pendingCreates: 0 }
-    for (const { pool } of [...this.#pools.values(), ...this.#retiringPools]) {
+    let leases = 0
+    let waiting = 0
+    for (const { pool, leases: held, waiting: queued } of [...this.#pools.values(), ...this.#retiringPools]) {
+      leases += held
+      waiting += queued?.size ?? 0
       connections.used += pool.numUsed()
       connections.free += pool.numFree()
       connections.pendingAcquires += pool.numPendingAcquires()
@@ -165,7 +174,8 @@ export class PoolCache {
     return {
       pools: this.#pools.size,
       retiring: this.#retiringPools.size,
-      leases: this.#leases,
+      leases,
+      waiting,
       opened: this.#opened,
       evicted: this.#evicted,
       grown: this.#grown,
@@ -208,6 +218,9 @@ export class PoolCache {
     this.#closed = true
     const entries = this.#pools.clear()
     this.#withReason('closing', () => { for (const entry of entries) this.#retire(entry) })
+    for (const { waiting } of this.#retiringPools) {
+      for (const lease of [...waiting ?? []]) lease.refuse(tenantUnavailable('The service is shutting down'))
+    }
     while (this.#destroying.size > 0 || this.#retiringPools.size > 0) {
       if (this.#destroying.size > 0) await Promise.allSettled([...this.#destroying])
       else await new Promise((resolve) => setTimeout(resolve, 10))
@@ -230,7 +243,7 @@ export class PoolCache {
     })
     this.#opened++
     this.events.emit('pool:opened', { tenantId: tenant.id, slug })
-    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, pool, leases: 0, retired: false, lastUsed: 0 }
+    return { tenantId: tenant.id, serverId: tenant.server.id, slug, fingerprint, db, pool, leases: 0, waiting: undefined, retired: false, lastUsed: 0 }
   }
 
   /** Runs `fn` (which may dispose entries) with the eviction reason the dispose hook reports. */

@@ -4,16 +4,11 @@ import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantConnection } from '../catalog/tenant-connection.js'
 import type { ElasticTarnPool, ReapablePool } from './elastic-pool.js'
 import type { PoolSlots } from './pool-slots.js'
+import type { Leased } from './pool-lease.js'
 
 /** A tenant's pool in the cache, what holds it, and the few pool internals the cache reads. */
 
-export interface PoolLease {
-  readonly db: Knex
-  /** Idempotent. */
-  release: () => void
-}
-
-export interface PoolEntry {
+export interface PoolEntry extends Leased {
   readonly tenantId: string
   readonly serverId: string
   readonly slug: string
@@ -21,7 +16,6 @@ export interface PoolEntry {
   readonly db: Knex
   /** Knex's tarn pool of `db`, read once: knex's `client` is an accessor, and scans under pressure read every entry's pool. */
   readonly pool: TenantTarnPool
-  leases: number
   retired: boolean
   /** When a request last took it (PoolSlots' clock). */
   lastUsed: number
@@ -64,26 +58,6 @@ export function roomMakers (slots: PoolSlots<PoolEntry>, serverId: string): { un
     }
   })
   return unheld !== undefined ? { unheld } : held !== undefined ? { held } : {}
-}
-
-/** One request's hold on a pool: a class, not a closure per request (this is every request's path). */
-export class Lease implements PoolLease {
-  readonly db: Knex
-  readonly #entry: PoolEntry
-  readonly #onRelease: (entry: PoolEntry) => void
-  #released = false
-
-  constructor (entry: PoolEntry, onRelease: (entry: PoolEntry) => void) {
-    this.db = entry.db
-    this.#entry = entry
-    this.#onRelease = onRelease
-  }
-
-  release (): void {
-    if (this.#released) return
-    this.#released = true
-    this.#onRelease(this.#entry)
-  }
 }
 
 /** Computed once per record: cached records are the same objects request after request. */

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { PoolLease } from './pool-entry.js'
+import type { PoolLease } from './pool-lease.js'
 
 const leaseKey = Symbol('silo.lease')
 type LeasedResponse = ServerResponse & { [leaseKey]?: PoolLease | undefined }
@@ -37,7 +37,8 @@ function responseClosed (this: LeasedResponse): void {
   const lease = this[leaseKey]
   if (lease === undefined) return
   this[leaseKey] = undefined
-  if (this.writableEnded) lease.release()
+  // Answered, or still waiting for its turn (it leaves the queue, its route never runs).
+  if (this.writableEnded || !lease.admitted) lease.release()
   else releaseWhenAnswered(this, lease)
 }
 

@@ -248,7 +248,19 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     }
     holdUntilClosed(request, reply, lease)
     request.db = lease.db
-    done()
+    if (lease.admitted) {
+      done()
+      return
+    }
+    // Its tenant's pool has as many requests as it may (see Lease): this one waits its turn.
+    lease.whenAdmitted((outcome) => {
+      if (outcome === undefined) done()
+      // Its client left while it waited: nothing was done, and there is no one to answer.
+      else if (outcome === null) {
+        void reply.hijack()
+        done()
+      } else reject(outcome, request, reply, done)
+    })
   }
 }
 
