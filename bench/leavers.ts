@@ -4,7 +4,7 @@ import { siloApp, type Listening } from './apps.js'
 import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 import type { LeaverMessage, LeaverOptions } from './leaver-clients.js'
-import { load, median, type LoadResult } from './load.js'
+import { brief, load, median, type LoadResult } from './load.js'
 import type { Silo } from '../src/silo.js'
 
 export interface LeaversOptions {
@@ -127,4 +127,17 @@ export async function liveUnderLeavers (env: BenchEnv, options: LeaversOptions):
   }
   const [queued, unlimited] = sides.map(summary) as [LeaversSide, LeaversSide]
   return { queued, unlimited, ratio: queued.live.okPerS / Math.max(1e-9, unlimited.live.okPerS) }
+}
+
+/** The bench's `leavers` row: one tenant, TENANT_POOL_MAX=2 (so 16 requests at once), 16 clients that give up, at the run's size. */
+export async function leaversRow (env: BenchEnv, size: { rounds: number, durationS: number, connections: number }): Promise<{ figure: string, value: number, target: string, met: boolean, detail: string }> {
+  const figures = await liveUnderLeavers(env, { tenants: 1, rounds: size.rounds, durationS: size.durationS, connections: size.connections, leavers: 16, poolMax: 2 })
+  const side = (s: LeaversSide): string => `${brief(s.live)}, the leaving clients ${Math.round(s.leftPerS)} requests/s, ${s.opened} connections opened`
+  return {
+    figure: 'live 2xx/s, ratio to TENANT_REQUESTS_MAX=0',
+    value: figures.ratio,
+    target: 'reported; 0 errors for the live clients',
+    met: figures.queued.live.errors === 0,
+    detail: `one tenant, TENANT_POOL_MAX=2 (so 16 requests at once), ${size.connections} live clients (GET /articles/1) beside 16 that send GET /articles?limit=100 and close their connection within 5 ms, again and again; as shipped: ${side(figures.queued)}; TENANT_REQUESTS_MAX=0: ${side(figures.unlimited)}`
+  }
 }

@@ -42,6 +42,9 @@ export async function load (options: LoadOptions): Promise<LoadResult> {
 
 export const median = (values: number[]): number => percentile(values, 50)
 
+/** A load's figures in a few words, for a row's detail. */
+export const brief = (r: LoadResult): string => `${Math.round(r.okPerS)} ok/s, p99 ${r.p99Ms} ms, ${r.non2xx} non-2xx, ${r.errors} errors`
+
 export function percentile (values: number[], p: number): number {
   if (values.length === 0) return NaN
   const sorted = [...values].sort((a, b) => a - b)

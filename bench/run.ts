@@ -18,11 +18,11 @@ import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBacke
 import { fleetMigration } from './fleet.js'
 import { fleetList } from './fleet-list.js'
 import { slugOf, type HostSpec } from './hosts.js'
-import { load, type LoadResult } from './load.js'
+import { brief, load, type LoadResult } from './load.js'
 import type { StartRate } from './backend-start.js'
 import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
 import { moveUnderLoad } from './move.js'
-import { liveUnderLeavers, type LeaversSide } from './leavers.js'
+import { leaversRow } from './leavers.js'
 import { SCENARIOS, selected, type Scenario } from './scenarios.js'
 
 const quick = process.argv.includes('--quick')
@@ -41,7 +41,6 @@ interface Row { scenario: string, figure: string, value: number, target: string,
 const rows: Row[] = []
 const record = (row: Row): void => { rows.push(row); log(`  ${row.scenario}: ${row.figure} = ${row.value.toFixed(3)} (${row.target}) ${row.met ? 'met' : 'NOT met'} ${row.detail}`) }
 const clean = (r: LoadResult): boolean => r.non2xx === 0 && r.errors === 0
-const brief = (r: LoadResult): string => `${Math.round(r.okPerS)} ok/s, p99 ${r.p99Ms} ms, ${r.non2xx} non-2xx, ${r.errors} errors`
 
 const env = benchEnv()
 const articles = (url: string, host: HostSpec): Side => ({ url, path: '/articles/1', host })
@@ -189,20 +188,6 @@ async function unknownHostsRow (): Promise<void> {
   })
 }
 
-/** A tenant's live clients while clients that give up flood it: as shipped against TENANT_REQUESTS_MAX=0, in alternating rounds. */
-async function leaversRow (): Promise<void> {
-  const figures = await liveUnderLeavers(env, { tenants: 1, rounds: size.rounds, durationS: size.durationS, connections: size.connections, leavers: 16, poolMax: 2 })
-  const side = (s: LeaversSide): string => `${brief(s.live)}, the leaving clients ${Math.round(s.leftPerS)} requests/s, ${s.opened} connections opened`
-  record({
-    scenario: 'leavers',
-    figure: 'live 2xx/s, ratio to TENANT_REQUESTS_MAX=0',
-    value: figures.ratio,
-    target: 'reported; 0 errors for the live clients',
-    met: figures.queued.live.errors === 0,
-    detail: `one tenant, TENANT_POOL_MAX=2 (so 16 requests at once), ${size.connections} live clients (GET /articles/1) beside 16 that send GET /articles?limit=100 and close their connection within 5 ms, again and again; as shipped: ${side(figures.queued)}; TENANT_REQUESTS_MAX=0: ${side(figures.unlimited)}`
-  })
-}
-
 async function fleetMigrationRow (setup: Silo): Promise<void> {
   const fleet = await fleetMigration(setup, Array.from({ length: size.fleet }, (_, i) => slugOf(i)), 8)
   const per1000 = fleet.seconds * (1000 / fleet.tenants)
@@ -285,7 +270,7 @@ try {
     }
     if (wanted('hot') || wanted('wide') || wanted('skewed') || wanted('churn')) await singleDatabaseRows(setup)
     if (wanted('unknown hosts')) await unknownHostsRow()
-    if (wanted('leavers')) await leaversRow()
+    if (wanted('leavers')) record({ scenario: 'leavers', ...await leaversRow(env, size) })
     if (wanted('cold')) {
       const cold = await coldStart(env, setup, size.coldSamples)
       const overhead = cold.pairedOverheadMs
