@@ -3,7 +3,7 @@
  * bench/leaver-clients.ts '<LeaverOptions JSON>'`, with an IPC channel. Each client opens a
  * connection, sends its whole request, and closes the connection a random 0 to `patienceMs`
  * later, answered or not, then starts again (as clients that time out and retry do). Sends
- * `started` once running; on `stop`, ends and sends how many requests were sent.
+ * `started` once running; told `stop`, ends and sends how many requests were sent (worker-process.ts).
  */
 import net from 'node:net'
 
@@ -40,8 +40,8 @@ const loops = Array.from({ length: options.clients }, async () => {
     sent++
   }
 })
-process.on('message', (message: { type?: string }) => {
-  if (message.type !== 'stop') return
+process.on('message', (message) => {
+  if (message !== 'stop') return
   state.running = false
   void Promise.all(loops).then(() => {
     process.send?.({ type: 'result', sent } satisfies LeaverMessage, () => { process.exit(0) })

@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { siloApp, type Listening } from './apps.js'
 import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 import type { LeaverMessage, LeaverOptions } from './leaver-clients.js'
 import { brief, load, median, type LoadResult } from './load.js'
+import { startWorker } from './worker-process.js'
 import type { Silo } from '../src/silo.js'
 
 export interface LeaversOptions {
@@ -42,29 +42,16 @@ const leaverScript = fileURLToPath(new URL('./leaver-clients.ts', import.meta.ur
 
 /** Runs `fn` while a process of clients that give up sends requests to `port`; resolves with fn's value and the requests they sent. */
 async function withLeavers<T> (options: LeaverOptions, fn: () => Promise<T>): Promise<{ value: T, sent: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', leaverScript, JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const messages: LeaverMessage[] = []
-  const next = async (type: LeaverMessage['type']): Promise<LeaverMessage> => await new Promise((resolve, reject) => {
-    const found = messages.find((message) => message.type === type)
-    if (found !== undefined) { resolve(found); return }
-    const onMessage = (message: LeaverMessage): void => {
-      if (message.type !== type) return
-      child.off('message', onMessage)
-      resolve(message)
-    }
-    child.on('message', onMessage)
-    child.once('exit', (code) => { reject(new Error(`the leaving clients exited with ${String(code)}`)) })
-  })
-  child.on('message', (message: LeaverMessage) => { messages.push(message) })
-  await next('started')
+  const leavers = startWorker<Extract<LeaverMessage, { type: 'result' }>>(leaverScript, options, 'leaving clients')
+  await leavers.started
+  let value: T
   try {
-    const value = await fn()
-    child.send({ type: 'stop' })
-    const result = await next('result')
-    return { value, sent: result.type === 'result' ? result.sent : 0 }
-  } finally {
-    if (child.exitCode === null) child.kill()
+    value = await fn()
+  } catch (error) {
+    await leavers.stop().catch(() => {})
+    throw error
   }
+  return { value, sent: (await leavers.stop()).sent }
 }
 
 /** Until the requests of clients that left are done (their work drains): the next round starts even. */

@@ -12,6 +12,7 @@ import { median, percentile } from './load.js'
 import type { MoveRun, MoveRunResult } from './move-runner.js'
 import type { Write, WriterMessage, WriterOptions } from './move-writers.js'
 import { SECOND } from './servers.js'
+import { startWorker } from './worker-process.js'
 
 export interface MoveRowOptions {
   /** Articles in the tenant before the move (about 1 KB each). */
@@ -195,25 +196,8 @@ async function runMove (input: MoveRun): Promise<MoveRunResult> {
 
 /** The writers' process: `started` once each writer's first write is answered; `stop` resolves with every write. */
 function startWriters (options: WriterOptions): { started: Promise<void>, stop: () => Promise<Write[]> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', writersScript, JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const exited = new Promise<number | null>((resolve) => { child.on('exit', resolve) })
-  let result: Write[] | undefined
-  const started = new Promise<void>((resolve, reject) => {
-    child.on('message', (message: WriterMessage) => {
-      if (message.type === 'started') resolve()
-      else result = message.writes
-    })
-    void exited.then((code) => { reject(new Error(`the writers exited with ${String(code)} before writing`)) })
-  })
-  return {
-    started,
-    stop: async () => {
-      if (child.connected) child.send('stop')
-      const code = await exited
-      if (result === undefined) throw new Error(`the writers exited with ${String(code)} without their writes`)
-      return result
-    }
-  }
+  const worker = startWorker<Extract<WriterMessage, { type: 'result' }>>(writersScript, options, 'writers')
+  return { started: worker.started, stop: async () => (await worker.stop()).writes }
 }
 
 /** The last freeze, in ms after the move began: from its `frozen` report until its switch committed (freezeMs later). */
