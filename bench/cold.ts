@@ -105,3 +105,19 @@ export async function idleMemory (env: BenchEnv, tenants: number): Promise<Memor
     await silo.close()
   }
 }
+
+/** What a bench row reports of a figure. */
+type RowFigures = { figure: string, value: number, target: string, met: boolean, detail: string }
+
+/** The `cold` row: the median over `samples` tenants of a cold request less its raw connect + query. */
+export async function coldRow (env: BenchEnv, setup: Silo, samples: number): Promise<RowFigures> {
+  const cold = await coldStart(env, setup, samples)
+  const overhead = cold.pairedOverheadMs
+  return { figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median of each tenant's cold request less its raw connect + query taken next to it, over ${samples} tenants; median cold ${cold.coldMs.toFixed(2)} ms, raw ${cold.rawMs.toFixed(2)} ms (difference of the medians ${(cold.coldMs - cold.rawMs).toFixed(2)} ms), warm ${cold.warmMs.toFixed(2)} ms` }
+}
+
+/** The `memory` row: heap and RSS per idle cached tenant over `tenants`. */
+export async function memoryRow (env: BenchEnv, tenants: number): Promise<RowFigures> {
+  const memory = await idleMemory(env, tenants)
+  return { figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.pools} pools cached, ${memory.connections} connections open${memory.gc ? '' : '; no --expose-gc'}` }
+}

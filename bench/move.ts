@@ -195,7 +195,7 @@ async function runMove (input: MoveRun): Promise<MoveRunResult> {
 }
 
 /** The writers' process: `started` once each writer's first write is answered; `stop` resolves with every write. */
-function startWriters (options: WriterOptions): { started: Promise<void>, stop: () => Promise<Write[]> } {
+function startWriters (options: WriterOptions): { started: Promise<unknown>, stop: () => Promise<Write[]> } {
   const worker = startWorker<Extract<WriterMessage, { type: 'result' }>>(writersScript, options, 'writers')
   return { started: worker.started, stop: async () => (await worker.stop()).writes }
 }

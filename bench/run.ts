@@ -11,7 +11,7 @@ import { loadavg } from 'node:os'
 import type { TenantRecord } from '../src/catalog/catalog-store.js'
 import type { Silo } from '../src/silo.js'
 import { naivePeerApp, poolPerTenantApp, siloApp, singleDatabaseApp, type Listening } from './apps.js'
-import { coldStart, idleMemory } from './cold.js'
+import { coldRow, memoryRow } from './cold.js'
 import { alternate, type Comparison, type Side } from './compare.js'
 import { boundProbe, judgeBound, type BoundProbe, type TenantPattern } from './bound.js'
 import { benchEnv, benchSilo, cleanup, provisionTenants, seedTemplate, withBackendSampler, type ProvisioningFigures } from './fixtures.js'
@@ -23,6 +23,7 @@ import type { StartRate } from './backend-start.js'
 import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
 import { moveUnderLoad } from './move.js'
 import { leaversRow } from './leavers.js'
+import { hotInstructionsRow } from './instructions.js'
 import { SCENARIOS, selected, type Scenario } from './scenarios.js'
 
 const quick = process.argv.includes('--quick')
@@ -118,10 +119,12 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
   const singlePassword = randomBytes(18).toString('base64url')
   await setup.admin.ensureRole(singleRole, singlePassword, setup.ownership.mark('tenant'))
   await setup.template?.clone(singleRole, singleRole)
-  const single = await singleDatabaseApp({ ...setup.server, database: singleRole, user: singleRole, password: singlePassword }, 10)
+  const singleConnection = { ...setup.server, database: singleRole, user: singleRole, password: singlePassword }
+  const single = await singleDatabaseApp(singleConnection, 10)
   const singleSide = articles(single.url, { kind: 'fixed', host: 'single.bench' })
   try {
     if (wanted('hot')) await hotRow(setup, singleSide)
+    if (wanted('hot instructions')) record({ scenario: 'hot instructions', ...await hotInstructionsRow(env, singleConnection, { tenants: 10, warmup: quick ? 300 : 1500, requests: quick ? 200 : 1000 }) })
     if (wanted('wide')) {
       const pattern = uniform(Math.min(100, size.tenants))
       await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
@@ -268,18 +271,11 @@ try {
       await setup.spares?.settled()
       if (wanted('provision')) await provisionRow(provisioning)
     }
-    if (wanted('hot') || wanted('wide') || wanted('skewed') || wanted('churn')) await singleDatabaseRows(setup)
+    if (['hot', 'hot instructions', 'wide', 'skewed', 'churn'].some((row) => wanted(row as Scenario))) await singleDatabaseRows(setup)
     if (wanted('unknown hosts')) await unknownHostsRow()
     if (wanted('leavers')) record({ scenario: 'leavers', ...await leaversRow(env, size) })
-    if (wanted('cold')) {
-      const cold = await coldStart(env, setup, size.coldSamples)
-      const overhead = cold.pairedOverheadMs
-      record({ scenario: 'cold', figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median of each tenant's cold request less its raw connect + query taken next to it, over ${size.coldSamples} tenants; median cold ${cold.coldMs.toFixed(2)} ms, raw ${cold.rawMs.toFixed(2)} ms (difference of the medians ${(cold.coldMs - cold.rawMs).toFixed(2)} ms), warm ${cold.warmMs.toFixed(2)} ms` })
-    }
-    if (wanted('memory')) {
-      const memory = await idleMemory(env, size.tenants)
-      record({ scenario: 'memory', figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.pools} pools cached, ${memory.connections} connections open${memory.gc ? '' : '; no --expose-gc'}` })
-    }
+    if (wanted('cold')) record({ scenario: 'cold', ...await coldRow(env, setup, size.coldSamples) })
+    if (wanted('memory')) record({ scenario: 'memory', ...await memoryRow(env, size.tenants) })
     if (wanted('fleet migration')) await fleetMigrationRow(setup)
     if (wanted('servers')) await serversRows()
   } finally {

@@ -1,22 +1,29 @@
 import { spawn } from 'node:child_process'
 
+/** What a worker says once it runs: `started`, with whatever it has to tell (its URL, say). */
+export interface Started { type: 'started' }
+
 /**
  * A bench helper run as a process of its own (`node --import tsx <script> '<options JSON>'`) with
- * an IPC channel: it sends `{ type: 'started' }` once running, and when told `'stop'` sends its
- * result (`{ type: 'result', ... }`) and exits. `stop` resolves with that result.
+ * an IPC channel: it sends `{ type: 'started', ... }` once running (what `started` resolves
+ * with), and when told `'stop'` sends its result (`{ type: 'result', ... }`) and exits. `stop`
+ * resolves with that result. `wrap` runs it under another program (`['valgrind', ...]`: the
+ * channel passes through, and `pid` is the worker's own).
  */
-export function startWorker<R extends { type: 'result' }> (script: string, options: unknown, name: string): { started: Promise<void>, stop: () => Promise<R> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+export function startWorker<R extends { type: 'result' }, S extends Started = Started> (script: string, options: unknown, name: string, wrap: readonly string[] = []): { started: Promise<S>, stop: () => Promise<R>, pid: number | undefined } {
+  const command = [...wrap, process.execPath, '--import', 'tsx', script, JSON.stringify(options)]
+  const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = new Promise<number | null>((resolve) => { child.on('exit', resolve) })
   let result: R | undefined
-  const started = new Promise<void>((resolve, reject) => {
-    child.on('message', (message: { type: 'started' } | R) => {
-      if (message.type === 'started') resolve()
-      else result = message
+  const started = new Promise<S>((resolve, reject) => {
+    child.on('message', (message: S | R) => {
+      if (message.type === 'started') resolve(message as S)
+      else result = message as R
     })
     void exited.then((code) => { reject(new Error(`the ${name} exited with ${String(code)} before starting`)) })
   })
   return {
+    pid: child.pid,
     started,
     stop: async () => {
       if (child.connected) child.send('stop')
