@@ -10,7 +10,7 @@ import { createLogger } from './logger.js'
 import { requestLogger } from './deferred-logger.js'
 import { createMetrics } from './metrics.js'
 import { buildRouteSerializer, routeValidatorCompiler } from './schema-compilers.js'
-import { registerRequestLogging, TenantAwareLogController } from './request-logging.js'
+import { registerRequestLogging, TenantAwareLogController, writesInfo } from './request-logging.js'
 import { adminScope } from './routes/admin/admin-scope.js'
 import { absoluteTarget, hasDuplicateHost } from './tenancy/host.js'
 import { newRequestOutcomes, tenancyPlugin } from './tenancy/tenancy-plugin.js'
@@ -28,15 +28,17 @@ export interface BuildAppOptions {
 /** The HTTP application on top of an opened Silo core. It does not listen; server.ts does. */
 export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = options
+  const logger = options.logger ?? createLogger(config.logLevel)
+  const infoLines = writesInfo(logger)
   const app = Fastify({
-    loggerInstance: options.logger ?? createLogger(config.logLevel),
+    loggerInstance: logger,
     bodyLimit: 1024 * 1024,
     // A request without Host must reach Silo, to get its JSON 400 HOST_INVALID instead of Node's bare 400.
     http: { requireHostHeader: false },
     // Requests that arrive on a kept-alive connection while closing get Silo's own JSON 503
     // (SHUTTING_DOWN, below) instead of Fastify's body without a `code`.
     return503OnClosing: false,
-    logController: new TenantAwareLogController(),
+    logController: new TenantAwareLogController(infoLines),
     // Fastify makes a child logger (with the request id) for every request: a muted logger needs
     // none, and one that writes no line per request (above `info`) gets one made only if the
     // request writes a line (see deferred-logger.ts).
@@ -104,7 +106,7 @@ export async function buildApp (silo: Silo, options: BuildAppOptions): Promise<F
     ...firstContactErrors(config.adminHost),
     ...(config.schemaGuard ? { requiredSchemaVersion: await silo.migrator.latestVersion() } : {})
   })
-  registerRequestLogging(app)
+  registerRequestLogging(app, infoLines)
   await app.register(healthRoutes, { catalog: silo.catalog })
   await app.register(tenantApi, { adminHost: config.adminHost, exampleHost: exampleTenantHost(config.port) })
   await app.register(adminScope, { adminHost: config.adminHost, adminToken: config.adminToken, provisioner: silo.provisioner, attacher: silo.attacher, catalog: silo.catalog, serverRegistry: silo.serverRegistry, mover: silo.mover, migrator: silo.migrator, events: silo.events, fleetMigrations: silo.fleetMigrations, migrateConcurrency: config.migrateConcurrency, metrics: metrics.registry, pools: silo.pools, resolver: silo.resolver, outcomes })
