@@ -120,3 +120,33 @@ t.test('leases waiting their turn when the cache closes are refused with TENANT_
   await closing
   t.notOk(released.admitted, 'the released one was never admitted')
 })
+
+t.test('a request whose turn comes while a move has frozen its tenant is held for the switch, and writes nothing to the source meanwhile', async (t) => {
+  const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 1, TENANT_REQUESTS_MAX: 1, TENANT_ACQUIRE_TIMEOUT_MS: 30000, MOVE_HOLD_MS: 30000 })
+  await createTenant(silo, 'acme')
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const lock = await lockArticles(t, silo.admin.knex, `${silo.config.tenantDbPrefix}acme`)
+  const titles = async (): Promise<string[]> => (await lock.client.query<{ title: string }>('select title from articles order by id')).rows.map((row) => row.title)
+
+  const first = await client(port, post('before the freeze'))
+  t.ok(await eventually(async () => await lock.waiting() === 1), 'the first request\'s insert waits on the lock, holding the pool')
+  const queued = await client(port, post('queued'))
+  t.ok(await eventually(async () => silo.pools.stats().waiting === 1), 'the second waits its turn (its host resolved before the freeze)')
+  const tenant = await silo.catalog.tenantBySlug('acme')
+  if (tenant === null) throw new Error('acme is not in the catalog')
+  t.ok(await silo.catalog.moves.freeze(tenant.id, 30000), 'a move freezes the tenant')
+  t.ok(await eventually(async () => silo.resolver.peek('acme.test') === undefined), 'and the instance hears of it (the host\'s record is dropped from its cache)')
+
+  await lock.release()
+  t.match(await first.answer, /^HTTP\/1\.1 201/, 'the request already under way is answered')
+  t.ok(await eventually(async () => silo.holds.waiting === 1), `the queued one, its turn come, is held for the switch (${silo.holds.waiting} held)`)
+  t.equal(silo.pools.stats().leases, 0, 'holding no lease')
+  t.same(await titles(), ['before the freeze'], 'and having written nothing')
+
+  await silo.catalog.moves.unfreeze(tenant.id)
+  t.match(await queued.answer, /^HTTP\/1\.1 201/, 'once the freeze is lifted it is served')
+  t.same(await titles(), ['before the freeze', 'queued'])
+  t.ok(await eventually(async () => silo.pools.stats().leases === 0 && silo.holds.waiting === 0), 'nothing is held afterwards')
+  for (const { socket } of [first, queued]) socket.destroy()
+})

@@ -4,7 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PoolLease } from './pool-lease.js'
 
 const leaseKey = Symbol('silo.lease')
-type LeasedResponse = ServerResponse & { [leaseKey]?: PoolLease | undefined }
+/** The lease a response holds; null once it was let go of early (`letGo`: the response is watched already). */
+type LeasedResponse = ServerResponse & { [leaseKey]?: PoolLease | null | undefined }
 const queuedKey = Symbol('silo.queuedResponses')
 type WatchedSocket = Socket & { [queuedKey]?: Set<LeasedResponse> }
 
@@ -18,13 +19,16 @@ type WatchedSocket = Socket & { [queuedKey]?: Set<LeasedResponse> }
  */
 export function holdUntilClosed (request: FastifyRequest, reply: FastifyReply, lease: PoolLease): void {
   const res = reply.raw as LeasedResponse
+  const watched = res[leaseKey] === null
   res[leaseKey] = lease
   const socket = request.raw.socket as WatchedSocket | null
-  // The client left while the host was being resolved: the close has been and gone.
+  // The client left while the host was being resolved (or while the request waited for another lease): the close has been and gone.
   if (res.destroyed || socket?.destroyed === true) {
     responseClosed.call(res)
     return
   }
+  // Its earlier lease was let go of: the listeners below are in place.
+  if (watched) return
   res.on('close', responseClosed)
   // A pipelined request whose response waits behind an earlier one on the connection: Node
   // gives it the connection only when that one is done, and if the connection closes first,
@@ -32,10 +36,21 @@ export function holdUntilClosed (request: FastifyRequest, reply: FastifyReply, l
   if (res.socket === null && socket !== null) watchQueued(socket, res)
 }
 
+/**
+ * Gives back the lease a response holds before its request is done, its route not run (it waits
+ * for another: see the tenancy plugin); `holdUntilClosed` gives it the next one.
+ */
+export function letGo (reply: FastifyReply): void {
+  const res = reply.raw as LeasedResponse
+  const lease = res[leaseKey]
+  res[leaseKey] = null
+  lease?.release()
+}
+
 /** `close` listener of a leased response (`this`). */
 function responseClosed (this: LeasedResponse): void {
   const lease = this[leaseKey]
-  if (lease === undefined) return
+  if (lease == null) return
   this[leaseKey] = undefined
   // Answered, or still waiting for its turn (it leaves the queue, its route never runs).
   if (this.writableEnded || !lease.admitted) lease.release()

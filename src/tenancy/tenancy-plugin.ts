@@ -4,7 +4,7 @@ import type { Knex } from 'knex'
 import type { HostResolver } from '../catalog/host-resolver.js'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import type { PoolCache, PoolLease } from './pool-cache.js'
-import { holdUntilClosed } from './response-leases.js'
+import { holdUntilClosed, letGo } from './response-leases.js'
 import type { FreezeHolds } from './freeze-holds.js'
 import { REQUEST_OUTCOMES, type RequestOutcome, type SiloEvents } from '../events.js'
 import { hostFromHeader } from './host.js'
@@ -214,7 +214,7 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
         return
       }
     }
-    lease(request, reply, done, tenant)
+    lease(request, reply, done, tenant, false)
   })
 
   /** Its tenant's record again (held while frozen), then its lease, or why not. */
@@ -232,13 +232,14 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
           reject(error as Error, request, reply, done)
           return
         }
-        lease(request, reply, done, tenant)
+        lease(request, reply, done, tenant, true)
       },
       (error: unknown) => { reject(error as Error, request, reply, done) }
     )
   }
 
-  const lease = (request: FastifyRequest, reply: FastifyReply, done: HookDone, tenant: TenantRecord): void => {
+  /** `fresh`: its tenant's record was just looked up again (readmit), so it is not looked up again when its turn comes. */
+  const lease = (request: FastifyRequest, reply: FastifyReply, done: HookDone, tenant: TenantRecord, fresh: boolean): void => {
     let lease: PoolLease
     try {
       lease = pools.acquire(tenant)
@@ -254,7 +255,14 @@ async function tenancy (app: FastifyInstance, options: TenancyPluginOptions): Pr
     }
     // Its tenant's pool has as many requests as it may (see Lease): this one waits its turn.
     lease.whenAdmitted((outcome) => {
-      if (outcome === undefined) done()
+      // Its turn came, but a move may have frozen its tenant while it waited (the feed then
+      // dropped its record from the cache): it gives the turn back, and its tenant is looked up
+      // again and it is held for the switch like the requests that arrive now. Once only: the
+      // second time it goes on, as a request admitted at once does.
+      if (outcome === undefined && !fresh && holds !== undefined && resolver.peek(request.tenant.host)?.frozen !== false) {
+        letGo(reply)
+        readmit(request, reply, done, request.tenant.host)
+      } else if (outcome === undefined) done()
       // Its client left while it waited: nothing was done, and there is no one to answer.
       else if (outcome === null) {
         void reply.hijack()
