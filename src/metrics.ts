@@ -47,6 +47,14 @@ export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes):
     }
   }))
   registry.registerMetric(new Gauge({
+    name: 'silo_tenant_requests_waiting',
+    help: "Requests waiting their turn on their tenant's pool (past TENANT_REQUESTS_MAX), before their route runs",
+    registers: [],
+    collect () {
+      this.set(silo.pools.stats().waiting)
+    }
+  }))
+  registry.registerMetric(new Gauge({
     name: 'silo_connection_budget',
     help: 'The connection budget: capacity, connections open against it, openers queued for a slot',
     labelNames: ['kind'],
@@ -92,6 +100,8 @@ export function createMetrics (silo: MetricsSources, outcomes: RequestOutcomes):
   cumulative('silo_host_cache_negative_hits_total', 'Unknown hosts answered from the negative cache', () => silo.resolver.stats().negativeHits)
   cumulative('silo_host_cache_stale_total', 'Stale answers served because the catalog failed', () => silo.resolver.stats().staleServed)
   cumulative('silo_connection_budget_rejections_total', 'Waits for a connection that ended in TENANT_BUSY', () => silo.pools.stats().budget.rejected)
+  cumulative('silo_tenant_requests_left_waiting_total', "Requests whose client left while they waited their turn on their tenant's pool (TENANT_REQUESTS_MAX): their route never ran", () => silo.pools.stats().turns.left)
+  cumulative('silo_tenant_requests_turn_timeouts_total', "Requests whose turn on their tenant's pool did not come within TENANT_ACQUIRE_TIMEOUT_MS (TENANT_BUSY)", () => silo.pools.stats().turns.timedOut)
   cumulative('silo_pool_growth_total', 'Times a tenant pool grew by a connection because a request waited longer than an open takes', () => silo.pools.stats().grown)
   registry.registerMetric(new Gauge({
     name: 'silo_host_cache_entries',

@@ -68,6 +68,7 @@ t.test('health: the catalog feed, the budget, the host cache and requests by out
   t.match(await page.locator('[data-figure="feed"]').innerText(), /^(not )?connected$/)
   t.match(await page.locator('[data-figure="budget"]').innerText(), /^\d+ \/ \d+/, 'the budget in use against its capacity')
   t.match(await page.locator('[data-figure="hit-ratio"]').innerText(), /^\d+\.\d %$/, 'a hit ratio, since requests were made')
+  t.match(await page.locator('[data-figure="turns"]').innerText(), /^\d+ now; since start \d+ left before their turn, \d+ timed out$/, 'requests waiting their turn, and those that never got it')
   t.match(await page.getByRole('row').filter({ hasText: 'not found' }).innerText(), /not found\s+[1-9]/, 'the refusal is counted')
   // The rates need two samples: the chart's lines appear with the second ('attached': a flat line has no height to be visible by).
   await page.locator('svg.chart polyline.served').waitFor({ state: 'attached' })

@@ -14,10 +14,13 @@ async function client (port: number, text: string): Promise<{ socket: net.Socket
   return { socket, answer }
 }
 
+const token = 'admin-token-for-admission-0123456789'
+const admin = { host: 'admin.localhost', authorization: `Bearer ${token}` }
+
 const post = (title: string): string => requestText('POST', '/articles', 'acme.test', { title, body: '' })
 
 t.test('past TENANT_REQUESTS_MAX a tenant\'s requests wait their turn, and one whose client leaves while it waits never runs', async (t) => {
-  const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 1, TENANT_REQUESTS_MAX: 2, TENANT_ACQUIRE_TIMEOUT_MS: 30000 })
+  const { silo, app } = await testApp(t, { TENANT_POOL_MAX: 1, TENANT_REQUESTS_MAX: 2, TENANT_ACQUIRE_TIMEOUT_MS: 30000, ADMIN_TOKEN: token })
   await createTenant(silo, 'acme')
   await createTenant(silo, 'globex')
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -42,6 +45,12 @@ t.test('past TENANT_REQUESTS_MAX a tenant\'s requests wait their turn, and one w
 
   for (const { socket } of leaving) socket.destroy()
   t.ok(await eventually(async () => silo.pools.stats().waiting === 1), `the three whose clients left are out of the queue (${silo.pools.stats().waiting} waiting)`)
+  t.same(silo.pools.stats().turns, { left: 3, timedOut: 0 }, 'and counted as having left before their turn')
+  const stats = await app.inject({ url: '/stats', headers: admin })
+  t.same(stats.json().turns, { waiting: 1, left: 3, timedOut: 0 }, 'GET /stats shows them')
+  const metrics = (await app.inject({ url: '/metrics', headers: admin })).body
+  t.match(metrics, /^silo_tenant_requests_waiting 1$/m, '/metrics too: the one waiting')
+  t.match(metrics, /^silo_tenant_requests_left_waiting_total 3$/m, 'and the three that left')
 
   await lock.release()
   t.match(await first.answer, /^HTTP\/1\.1 201/, 'the first request is answered')
@@ -72,6 +81,7 @@ t.test('a request whose turn does not come within TENANT_ACQUIRE_TIMEOUT_MS gets
   t.equal(busy.headers['retry-after'], '1')
   t.ok(waited >= 350, `it waited its turn first (${waited.toFixed(0)} ms)`)
   t.equal(silo.pools.stats().waiting, 0, 'and is out of the queue')
+  t.same(silo.pools.stats().turns, { left: 0, timedOut: 1 }, 'counted as a turn that did not come')
 
   await lock.release()
   t.match(await ahead.answer, /^HTTP\/1\.1 201/, 'the request ahead is answered')
@@ -112,10 +122,12 @@ t.test('leases waiting their turn when the cache closes are refused with TENANT_
   released.release()
   t.equal(outcomes[0], null, 'a waiting lease released is told so (null), and leaves the queue')
   t.equal(silo.pools.stats().waiting, 1)
+  t.same(silo.pools.stats().turns, { left: 1, timedOut: 0 })
 
   const closing = silo.pools.close()
   t.match(outcomes[1], { code: 'TENANT_UNAVAILABLE' }, 'the one still waiting is refused as the cache closes')
   t.equal(silo.pools.stats().waiting, 0)
+  t.same(silo.pools.stats().turns, { left: 1, timedOut: 0 }, 'a lease refused at closing is not counted as a turn that timed out')
   holder.release()
   await closing
   t.notOk(released.admitted, 'the released one was never admitted')

@@ -4104,6 +4104,12 @@ export interface operations {
                             free: number;
                             pending: number;
                         };
+                        /** @description requests past TENANT_REQUESTS_MAX on their tenant's pool: waiting their turn now; since start, those whose client left while they waited (their route never ran) and those whose turn did not come in time (TENANT_BUSY) */
+                        turns: {
+                            waiting: number;
+                            left: number;
+                            timedOut: number;
+                        };
                         /** @description the connection budget summed over servers: connections open against it, openers queued, waits that ended in TENANT_BUSY */
                         budget: {
                             capacity: number;

@@ -14,6 +14,7 @@ export const InstanceStats = Type.Object({
   newestSchemaVersion: Type.Union([Type.String(), Type.Null()], { description: 'the newest tenant migration this code has (a tenant\'s schemaVersion below it is behind)' }),
   pools: Type.Object({ cached: Count, retiring: Count }),
   connections: Type.Object({ used: Count, free: Count, pending: Count }, { description: 'connections to tenant databases, and requests waiting for one' }),
+  turns: Type.Object({ waiting: Count, left: Count, timedOut: Count }, { description: 'requests past TENANT_REQUESTS_MAX on their tenant\'s pool: waiting their turn now; since start, those whose client left while they waited (their route never ran) and those whose turn did not come in time (TENANT_BUSY)' }),
   budget: Type.Object({ capacity: Count, open: Count, queued: Count, rejected: Count }, { description: 'the connection budget summed over servers: connections open against it, openers queued, waits that ended in TENANT_BUSY' }),
   servers: Type.Array(Type.Object({ server: Type.String(), capacity: Count, open: Count, queued: Count, opening: Count }), { description: 'each server\'s budget on this instance (servers it has opened a pool for): capacity, connections open, openers queued, connections being opened now' }),
   hostCache: Type.Object({

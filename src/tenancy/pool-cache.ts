@@ -7,9 +7,9 @@ import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
 import { fingerprintOf, roomMakers, tarnPoolOf, tenantPoolConfig, type PoolEntry } from './pool-entry.js'
-import { Lease, type LeaseTerms, type PoolLease } from './pool-lease.js'
+import { Lease, type LeaseTerms, type PoolLease, type TurnCounts } from './pool-lease.js'
 
-export type { PoolLease } from './pool-lease.js'
+export type { PoolLease, TurnCounts } from './pool-lease.js'
 import { SiloEvents, type EvictionReason } from '../events.js'
 
 /** Bounds of a pool's grace before it grows (see makeElastic). */
@@ -51,8 +51,9 @@ export interface PoolCacheStats {
   pools: number
   retiring: number
   leases: number
-  /** Requests waiting for their turn on a pool (see Lease). */
+  /** Requests waiting for their turn on a pool (see Lease); `turns`, those that never got it. */
   waiting: number
+  turns: TurnCounts
   opened: number
   evicted: number
   /** Times a pool grew past the connections it had, because a request waited longer than an open takes. */
@@ -111,6 +112,7 @@ export class PoolCache {
     this.#terms = {
       admitted: options.tenantRequestsMax === 0 ? Infinity : options.tenantRequestsMax,
       waitMs: options.tenantAcquireTimeoutMs,
+      turns: { left: 0, timedOut: 0 },
       released: (leased) => {
         const entry = leased as PoolEntry // every lease of this cache is on one of its entries
         if (entry.leases === 0 && entry.retired) this.#destroy(entry)
@@ -176,6 +178,7 @@ export class PoolCache {
       retiring: this.#retiringPools.size,
       leases,
       waiting,
+      turns: { ...this.#terms.turns },
       opened: this.#opened,
       evicted: this.#evicted,
       grown: this.#grown,
@@ -218,9 +221,7 @@ export class PoolCache {
     this.#closed = true
     const entries = this.#pools.clear()
     this.#withReason('closing', () => { for (const entry of entries) this.#retire(entry) })
-    for (const { waiting } of this.#retiringPools) {
-      for (const lease of [...waiting ?? []]) lease.refuse(tenantUnavailable('The service is shutting down'))
-    }
+    for (const lease of [...this.#retiringPools].flatMap(({ waiting }) => [...waiting ?? []])) lease.refuse(tenantUnavailable('The service is shutting down'))
     while (this.#destroying.size > 0 || this.#retiringPools.size > 0) {
       if (this.#destroying.size > 0) await Promise.allSettled([...this.#destroying])
       else await new Promise((resolve) => setTimeout(resolve, 10))

@@ -30,6 +30,14 @@ export interface Leased {
   waiting: Set<Lease> | undefined
 }
 
+/** Requests that waited their turn and never got it, since the cache was made. */
+export interface TurnCounts {
+  /** Their client left while they waited (their route never ran). */
+  left: number
+  /** Their turn did not come within the wait (TENANT_BUSY). */
+  timedOut: number
+}
+
 /** How a cache lets requests onto its pools. */
 export interface LeaseTerms {
   /** Requests let onto one pool at once; the rest wait their turn, in order. */
@@ -38,6 +46,8 @@ export interface LeaseTerms {
   waitMs: number
   /** An admitted lease was given back, and the next waiter, if any, let in. */
   released: (entry: Leased) => void
+  /** Counted here by the leases. */
+  readonly turns: TurnCounts
 }
 
 /**
@@ -91,6 +101,7 @@ export class Lease implements PoolLease {
     if (this.#done) return
     this.#done = true
     if (!this.#admitted) {
+      this.#terms.turns.left++
       this.#leave(null)
       return
     }
@@ -106,6 +117,13 @@ export class Lease implements PoolLease {
     if (this.#admitted || this.#done) return
     this.#done = true
     this.#leave(error)
+  }
+
+  /** Its turn did not come within the wait. */
+  timeOut (): void {
+    if (this.#admitted || this.#done) return
+    this.#terms.turns.timedOut++
+    this.refuse(tenantBusy())
   }
 
   /** Its turn: a lease was given back. */
@@ -137,5 +155,5 @@ export class Lease implements PoolLease {
 }
 
 function timedOut (lease: Lease): void {
-  lease.refuse(tenantBusy())
+  lease.timeOut()
 }

@@ -42,7 +42,8 @@ export const healthPage: Page = async (view) => {
         h('dt', {}, 'Connection budget in use'), h('dd', { 'data-figure': 'budget' }, `${budget.open} / ${budget.capacity}${budget.queued > 0 ? `, ${budget.queued} queued` : ''}`),
         h('dt', {}, 'Host cache hit ratio'), h('dd', { 'data-figure': 'hit-ratio' }, percent(hostCache.hitRatio)),
         h('dt', {}, 'Tenant pools'), h('dd', {}, `${stats.pools.cached} cached, ${stats.pools.retiring} retiring`),
-        h('dt', {}, 'Busy refusals'), h('dd', {}, budget.rejected)),
+        h('dt', {}, 'Busy refusals'), h('dd', {}, budget.rejected),
+        h('dt', {}, 'Requests waiting their turn'), h('dd', { 'data-figure': 'turns' }, `${stats.turns.waiting} now; since start ${stats.turns.left} left before their turn, ${stats.turns.timedOut} timed out`)),
       table('Tenant requests by outcome, since start', ['Outcome', 'Requests'], (Object.entries(requests) as Array<[Outcome, number]>).map(([outcome, count]) => [outcome.replaceAll('_', ' '), count])))
     const refused = (Object.keys(requests) as Outcome[]).filter((outcome) => outcome !== 'served')
     const series: Series[] = [

@@ -21,7 +21,7 @@ export const adminStatsRoutes: FastifyPluginAsyncTypebox<AdminStatsDeps> = async
   app.get('/stats', {
     schema: { tags: ['admin'], operationId: 'getStats', summary: 'This instance\'s live figures as JSON: catalog feed, pools, connections, budget, host cache, requests by outcome', security, response: { 200: InstanceStats, ...errors } }
   }, async (): Promise<InstanceStats> => {
-    const { pools: cached, retiring, connections, budget, servers } = pools.stats()
+    const { pools: cached, retiring, connections, budget, servers, waiting, turns } = pools.stats()
     const cache = resolver.stats()
     const lookups = cache.hits + cache.misses + cache.negativeHits
     return {
@@ -30,6 +30,7 @@ export const adminStatsRoutes: FastifyPluginAsyncTypebox<AdminStatsDeps> = async
       newestSchemaVersion: await newestVersion(),
       pools: { cached, retiring },
       connections: { used: connections.used, free: connections.free, pending: connections.pendingAcquires },
+      turns: { waiting, left: turns.left, timedOut: turns.timedOut },
       budget: { capacity: budget.capacity, open: budget.open, queued: budget.waiting, rejected: budget.rejected },
       servers: servers.map(({ server, capacity, open, waiting, opening }) => ({ server, capacity, open, queued: waiting, opening })),
       hostCache: { hits: cache.hits, misses: cache.misses, negativeHits: cache.negativeHits, staleServed: cache.staleServed, hitRatio: lookups === 0 ? null : (cache.hits + cache.negativeHits) / lookups },
