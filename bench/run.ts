@@ -23,7 +23,7 @@ import type { StartRate } from './backend-start.js'
 import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
 import { moveUnderLoad } from './move.js'
 import { leaversRow } from './leavers.js'
-import { hotInstructionsRow } from './instructions.js'
+import { hotInstructionsRow, missInstructionsRow } from './instructions.js'
 import { SCENARIOS, selected, type Scenario } from './scenarios.js'
 
 const quick = process.argv.includes('--quick')
@@ -125,6 +125,7 @@ async function singleDatabaseRows (setup: Silo): Promise<void> {
   try {
     if (wanted('hot')) await hotRow(setup, singleSide)
     if (wanted('hot instructions')) record({ scenario: 'hot instructions', ...await hotInstructionsRow(env, singleConnection, { tenants: 10, warmup: quick ? 300 : 1500, requests: quick ? 200 : 1000 }) })
+    if (wanted('cold instructions')) record({ scenario: 'cold instructions', ...await missInstructionsRow(env, singleConnection, { tenants: 40, warmup: quick ? 60 : 1500, requests: quick ? 60 : 400 }) })
     if (wanted('wide')) {
       const pattern = uniform(Math.min(100, size.tenants))
       await withSilo({ CONNECTION_BUDGET: 50 }, async (app, silo) => {
@@ -271,7 +272,7 @@ try {
       await setup.spares?.settled()
       if (wanted('provision')) await provisionRow(provisioning)
     }
-    if (['hot', 'hot instructions', 'wide', 'skewed', 'churn'].some((row) => wanted(row as Scenario))) await singleDatabaseRows(setup)
+    if (['hot', 'hot instructions', 'cold instructions', 'wide', 'skewed', 'churn'].some((row) => wanted(row as Scenario))) await singleDatabaseRows(setup)
     if (wanted('unknown hosts')) await unknownHostsRow()
     if (wanted('leavers')) record({ scenario: 'leavers', ...await leaversRow(env, size) })
     if (wanted('cold')) record({ scenario: 'cold', ...await coldRow(env, setup, size.coldSamples) })

@@ -1,6 +1,6 @@
 /** The bench's scenarios, and which of them a run was asked for. */
 
-export const SCENARIOS = ['provision', 'hot', 'hot instructions', 'wide', 'skewed', 'churn', 'unknown hosts', 'leavers', 'cold', 'memory', 'fleet migration', 'fleet list', 'servers', 'move'] as const
+export const SCENARIOS = ['provision', 'hot', 'hot instructions', 'wide', 'skewed', 'churn', 'unknown hosts', 'leavers', 'cold', 'cold instructions', 'memory', 'fleet migration', 'fleet list', 'servers', 'move'] as const
 export type Scenario = typeof SCENARIOS[number]
 
 /** `--only a,b` (or `--only=a,b`): the scenarios named, `fleet-list` read as `fleet list`; undefined for all. */

@@ -7,10 +7,10 @@ export interface Started { type: 'started' }
  * A bench helper run as a process of its own (`node --import tsx <script> '<options JSON>'`) with
  * an IPC channel: it sends `{ type: 'started', ... }` once running (what `started` resolves
  * with), and when told `'stop'` sends its result (`{ type: 'result', ... }`) and exits. `stop`
- * resolves with that result. `wrap` runs it under another program (`['valgrind', ...]`: the
+ * resolves with that result; `ask` sends a message and waits for a given answer. `wrap` runs it under another program (`['valgrind', ...]`: the
  * channel passes through, and `pid` is the worker's own).
  */
-export function startWorker<R extends { type: 'result' }, S extends Started = Started> (script: string, options: unknown, name: string, wrap: readonly string[] = []): { started: Promise<S>, stop: () => Promise<R>, pid: number | undefined } {
+export function startWorker<R extends { type: 'result' }, S extends Started = Started> (script: string, options: unknown, name: string, wrap: readonly string[] = []): { started: Promise<S>, stop: () => Promise<R>, ask: (message: unknown, answer: string) => Promise<unknown>, pid: number | undefined } {
   const command = [...wrap, process.execPath, '--import', 'tsx', script, JSON.stringify(options)]
   const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = new Promise<number | null>((resolve) => { child.on('exit', resolve) })
@@ -25,6 +25,16 @@ export function startWorker<R extends { type: 'result' }, S extends Started = St
   return {
     pid: child.pid,
     started,
+    // Sends `message` and resolves with the next message of type `answer`.
+    ask: async (message, answer) => await new Promise((resolve) => {
+      const listener = (reply: { type?: string }): void => {
+        if (reply.type !== answer) return
+        child.off('message', listener)
+        resolve(reply)
+      }
+      child.on('message', listener)
+      child.send(message as object)
+    }),
     stop: async () => {
       if (child.connected) child.send('stop')
       const code = await exited
