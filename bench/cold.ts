@@ -4,6 +4,7 @@ import { siloApp } from './apps.js'
 import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf, slugOf } from './hosts.js'
 import { median } from './load.js'
+import type { RowFigures } from './scenarios.js'
 
 const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -105,9 +106,6 @@ export async function idleMemory (env: BenchEnv, tenants: number): Promise<Memor
     await silo.close()
   }
 }
-
-/** What a bench row reports of a figure. */
-type RowFigures = { figure: string, value: number, target: string, met: boolean, detail: string }
 
 /** The `cold` row: the median over `samples` tenants of a cold request less its raw connect + query. */
 export async function coldRow (env: BenchEnv, setup: Silo, samples: number): Promise<RowFigures> {

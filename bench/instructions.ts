@@ -21,6 +21,7 @@ import type { PgConnection } from '../src/db/knex-config.js'
 import type { BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 import type { InstructionServerMessage, InstructionServerOptions } from './instruction-server.js'
+import type { RowFigures } from './scenarios.js'
 import { startWorker } from './worker-process.js'
 
 export interface InstructionOptions {
@@ -116,15 +117,20 @@ async function count (side: InstructionServerOptions['side'], server: Omit<Instr
   }
 }
 
-/** Silo's and the single-database app's instructions per warm request, each under callgrind, both at once. */
-export async function hotInstructions (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<InstructionFigures> {
+/** Each side's count, all under callgrind at once, their dumps in a directory removed afterwards. */
+async function countAll (sides: Array<InstructionServerOptions['side']>, server: Omit<InstructionServerOptions, 'side' | 'tenants'>, options: InstructionOptions): Promise<SideInstructions[]> {
   const dir = await mkdtemp(join(tmpdir(), 'silo-bench-callgrind-'))
   try {
-    const [silo, alone] = await Promise.all([count('silo', { env, single }, options, dir), count('single', { env, single }, options, dir)])
-    return { silo, single: alone, ratio: alone.perRequest / silo.perRequest }
+    return await Promise.all(sides.map(async (side) => await count(side, server, options, dir)))
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** Silo's and the single-database app's instructions per warm request, each under callgrind, both at once. */
+export async function hotInstructions (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<InstructionFigures> {
+  const [silo, alone] = await countAll(['silo', 'single'], { env, single }, options) as [SideInstructions, SideInstructions]
+  return { silo, single: alone, ratio: alone.perRequest / silo.perRequest }
 }
 
 /** What a miss costs Silo's main thread, and what a raw connect + the same query costs a process. */
@@ -141,20 +147,15 @@ export interface MissInstructionFigures {
 
 /** Misses (tenants in turn over a tenth as many pools) against a warm request plus a raw connect, each under callgrind, all at once. */
 export async function missInstructions (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<MissInstructionFigures> {
-  const dir = await mkdtemp(join(tmpdir(), 'silo-bench-callgrind-'))
-  try {
-    const [miss, warm, connect] = await Promise.all([count('silo-miss', { env, single }, options, dir), count('single', { env, single }, options, dir), count('connect', { env, single }, options, dir)])
-    return { miss, warm, connect, overhead: miss.perRequest - warm.perRequest - connect.perRequest }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  const [miss, warm, connect] = await countAll(['silo-miss', 'single', 'connect'], { env, single }, options) as [SideInstructions, SideInstructions, SideInstructions]
+  return { miss, warm, connect, overhead: miss.perRequest - warm.perRequest - connect.perRequest }
 }
 
 const k = (n: number): string => `${(n / 1000).toFixed(1)}k`
 const notMeasured = 'not measured: valgrind (callgrind) is not installed (`apt-get install valgrind`)'
 
 /** The `cold instructions` row: a miss's instructions over a warm request's plus a raw connect's. */
-export async function missInstructionsRow (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<{ figure: string, value: number, target: string, met: boolean, detail: string }> {
+export async function missInstructionsRow (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<RowFigures> {
   const figure = 'Silo\'s miss / (warm request + raw connect), instructions'
   const target = 'reported (1.0: a miss costs nothing beyond the connect)'
   if (!callgrindAvailable()) return { figure, value: NaN, target, met: true, detail: notMeasured }
@@ -169,7 +170,7 @@ export async function missInstructionsRow (env: BenchEnv, single: PgConnection, 
 }
 
 /** The row, or why it could not be measured here. */
-export async function hotInstructionsRow (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<{ figure: string, value: number, target: string, met: boolean, detail: string }> {
+export async function hotInstructionsRow (env: BenchEnv, single: PgConnection, options: InstructionOptions): Promise<RowFigures> {
   const figure = 'single app instructions / Silo\'s, a warm request'
   const target = '>= 0.95 (reported beside hot)'
   if (!callgrindAvailable()) return { figure, value: NaN, target, met: false, detail: notMeasured }

@@ -4,6 +4,7 @@ import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 import type { LeaverMessage, LeaverOptions } from './leaver-clients.js'
 import { brief, load, median, type LoadResult } from './load.js'
+import type { RowFigures } from './scenarios.js'
 import { startWorker } from './worker-process.js'
 import type { Silo } from '../src/silo.js'
 
@@ -117,7 +118,7 @@ export async function liveUnderLeavers (env: BenchEnv, options: LeaversOptions):
 }
 
 /** The bench's `leavers` row: one tenant, TENANT_POOL_MAX=2 (so 16 requests at once), 16 clients that give up, at the run's size. */
-export async function leaversRow (env: BenchEnv, size: { rounds: number, durationS: number, connections: number }): Promise<{ figure: string, value: number, target: string, met: boolean, detail: string }> {
+export async function leaversRow (env: BenchEnv, size: { rounds: number, durationS: number, connections: number }): Promise<RowFigures> {
   const figures = await liveUnderLeavers(env, { tenants: 1, rounds: size.rounds, durationS: size.durationS, connections: size.connections, leavers: 16, poolMax: 2 })
   const side = (s: LeaversSide): string => `${brief(s.live)}, the leaving clients ${Math.round(s.leftPerS)} requests/s, ${s.opened} connections opened`
   return {

@@ -24,7 +24,7 @@ import { spreadOverServers, SECOND, type SpreadComparison } from './servers.js'
 import { moveUnderLoad } from './move.js'
 import { leaversRow } from './leavers.js'
 import { hotInstructionsRow, missInstructionsRow } from './instructions.js'
-import { SCENARIOS, selected, type Scenario } from './scenarios.js'
+import { SCENARIOS, selected, type RowFigures, type Scenario } from './scenarios.js'
 
 const quick = process.argv.includes('--quick')
 const size = quick
@@ -38,7 +38,7 @@ const wanted = (scenario: Scenario): boolean => only === undefined || only.has(s
 const needsTenants = SCENARIOS.some((scenario) => !['unknown hosts', 'fleet list', 'move'].includes(scenario) && wanted(scenario))
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
-interface Row { scenario: string, figure: string, value: number, target: string, met: boolean, detail: string }
+interface Row extends RowFigures { scenario: string }
 const rows: Row[] = []
 const record = (row: Row): void => { rows.push(row); log(`  ${row.scenario}: ${row.figure} = ${row.value.toFixed(3)} (${row.target}) ${row.met ? 'met' : 'NOT met'} ${row.detail}`) }
 const clean = (r: LoadResult): boolean => r.non2xx === 0 && r.errors === 0

@@ -3,6 +3,9 @@
 export const SCENARIOS = ['provision', 'hot', 'hot instructions', 'wide', 'skewed', 'churn', 'unknown hosts', 'leavers', 'cold', 'cold instructions', 'memory', 'fleet migration', 'fleet list', 'servers', 'move'] as const
 export type Scenario = typeof SCENARIOS[number]
 
+/** What a row reports of its scenario (run.ts adds the scenario's name). */
+export interface RowFigures { figure: string, value: number, target: string, met: boolean, detail: string }
+
 /** `--only a,b` (or `--only=a,b`): the scenarios named, `fleet-list` read as `fleet list`; undefined for all. */
 export function selected (argv: readonly string[]): Set<Scenario> | undefined {
   const at = argv.findIndex((arg) => arg === '--only' || arg.startsWith('--only='))
