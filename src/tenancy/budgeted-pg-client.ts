@@ -82,6 +82,8 @@ export function budgetedPgClient (options: BudgetedClientOptions): typeof Knex.C
         return
       }
       if (pool.destroyed === true) throw new Error('the tenant pool was closed')
+      // A free slot: taken at once, with nothing to give up (most opens).
+      if (budget.tryTake()) return
       const closed = new AbortController()
       const abandon = (): void => { closed.abort(new Error('the tenant pool was closed')) }
       pool.on('poolDestroyRequest', abandon)
@@ -106,9 +108,13 @@ export function budgetedPgClient (options: BudgetedClientOptions): typeof Knex.C
       })
     }
 
+    /**
+     * Closes the connection as knex's own does (`end`), with pg's promise: knex wraps that call in
+     * `util.promisify` on every close, a function made each time (every evicted pool's connection).
+     */
     override async destroyRawConnection (connection: unknown): Promise<void> {
       try {
-        await super.destroyRawConnection(connection)
+        await (connection as pg.Client).end()
       } finally {
         budget.give()
       }

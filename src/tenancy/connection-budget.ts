@@ -33,13 +33,17 @@ export class ConnectionBudget {
     this.#maxWaiting = maxWaiting
   }
 
+  /** Takes a slot if one is free and no one waits for one; false otherwise (nothing changed). */
+  tryTake (): boolean {
+    if (this.#open >= this.#capacity || this.#waiters.length > 0) return false
+    this.#open++
+    return true
+  }
+
   /** Waits for a slot; aborting `signal` (the pool was closed meanwhile) gives the place in the queue up. */
   async take (timeoutMs: number, signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted()
-    if (this.#open < this.#capacity && this.#waiters.length === 0) {
-      this.#open++
-      return
-    }
+    if (this.tryTake()) return
     if (this.#waiters.length >= this.#maxWaiting) {
       this.#rejected++
       throw tenantBusy()

@@ -1,4 +1,3 @@
-import knex from 'knex'
 import type { TenantRecord } from '../catalog/catalog-store.js'
 import { tenantUnavailable } from '../errors.js'
 import type { BudgetedClient } from './budgeted-pg-client.js'
@@ -7,6 +6,7 @@ import { ServerBudgets, type ServerBudgetStats } from './server-budgets.js'
 import { closeIdleConnection, makeElastic } from './elastic-pool.js'
 import { PoolSlots } from './pool-slots.js'
 import { fingerprintOf, roomMakers, tarnPoolOf, tenantPoolConfig, type PoolEntry } from './pool-entry.js'
+import { tenantKnex } from './tenant-knex.js'
 import { Lease, type LeaseTerms, type PoolLease, type TurnCounts } from './pool-lease.js'
 
 export type { PoolLease, TurnCounts } from './pool-lease.js'
@@ -231,7 +231,7 @@ export class PoolCache {
   #open (tenant: TenantRecord, fingerprint: string): PoolEntry {
     const slug = tenant.slug
     const config = tenantPoolConfig(tenant, this.#budgets.of(tenant.server).client, this.#options)
-    const db = knex(config)
+    const db = tenantKnex(config)
     ;(db.client as BudgetedClient).tenant = slug
     const pool = tarnPoolOf(db)
     makeElastic(pool, {
