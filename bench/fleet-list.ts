@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import knex from 'knex'
 import { buildApp } from '../src/app.js'
 import { encodeTenantCursor } from '../src/catalog/tenant-page.js'
 import { connectionFromUrl, knexConfig } from '../src/db/knex-config.js'
+import { projectRoot } from './bench-files.js'
 import { benchHttpConfig, benchSilo, BENCH_ADMIN_TOKEN, cleanup, type BenchEnv } from './fixtures.js'
 import { median } from './load.js'
 
@@ -31,7 +31,7 @@ export interface FleetListFigures {
   cliTenants: number
 }
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = projectRoot
 const slug = (i: number): string => `f${String(i).padStart(6, '0')}`
 
 async function timed<T> (fn: () => Promise<T>): Promise<{ ms: number, value: T }> {

@@ -15,9 +15,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { PgConnection } from '../src/db/knex-config.js'
+import { benchScript } from './bench-files.js'
 import type { BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 import type { InstructionServerMessage, InstructionServerOptions } from './instruction-server.js'
@@ -48,7 +48,7 @@ export interface InstructionFigures {
   ratio: number
 }
 
-const serverScript = fileURLToPath(new URL('./instruction-server.ts', import.meta.url))
+const serverScript = benchScript('instruction-server')
 const run = promisify(execFile)
 
 /** Whether valgrind's callgrind can run here (it is not one of Silo's dependencies; Debian's `valgrind` package). */

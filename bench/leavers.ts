@@ -1,5 +1,5 @@
-import { fileURLToPath } from 'node:url'
 import { siloApp, type Listening } from './apps.js'
+import { benchScript } from './bench-files.js'
 import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 import type { LeaverMessage, LeaverOptions } from './leaver-clients.js'
@@ -39,7 +39,7 @@ export interface LeaversFigures {
   ratio: number
 }
 
-const leaverScript = fileURLToPath(new URL('./leaver-clients.ts', import.meta.url))
+const leaverScript = benchScript('leaver-clients')
 
 /** Runs `fn` while a process of clients that give up sends requests to `port`; resolves with fn's value and the requests they sent. */
 async function withLeavers<T> (options: LeaverOptions, fn: () => Promise<T>): Promise<{ value: T, sent: number }> {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { benchScript, nodeArgs } from './bench-files.js'
 import type { HostSpec } from './hosts.js'
 
 export interface LoadOptions {
@@ -25,14 +25,14 @@ export interface LoadResult {
   errors: number
 }
 
-const loader = fileURLToPath(new URL('./loader.ts', import.meta.url))
+const loader = benchScript('loader')
 
 /**
  * Drives a listening server with autocannon from a separate process (bench/loader.ts), so the
  * load generator and the server under test never compete for one event loop.
  */
 export async function load (options: LoadOptions): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', loader, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, nodeArgs(loader, JSON.stringify(options)), { stdio: ['ignore', 'pipe', 'inherit'] })
   let stdout = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   const code = await new Promise<number | null>((resolve) => { child.on('close', resolve) })

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import type { MoveRecord } from '../src/catalog/tenant-moves.js'
 import { tenantTables } from '../src/db/tenant-tables.js'
@@ -7,6 +6,7 @@ import { copyTables } from '../src/lifecycle/change-capture.js'
 import type { Silo } from '../src/silo.js'
 import { startEmbeddedServer } from '../src/testing/embedded-server.js'
 import { siloApp, type Listening } from './apps.js'
+import { benchScript, nodeArgs } from './bench-files.js'
 import { benchEnv, benchSilo, cleanup, tenantCreator, type BenchEnv } from './fixtures.js'
 import { median, percentile } from './load.js'
 import type { MoveRun, MoveRunResult } from './move-runner.js'
@@ -71,8 +71,8 @@ const SLUG = 'mover'
 const HOST = `${SLUG}.bench`
 const BODY_CHARS = 960
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-const writersScript = fileURLToPath(new URL('./move-writers.ts', import.meta.url))
-const runnerScript = fileURLToPath(new URL('./move-runner.ts', import.meta.url))
+const writersScript = benchScript('move-writers')
+const runnerScript = benchScript('move-runner')
 
 /**
  * The `move` row: one tenant of `articles` rows moved from `default` to a second PostgreSQL (an
@@ -186,7 +186,7 @@ async function plainCopy (env: BenchEnv, silo: Silo, secondUrl: string): Promise
 
 /** The move, in a process of its own (bench/move-runner.ts). */
 async function runMove (input: MoveRun): Promise<MoveRunResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', runnerScript, JSON.stringify(input)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, nodeArgs(runnerScript, JSON.stringify(input)), { stdio: ['ignore', 'pipe', 'inherit'] })
   let stdout = ''
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
   const code = await new Promise<number | null>((resolve) => { child.on('close', resolve) })

@@ -1,17 +1,18 @@
 import { spawn } from 'node:child_process'
+import { nodeArgs } from './bench-files.js'
 
 /** What a worker says once it runs: `started`, with whatever it has to tell (its URL, say). */
 export interface Started { type: 'started' }
 
 /**
- * A bench helper run as a process of its own (`node --import tsx <script> '<options JSON>'`) with
+ * A bench helper run as a process of its own (`node <script> '<options JSON>'`, `script` a `benchScript`) with
  * an IPC channel: it sends `{ type: 'started', ... }` once running (what `started` resolves
  * with), and when told `'stop'` sends its result (`{ type: 'result', ... }`) and exits. `stop`
  * resolves with that result; `ask` sends a message and waits for a given answer. `wrap` runs it under another program (`['valgrind', ...]`: the
  * channel passes through, and `pid` is the worker's own).
  */
 export function startWorker<R extends { type: 'result' }, S extends Started = Started> (script: string, options: unknown, name: string, wrap: readonly string[] = []): { started: Promise<S>, stop: () => Promise<R>, ask: (message: unknown, answer: string) => Promise<unknown>, pid: number | undefined } {
-  const command = [...wrap, process.execPath, '--import', 'tsx', script, JSON.stringify(options)]
+  const command = [...wrap, process.execPath, ...nodeArgs(script, JSON.stringify(options))]
   const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = new Promise<number | null>((resolve) => { child.on('exit', resolve) })
   let result: R | undefined

@@ -6,6 +6,9 @@
  *   node scripts/build.mjs --tests       transpile the same tree and the tests beside it (dist/test),
  *                                        as `npm test` runs them: compiled once, not by a loader in
  *                                        each test process
+ *   node scripts/build.mjs --bench       transpile the same tree and the benchmarks (dist/bench), as
+ *                                        `npm run bench` runs them: the service measured as
+ *                                        `npm start` runs it, with no TypeScript loader in the way
  *
  * Every build also bundles the operator console (src/console, browser code) into dist/console.
  *
@@ -29,7 +32,8 @@ const dist = join(root, 'dist')
 /** What each build transpiles and where it leaves its stamp; the app's is type-checked by tsconfig.build.json. */
 const BUILDS = {
   app: { dirs: ['src', 'migrations', 'seeds'], stamp: join(dist, '.build-stamp') },
-  tests: { dirs: ['src', 'migrations', 'seeds', 'test'], stamp: join(dist, '.test-build-stamp') }
+  tests: { dirs: ['src', 'migrations', 'seeds', 'test'], stamp: join(dist, '.test-build-stamp') },
+  bench: { dirs: ['src', 'migrations', 'seeds', 'bench'], stamp: join(dist, '.bench-build-stamp') }
 }
 /** Files whose change changes the output of either build. */
 const SOURCE_FILES = ['knexfile.ts', 'tsconfig.json', 'tsconfig.build.json', 'package.json']
@@ -40,7 +44,7 @@ const SOURCE_FILES = ['knexfile.ts', 'tsconfig.json', 'tsconfig.build.json', 'pa
 const CONSOLE_DIR = 'src/console'
 const CONSOLE_STATIC = ['index.html', 'console.css']
 /** Every directory whose compiled files must have a source: a compiled test of a deleted test would still run. */
-const ALL_DIRS = BUILDS.tests.dirs
+const ALL_DIRS = [...BUILDS.tests.dirs, 'bench']
 
 function walk (dir, extension) {
   const base = join(root, dir)
@@ -58,7 +62,7 @@ function walk (dir, extension) {
 export function staleReason (which = 'app') {
   const { dirs, stamp: stampPath } = BUILDS[which]
   const stamp = statSync(stampPath, { throwIfNoEntry: false })
-  if (stamp === undefined) return which === 'tests' ? 'dist/ holds no compiled tests' : 'dist/ has not been built'
+  if (stamp === undefined) return which === 'app' ? 'dist/ has not been built' : `dist/ holds no compiled ${which === 'tests' ? 'tests' : 'benchmarks'}`
   const sources = [
     ...dirs.flatMap((dir) => walk(dir, '.ts')),
     ...CONSOLE_STATIC.map((file) => join(CONSOLE_DIR, file)).filter((file) => existsSync(join(root, file))),
@@ -162,8 +166,8 @@ export async function build (which = 'app', { typecheck = false } = {}) {
   bundleCli()
   bundleConsole()
   const now = `${new Date().toISOString()}\n`
-  // The tests' build compiles everything the app's does: it leaves the app current too.
-  for (const done of which === 'tests' ? ['app', 'tests'] : ['app']) writeFileSync(BUILDS[done].stamp, now)
+  // The tests' and the bench's builds compile everything the app's does: they leave the app current too.
+  for (const done of which === 'app' ? ['app'] : ['app', which]) writeFileSync(BUILDS[done].stamp, now)
 }
 
 /**
@@ -259,7 +263,7 @@ export async function buildIfStale (which = 'app') {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2)
   try {
-    const which = args.includes('--tests') ? 'tests' : 'app'
+    const which = args.includes('--tests') ? 'tests' : args.includes('--bench') ? 'bench' : 'app'
     if (which === 'tests') ensureTapPlugins()
     if (args.includes('--if-stale')) await buildIfStale(which)
     else await build(which, { typecheck: which === 'app' })
