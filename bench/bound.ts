@@ -45,6 +45,9 @@ export interface BoundFigures {
   rSingle: number
   /** Connect + first query + close per second (median sample). */
   rStart: number
+  /** The lowest and highest start samples, per second, and how many were taken: how much the server's start rate wandered over the row. */
+  startRange: [number, number]
+  startSamples: number
   /** Median connect time of the start samples, ms. */
   startConnectMs: number
   startFailed: number
@@ -84,8 +87,10 @@ export interface BoundProbe {
   sample: () => Promise<void>
   /**
    * Silo's `rounds`, its connections kept from round to round as a serving instance keeps them,
-   * with a sample before the first and one after the last, once `release` has let Silo's
+   * with two samples before the first and two after the last, once `release` has let Silo's
    * connections go (they and the sample's would not fit the server's max_connections together).
+   * Four, not two: the median of two is their mean, and one sample that caught the server slow
+   * (a checkpoint, the autovacuum of a thousand creates) pulled the bound down with it.
    */
   bracket: <T>(rounds: () => Promise<T>, release: () => Promise<void>) => Promise<T>
   figures: (measured: { siloOkPerS: number, rSingle?: number }) => BoundFigures
@@ -140,8 +145,10 @@ export async function boundProbe (
     sample,
     bracket: async (rounds, release) => {
       await sample()
+      await sample()
       const value = await rounds()
       await release()
+      await sample()
       await sample()
       return value
     },
@@ -153,6 +160,8 @@ export async function boundProbe (
       return {
         rSingle,
         rStart,
+        startRange: [Math.min(...starts.map((start) => start.perS)), Math.max(...starts.map((start) => start.perS))],
+        startSamples: starts.length,
         startConnectMs: median(starts.map((start) => start.connectMs)),
         startFailed: starts.reduce((total, start) => total + start.failed, 0),
         startClients: options.clients,
@@ -184,7 +193,7 @@ export function judgeBound (
     target: `>= 0.8 of the bound, 0 errors, backends <= ${options.budget}${options.aheadOfNaive === undefined ? '' : ', ahead of the naive peer'}`,
     met: f.ratio >= 0.8 && options.clean && options.peakBackends <= options.budget && options.aheadOfNaive !== false,
     detail: `bound ${Math.round(f.bound)} ok/s = 1 / (1/R_single + m*/R_start): R_single ${Math.round(f.rSingle)} ok/s, ` +
-      `R_start ${Math.round(f.rStart)}/s (connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
+      `R_start ${Math.round(f.rStart)}/s (median of ${f.startSamples} samples, ${f.startRange.map(Math.round).join('-')}/s; connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
       `m* ${f.mStar.toFixed(3)} (C = ${f.cached}); Silo's miss ratio ${f.missRatio.toFixed(3)} (${f.opened} connections opened for ${f.requests} requests, ${Math.round(f.openedPerS)} a second); ` +
       `Silo's process ${Math.round(f.cpuPerRequestUs)} µs of CPU a request, ${(100 * f.cpuShare).toFixed(0)}% of a core; ` +
       `load average ${f.loadAverage.map((load) => load.toFixed(1)).join(' at the start, ')} at the end`

@@ -4,7 +4,10 @@ import { siloApp } from './apps.js'
 import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf, slugOf } from './hosts.js'
 import { median } from './load.js'
+import { benchScript } from './bench-files.js'
+import type { MemoryWorkerMessage } from './memory-worker.js'
 import type { RowFigures } from './scenarios.js'
+import { startWorker } from './worker-process.js'
 
 const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -69,44 +72,6 @@ export async function coldStart (env: BenchEnv, setup: Silo, samples: number): P
   return { coldMs: median(cold), rawMs: median(raw), warmMs: median(warm), pairedOverheadMs: median(overheads) }
 }
 
-export interface MemoryFigures {
-  heapPerTenantKb: number
-  rssPerTenantKb: number
-  pools: number
-  connections: number
-  gc: boolean
-}
-
-/** Memory per cached idle tenant: every tenant's pool cached, its connections closed by the idle timeout. */
-export async function idleMemory (env: BenchEnv, tenants: number): Promise<MemoryFigures> {
-  const gc = (globalThis as { gc?: () => void }).gc
-  const silo = await benchSilo(env, { TENANT_POOLS_MAX: tenants + 10, TENANT_IDLE_TIMEOUT_MS: 100, CONNECTION_BUDGET: 40 })
-  const app = await siloApp(silo)
-  const settle = async (): Promise<{ heap: number, rss: number }> => {
-    await pause(2500)
-    gc?.()
-    gc?.()
-    const usage = process.memoryUsage()
-    return { heap: usage.heapUsed, rss: usage.rss }
-  }
-  try {
-    const before = await settle()
-    for (let i = 0; i < tenants; i++) await app.app.inject({ url: '/articles/1', headers: { host: hostOf(i) } })
-    const after = await settle()
-    const stats = silo.pools.stats()
-    return {
-      heapPerTenantKb: (after.heap - before.heap) / tenants / 1024,
-      rssPerTenantKb: (after.rss - before.rss) / tenants / 1024,
-      pools: stats.pools,
-      connections: stats.connections.free + stats.connections.used,
-      gc: gc !== undefined
-    }
-  } finally {
-    await app.close()
-    await silo.close()
-  }
-}
-
 /** The `cold` row: the median over `samples` tenants of a cold request less its raw connect + query. */
 export async function coldRow (env: BenchEnv, setup: Silo, samples: number): Promise<RowFigures> {
   const cold = await coldStart(env, setup, samples)
@@ -114,8 +79,10 @@ export async function coldRow (env: BenchEnv, setup: Silo, samples: number): Pro
   return { figure: 'ms over raw pg connect+query', value: overhead, target: '<= 2 ms', met: overhead <= 2, detail: `median of each tenant's cold request less its raw connect + query taken next to it, over ${samples} tenants; median cold ${cold.coldMs.toFixed(2)} ms, raw ${cold.rawMs.toFixed(2)} ms (difference of the medians ${(cold.coldMs - cold.rawMs).toFixed(2)} ms), warm ${cold.warmMs.toFixed(2)} ms` }
 }
 
-/** The `memory` row: heap and RSS per idle cached tenant over `tenants`. */
+/** The `memory` row: heap and RSS per idle cached tenant, half of `tenants` measured, in a process of its own (memory-worker.ts). */
 export async function memoryRow (env: BenchEnv, tenants: number): Promise<RowFigures> {
-  const memory = await idleMemory(env, tenants)
-  return { figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.pools} pools cached, ${memory.connections} connections open${memory.gc ? '' : '; no --expose-gc'}` }
+  const worker = startWorker<MemoryWorkerMessage & { type: 'result' }, MemoryWorkerMessage & { type: 'started' }>(benchScript('memory-worker'), { env, tenants }, 'memory worker', [], ['--expose-gc'])
+  const { figures: memory } = await worker.started
+  await worker.stop()
+  return { figure: 'KB heap per idle cached tenant', value: memory.heapPerTenantKb, target: '<= 30 KB (heap and RSS)', met: memory.heapPerTenantKb <= 30 && memory.rssPerTenantKb <= 30, detail: `RSS ${memory.rssPerTenantKb.toFixed(1)} KB per tenant; ${memory.tenants} tenants cached after as many cached and evicted (${memory.pools} pools cached, ${memory.connections} connections open)${memory.gc ? '' : '; no --expose-gc'}` }
 }

@@ -9,10 +9,10 @@ export interface Started { type: 'started' }
  * an IPC channel: it sends `{ type: 'started', ... }` once running (what `started` resolves
  * with), and when told `'stop'` sends its result (`{ type: 'result', ... }`) and exits. `stop`
  * resolves with that result; `ask` sends a message and waits for a given answer. `wrap` runs it under another program (`['valgrind', ...]`: the
- * channel passes through, and `pid` is the worker's own).
+ * channel passes through, and `pid` is the worker's own); `nodeFlags` go to node (`--expose-gc`).
  */
-export function startWorker<R extends { type: 'result' }, S extends Started = Started> (script: string, options: unknown, name: string, wrap: readonly string[] = []): { started: Promise<S>, stop: () => Promise<R>, ask: (message: unknown, answer: string) => Promise<unknown>, pid: number | undefined } {
-  const command = [...wrap, process.execPath, ...nodeArgs(script, JSON.stringify(options))]
+export function startWorker<R extends { type: 'result' }, S extends Started = Started> (script: string, options: unknown, name: string, wrap: readonly string[] = [], nodeFlags: readonly string[] = []): { started: Promise<S>, stop: () => Promise<R>, ask: (message: unknown, answer: string) => Promise<unknown>, pid: number | undefined } {
+  const command = [...wrap, process.execPath, ...nodeFlags, ...nodeArgs(script, JSON.stringify(options))]
   const child = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = new Promise<number | null>((resolve) => { child.on('exit', resolve) })
   let result: R | undefined
