@@ -193,7 +193,7 @@ export function judgeBound (
     target: `>= 0.8 of the bound, 0 errors, backends <= ${options.budget}${options.aheadOfNaive === undefined ? '' : ', ahead of the naive peer'}`,
     met: f.ratio >= 0.8 && options.clean && options.peakBackends <= options.budget && options.aheadOfNaive !== false,
     detail: `bound ${Math.round(f.bound)} ok/s = 1 / (1/R_single + m*/R_start): R_single ${Math.round(f.rSingle)} ok/s, ` +
-      `R_start ${Math.round(f.rStart)}/s (median of ${f.startSamples} samples, ${f.startRange.map(Math.round).join('-')}/s; connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
+      `R_start ${Math.round(f.rStart)}/s (${f.startSamples === 1 ? 'one sample' : `median of ${f.startSamples} samples, ${f.startRange.map(Math.round).join('-')}/s`}; connect + first query + close, ${f.startClients} at once, tenant roles, connect median ${f.startConnectMs.toFixed(1)} ms${failed}), ` +
       `m* ${f.mStar.toFixed(3)} (C = ${f.cached}); Silo's miss ratio ${f.missRatio.toFixed(3)} (${f.opened} connections opened for ${f.requests} requests, ${Math.round(f.openedPerS)} a second); ` +
       `Silo's process ${Math.round(f.cpuPerRequestUs)} µs of CPU a request, ${(100 * f.cpuShare).toFixed(0)}% of a core; ` +
       `load average ${f.loadAverage.map((load) => load.toFixed(1)).join(' at the start, ')} at the end`
