@@ -90,7 +90,7 @@ export interface BoundProbe {
    * with two samples before the first and two after the last, once `release` has let Silo's
    * connections go (they and the sample's would not fit the server's max_connections together).
    * Four, not two: the median of two is their mean, and one sample that caught the server slow
-   * (a checkpoint, the autovacuum of a thousand creates) pulled the bound down with it.
+   * pulled the bound down with it (once under what Silo served).
    */
   bracket: <T>(rounds: () => Promise<T>, release: () => Promise<void>) => Promise<T>
   figures: (measured: { siloOkPerS: number, rSingle?: number }) => BoundFigures
