@@ -1,3 +1,4 @@
+import { setTimeout as pause } from 'node:timers/promises'
 import pg from 'pg'
 import type { Silo } from '../src/silo.js'
 import { siloApp } from './apps.js'
@@ -8,8 +9,6 @@ import { benchScript } from './bench-files.js'
 import type { MemoryWorkerMessage } from './memory-worker.js'
 import type { RowFigures } from './scenarios.js'
 import { startWorker } from './worker-process.js'
-
-const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 export interface ColdFigures {
   coldMs: number

@@ -5,13 +5,12 @@
  * RSS per tenant came out below zero as that process gave memory back). Sends `started` with the
  * figures; on `stop`, `result`, and exits.
  */
+import { setTimeout as pause } from 'node:timers/promises'
 import { siloApp } from './apps.js'
 import { benchSilo, type BenchEnv } from './fixtures.js'
 import { hostOf } from './hosts.js'
 
 export type MemoryWorkerMessage = { type: 'started', figures: MemoryFigures } | { type: 'result' }
-
-const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 export interface MemoryFigures {
   /** The idle cached tenants measured (half the bench's, see idleMemory). */

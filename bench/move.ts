@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { MoveRecord } from '../src/catalog/tenant-moves.js'
 import { tenantTables } from '../src/db/tenant-tables.js'
@@ -70,7 +71,6 @@ export interface MoveFigures {
 const SLUG = 'mover'
 const HOST = `${SLUG}.bench`
 const BODY_CHARS = 960
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const writersScript = benchScript('move-writers')
 const runnerScript = benchScript('move-runner')
 
